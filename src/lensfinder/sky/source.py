@@ -1,0 +1,46 @@
+"""Where the raw DR10 inputs of a run live: the mock sky under the results directory, or
+real DR10 sweeps and coadds at configured paths (e.g. NERSC). The workflow asks this
+module for the sweep list at DAG-build time, so both sources give the same DAG shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lensfinder.sky.bricks import SWEEP_RE
+from lensfinder.sky.mock import sweep_names as mock_sweep_names
+
+
+@dataclass(frozen=True)
+class SkyLayout:
+    """sweep_dir / coadd_dir: directories in DR10 layout; sweeps: sweep file stems
+    (``sweep-150p000-155p005``) the run selects from; mock: whether the workflow makes them."""
+
+    sweep_dir: str
+    coadd_dir: str
+    sweeps: tuple[str, ...]
+    mock: bool
+
+
+def sky_layout(sky: dict, results_dir: str = "results") -> SkyLayout:
+    """Resolve the ``sky`` config section. For ``source: dr10`` with no explicit ``sweeps``
+    list, every ``sweep-*.fits`` in ``sweep_dir`` is used (checked at workflow start)."""
+    if sky["source"] == "mock":
+        root = f"{results_dir}/mock_sky"
+        names = mock_sweep_names(sky["mock"]["bricks"])
+        return SkyLayout(f"{root}/sweep", f"{root}/coadd", tuple(n[: -len(".fits")] for n in names), True)
+    dr10 = sky["dr10"]
+    sweep_dir = Path(dr10["sweep_dir"])
+    if dr10.get("sweeps"):
+        names = [s[: -len(".fits")] if s.endswith(".fits") else s for s in dr10["sweeps"]]
+    else:
+        if not sweep_dir.is_dir():
+            raise FileNotFoundError(f"sky.dr10.sweep_dir {sweep_dir} does not exist (set it in your config)")
+        names = sorted(p.name[: -len(".fits")] for p in sweep_dir.glob("sweep-*.fits") if SWEEP_RE.match(p.name))
+        if not names:
+            raise FileNotFoundError(f"no sweep-*.fits files in sky.dr10.sweep_dir {sweep_dir}")
+    bad = [n for n in names if not SWEEP_RE.match(n + ".fits")]
+    if bad:
+        raise ValueError(f"not DR10 sweep file names: {bad}")
+    return SkyLayout(str(sweep_dir), str(dr10["coadd_dir"]), tuple(names), False)

@@ -1,0 +1,107 @@
+"""Read DR10 sweep (or Tractor catalogue) FITS files into Arrow tables.
+
+Sweep files are several GB on real data, so the reader memory-maps the binary table and
+yields row chunks: the caller's peak memory is bounded by one chunk of the requested
+columns, not by the file (and never by the sky).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+from astropy.io import fits
+
+from lensfinder.sky.columns import SWEEP_COLUMNS, numpy_dtype
+
+
+class SweepError(ValueError):
+    """A sweep file that cannot be read as asked; the message names the file."""
+
+
+def _table_hdu(path: Path, hdul: fits.HDUList) -> fits.BinTableHDU:
+    if len(hdul) < 2 or not isinstance(hdul[1], fits.BinTableHDU):
+        raise SweepError(f"{path}: HDU 1 is not a binary table (is this a sweep/Tractor catalogue?)")
+    hdu = hdul[1]
+    header = hdu.header
+    expected = hdu.fileinfo()["datLoc"] + header["NAXIS1"] * header["NAXIS2"] + header.get("PCOUNT", 0)
+    actual = os.path.getsize(path)
+    if actual < expected:
+        raise SweepError(
+            f"{path}: truncated: the header declares {header['NAXIS2']} rows of "
+            f"{header['NAXIS1']} bytes ({expected} bytes to end of table) but the file has "
+            f"{actual} bytes; re-copy the file"
+        )
+    return hdu
+
+
+def _column_map(path: Path, hdu: fits.BinTableHDU, columns: Iterable[str]) -> dict[str, str]:
+    # Sweeps use upper-case names, per-brick Tractor catalogues lower-case: match either.
+    present = {name.upper(): name for name in hdu.columns.names}
+    missing = [c for c in columns if c.upper() not in present]
+    if missing:
+        raise SweepError(f"{path}: missing column(s) {', '.join(missing)} (the file has {len(present)} columns)")
+    return {c: present[c.upper()] for c in columns}
+
+
+def _normalise(name: str, values: np.ndarray) -> pa.Array:
+    dtype = numpy_dtype(name) if name in SWEEP_COLUMNS else None
+    if (dtype is not None and dtype.kind == "U") or values.dtype.kind in "SU":
+        if values.dtype.kind == "S":
+            values = np.char.decode(values, "ascii")
+        return pa.array(np.char.strip(values.astype(str)), type=pa.string())
+    if dtype is not None:
+        values = values.astype(dtype, copy=False)
+    # FITS is big-endian; Arrow wants native byte order.
+    return pa.array(np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("=")))
+
+
+def sweep_num_rows(path: str | os.PathLike) -> int:
+    """Number of rows of a sweep file (reads the header only)."""
+    path = Path(path)
+    try:
+        with fits.open(path, memmap=True) as hdul:
+            return int(_table_hdu(path, hdul).header["NAXIS2"])
+    except SweepError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise SweepError(f"{path}: not a readable FITS sweep file ({exc})") from exc
+
+
+def iter_sweep(
+    path: str | os.PathLike, columns: Iterable[str] | None = None, chunk_rows: int = 262_144
+) -> Iterator[pa.Table]:
+    """Yield ``pa.Table`` chunks of at most ``chunk_rows`` rows of a sweep file.
+
+    ``columns`` (default: every column in :data:`~lensfinder.sky.columns.SWEEP_COLUMNS`)
+    are returned upper-case, with the dtypes of the column spec (strings stripped).
+    Raises :class:`SweepError` naming the file for a missing column, a truncated file or a
+    file that is not a FITS binary table.
+    """
+    path = Path(path)
+    columns = list(columns) if columns is not None else list(SWEEP_COLUMNS)
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be >= 1")
+    try:
+        hdul = fits.open(path, memmap=True)
+    except (OSError, ValueError) as exc:
+        raise SweepError(f"{path}: not a readable FITS sweep file ({exc})") from exc
+    with hdul:
+        hdu = _table_hdu(path, hdul)
+        colmap = _column_map(path, hdu, columns)
+        n = int(hdu.header["NAXIS2"])
+        data = hdu.data
+        for start in range(0, max(n, 1), chunk_rows):
+            rows = data[start : start + chunk_rows]
+            arrays = [_normalise(c, np.asarray(rows[colmap[c]])) for c in columns]
+            yield pa.Table.from_arrays(arrays, names=columns)
+            del rows, arrays
+        del data
+
+
+def read_sweep(path: str | os.PathLike, columns: Iterable[str] | None = None) -> pa.Table:
+    """Whole sweep file as one ``pa.Table`` (see :func:`iter_sweep`; small files only)."""
+    return pa.concat_tables(list(iter_sweep(path, columns)))

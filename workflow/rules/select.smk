@@ -1,0 +1,45 @@
+# Phase 3: DESI LRG selection, one job per sweep file (scatter), then gathered.
+
+
+rule select_lrg:
+    """Select DESI LRGs (DECaLS cuts) from one sweep file, streaming in row chunks."""
+    input:
+        sweep=f"{SKY.sweep_dir}/{{sweep}}.fits",
+    output:
+        parquet=f"{RESULTS}/phase3/per_sweep/{{sweep}}.parquet",
+        summary=f"{RESULTS}/phase3/per_sweep/{{sweep}}.summary.json",
+    params:
+        maskbits=config["select"]["maskbits"],
+        chunk_rows=config["select"]["chunk_rows"],
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/sky.yaml"
+    log:
+        "logs/select_lrg/{sweep}.log",
+    benchmark:
+        "benchmarks/rules/select_lrg/{sweep}.tsv"
+    script:
+        "../scripts/select_lrg.py"
+
+
+rule parent_lrg:
+    """Gather the per-sweep selections into the LRG parent sample and its summary."""
+    input:
+        parts=expand(f"{RESULTS}/phase3/per_sweep/{{sweep}}.parquet", sweep=SKY.sweeps),
+        summaries=expand(f"{RESULTS}/phase3/per_sweep/{{sweep}}.summary.json", sweep=SKY.sweeps),
+    output:
+        parent=f"{RESULTS}/phase3/parent_lrg.parquet",
+        summary=report(
+            f"{RESULTS}/phase3/selection_summary.json",
+            caption="../report/selection_summary.rst",
+            category="Phase 3: LRG selection",
+        ),
+    conda:
+        "../../envs/sky.yaml"
+    log:
+        "logs/parent_lrg.log",
+    benchmark:
+        "benchmarks/rules/parent_lrg.tsv"
+    script:
+        "../scripts/parent_lrg.py"
