@@ -2,7 +2,20 @@
 from lensfinder.sky.bricks import coadd_path
 from lensfinder.sky.mock import bricks_in_sweep
 
-MOCK = config["sky"].get("mock")
+
+
+def canonical(value):
+    """Dict params with keys sorted at every level. Snakemake fingerprints params by
+    repr(), which follows dict order: without this, merely reordering keys in a user's
+    YAML would rerun the rule."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
+MOCK = canonical(config["sky"].get("mock"))
 
 
 def mock_brick_files(wildcards):

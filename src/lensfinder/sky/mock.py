@@ -361,11 +361,16 @@ def render_brick(cfg: MockSkyConfig, brickname: str, render: dict) -> tuple[np.n
     nanomaggies and 1/nanomaggies^2; no-coverage stripes have image 0 and invvar 0."""
     noise_rng = _rngs(cfg, brickname, 4)[2]
     shape = (cfg.brick_size_pix, cfg.brick_size_pix)
+    t = np.linspace(0.0, 2 * np.pi, cfg.brick_size_pix)
     images, invvars = [], []
     for b in BANDS:
         sigma = render["cond"][b]["sigma_pix"]
-        img = _render_band(shape, render, b) + noise_rng.normal(0.0, sigma, shape)
-        ivar = np.full(shape, 1.0 / sigma**2)
+        # Depth varies smoothly by ~10% across a real brick (exposure overlaps). It also
+        # matters for reproducibility: constant tiles would make fpack fall back to gzip,
+        # whose header stores the wall-clock time.
+        px, py = noise_rng.uniform(0, 2 * np.pi, 2)
+        ivar = (1.0 + 0.05 * np.cos(t + px)[None, :] + 0.05 * np.cos(t + py)[:, None]) / sigma**2
+        img = _render_band(shape, render, b) + noise_rng.normal(0.0, 1.0, shape) / np.sqrt(ivar)
         if b in render["stripes"]:
             x0, x1 = render["stripes"][b]
             img[:, x0:x1] = 0.0

@@ -22,6 +22,17 @@ class SweepError(ValueError):
     """A sweep file that cannot be read as asked; the message names the file."""
 
 
+def _check_blocks(path: Path) -> None:
+    # A FITS file is a whole number of 2880-byte blocks; anything else was cut short
+    # (astropy would silently drop a partial HDU and report a confusing structure error).
+    if not path.exists():
+        raise SweepError(f"{path}: sweep file not found")
+    size = os.path.getsize(path)
+    if size % 2880:
+        raise SweepError(f"{path}: truncated: {size} bytes is not a whole number of 2880-byte FITS blocks; "
+                         "re-copy the file")
+
+
 def _table_hdu(path: Path, hdul: fits.HDUList) -> fits.BinTableHDU:
     if len(hdul) < 2 or not isinstance(hdul[1], fits.BinTableHDU):
         raise SweepError(f"{path}: HDU 1 is not a binary table (is this a sweep/Tractor catalogue?)")
@@ -62,6 +73,7 @@ def _normalise(name: str, values: np.ndarray) -> pa.Array:
 def sweep_num_rows(path: str | os.PathLike) -> int:
     """Number of rows of a sweep file (reads the header only)."""
     path = Path(path)
+    _check_blocks(path)
     try:
         with fits.open(path, memmap=True) as hdul:
             return int(_table_hdu(path, hdul).header["NAXIS2"])
@@ -85,6 +97,7 @@ def iter_sweep(
     columns = list(columns) if columns is not None else list(SWEEP_COLUMNS)
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be >= 1")
+    _check_blocks(path)
     try:
         hdul = fits.open(path, memmap=True)
     except (OSError, ValueError) as exc:

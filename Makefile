@@ -1,0 +1,35 @@
+# lensfinder: two commands on a fresh machine.
+#   make demo  -- create .venv if missing, install, run the workflow on the mock sky
+#   make test  -- same install, then the test suite
+PYTHON ?= python3
+VENV ?= .venv
+CORES ?= all
+# The furthest phase implemented so far; becomes train_gen3 when phase 5 lands.
+DEMO_TARGET ?= parent_lrg
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.lensfinder-installed
+
+.PHONY: demo test install clean-results
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml envs/pip-constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lensfinder needs Python >= 3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c envs/pip-constraints.txt -e '.[test]'
+	touch $@
+
+demo: install
+	$(BIN)/snakemake --cores $(CORES) $(DEMO_TARGET)
+	@echo
+	@echo "Mock sky:        results/mock_sky/ (sweep/*.fits, coadd/<bri>/<brick>/*.fits.fz)"
+	@echo "Parent sample:   results/phase3/parent_lrg.parquet"
+	@echo "Selection cuts:  results/phase3/selection_summary.json"
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean-results:
+	rm -rf results logs benchmarks/rules .snakemake

@@ -1,0 +1,105 @@
+import hashlib
+
+import numpy as np
+import pyarrow.parquet as pq
+from astropy.io import fits
+
+from lensfinder.photometry import ivar_to_depth_mag
+from lensfinder.select import lrg_criteria
+from lensfinder.sky.bricks import coadd_path
+from lensfinder.sky.columns import SWEEP_COLUMNS, fits_format
+from lensfinder.sky.coadds import CoaddBrick
+from lensfinder.sky.mock import MockSkyConfig, sersic_mog, write_brick
+
+from conftest import SMALL_SKY
+
+
+def _digest(paths):
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def test_same_seed_gives_byte_identical_bricks(tmp_path, mock_sky):
+    brick = SMALL_SKY.bricks[0]
+    write_brick(SMALL_SKY, brick, tmp_path / "coadd", tmp_path / "cat.parquet")
+    a = _digest([coadd_path(mock_sky.coadd_dir, brick, k, b) for k in ("image", "invvar") for b in "grz"])
+    b = _digest([coadd_path(tmp_path / "coadd", brick, k, b) for k in ("image", "invvar") for b in "grz"])
+    assert a == b
+    assert _digest([tmp_path / "cat.parquet"]) == _digest([mock_sky.catalog_dir / f"{brick}.parquet"])
+
+
+def test_other_seed_differs(tmp_path):
+    cfg = MockSkyConfig(**{**SMALL_SKY.__dict__, "seed": 12})
+    write_brick(cfg, cfg.bricks[0], tmp_path / "coadd", tmp_path / "cat.parquet")
+    other = pq.read_table(tmp_path / "cat.parquet")
+    assert other.num_rows > 0 and not np.array_equal(other["RA"].to_numpy(), np.zeros(other.num_rows))
+
+
+def test_sersic_mixture_reproduces_half_light_radius():
+    for n in (1.0, 4.0):
+        amps, var = sersic_mog(n)
+        assert np.isclose(amps.sum(), 1.0)
+        # Enclosed light of a circular 2-d Gaussian mixture at r = 1 (the half-light radius)
+        enclosed = (amps * (1 - np.exp(-0.5 / var))).sum()
+        assert abs(enclosed - 0.5) < 0.03, (n, enclosed)
+
+
+def test_sweep_columns_have_dr10_names_dtypes_and_units(mock_sky):
+    with fits.open(mock_sky.sweeps[0]) as hdul:
+        cols = hdul[1].columns
+        assert cols.names == list(SWEEP_COLUMNS)
+        for c in cols:
+            dtype, unit = SWEEP_COLUMNS[c.name]
+            assert c.format == fits_format(dtype), c.name
+            assert (c.unit or "") == unit, c.name
+
+
+def test_conditions_are_dr10_decals_like(mock_sky):
+    for cond in mock_sky.conditions.values():
+        for band, depth in zip("grz", (24.5, 23.9, 23.0)):
+            assert 1.0 <= cond[band]["psf_fwhm"] <= 1.6
+            assert abs(ivar_to_depth_mag(cond[band]["psfdepth"]) - depth) < 0.8
+
+
+def test_image_noise_matches_invvar(mock_sky):
+    brick = CoaddBrick(mock_sky.coadd_dir, SMALL_SKY.bricks[0])
+    for b in range(3):
+        covered = brick.invvar[b] > 0
+        chi = brick.image[b][covered] * np.sqrt(brick.invvar[b][covered])
+        robust_sigma = 1.4826 * np.median(np.abs(chi - np.median(chi)))
+        assert 0.9 < robust_sigma < 1.15
+
+
+def test_catalogue_fluxes_match_images_for_isolated_stars(mock_sky):
+    checked = 0
+    for name in SMALL_SKY.bricks:
+        cat = pq.read_table(mock_sky.catalog_dir / f"{name}.parquet").to_pandas()
+        brick = CoaddBrick(mock_sky.coadd_dir, name)
+        x, y = brick.world_to_pixel(cat.RA.to_numpy(), cat.DEC.to_numpy())
+        d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
+        np.fill_diagonal(d, np.inf)
+        stars = np.flatnonzero((cat.TYPE == "PSF").to_numpy() & (d.min(axis=1) > 30) & (cat.FLUX_R > 2).to_numpy())
+        cut = brick.cutouts(cat.RA.to_numpy()[stars], cat.DEC.to_numpy()[stars], size=31)
+        for i, s in enumerate(stars):
+            for j, b in enumerate("GRZ"):
+                if cut.flags[i] or cat[f"NOBS_{b}"].iloc[s] == 0:
+                    continue
+                aperture = float(np.nansum(cut.image[i, j]))
+                sigma = np.sqrt(1 / cat[f"FLUX_IVAR_{b}"].iloc[s] + (1 / cut.invvar[i, j]).sum())
+                assert abs(aperture - cat[f"FLUX_{b}"].iloc[s]) < 5 * sigma + 0.01 * aperture, (name, s, b)
+                checked += 1
+    assert checked >= 9
+
+
+def test_populations_pass_lrg_cuts_at_realistic_rates(mock_sky):
+    cat = pq.read_table([mock_sky.catalog_dir / f"{b}.parquet" for b in SMALL_SKY.bricks])
+    cols = {c: cat[c].to_numpy(zero_copy_only=False) for c in cat.column_names}
+    crit = lrg_criteria(cols)
+    selected = np.logical_and.reduce(list(crit.values()))
+    pop = cols["MOCK_POP"]
+    assert 0.55 < selected[pop == "lrg"].mean() < 0.9
+    assert not selected[pop != "lrg"].any()
+    # every criterion has something to cut
+    assert all((~ok).any() for ok in crit.values())

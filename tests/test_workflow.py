@@ -1,0 +1,127 @@
+"""The Snakemake workflow itself: lint, dry run of the default DAG, and a tiny real run."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(*args, cwd=REPO, check=True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(cwd), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def planned_jobs(proc) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table of a dry run."""
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return {}
+    table = out[out.index("Job stats:"):].split("\n\n")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M) if m[1] != "total"}
+
+
+def test_lint_is_clean(tmp_path):
+    proc = snakemake("--lint", cwd=tmp_path)
+    assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_dry_run_of_default_dag(tmp_path):
+    jobs = planned_jobs(snakemake("-n", cwd=tmp_path))
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    n_bricks = len(cfg["sky"]["mock"]["bricks"])
+    assert jobs["mock_brick"] == n_bricks
+    assert jobs["mock_sky"] == jobs["select_lrg"] == 3
+    assert jobs["parent_lrg"] == 1 and jobs["all"] == 1
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("tiny")
+    config = REPO / "tests/data/config_tiny.yaml"
+    snakemake("--cores", "2", "--configfile", str(config), cwd=work)
+    return work, config
+
+
+def test_tiny_run_produces_sky_and_parent_sample(tiny_run):
+    work, _ = tiny_run
+    parent = pq.read_table(work / "results/phase3/parent_lrg.parquet")
+    assert parent.num_rows > 20
+    assert len(list((work / "results/mock_sky/sweep").glob("sweep-*.fits"))) == 2
+    assert len(list((work / "results/mock_sky/coadd").rglob("*.fits.fz"))) == 2 * 6
+    assert (work / "results/phase3/selection_summary.json").exists()
+    assert list((work / "logs").rglob("*.log")) and list((work / "benchmarks/rules").rglob("*.tsv"))
+
+
+def test_rerun_is_a_no_op_and_phase3_param_reruns_phase3_only(tiny_run, tmp_path):
+    work, config = tiny_run
+    assert planned_jobs(snakemake("-n", "--configfile", str(config), cwd=work)) == {}
+    changed = yaml.safe_load(config.read_text())
+    changed["select"]["maskbits"] = ["BRIGHT", "GALAXY"]
+    cfg2 = tmp_path / "changed.yaml"
+    cfg2.write_text(yaml.safe_dump(changed))
+    jobs = planned_jobs(snakemake("-n", "--configfile", str(cfg2), cwd=work))
+    assert jobs == {"select_lrg": 2, "parent_lrg": 1, "all": 1}
+    changed["sky"]["mock"]["n_blue"] = 41
+    cfg2.write_text(yaml.safe_dump(changed))
+    jobs = planned_jobs(snakemake("-n", "--configfile", str(cfg2), cwd=work))
+    assert jobs["mock_brick"] == 2 and jobs["select_lrg"] == 2
+
+
+def test_real_dr10_source_reads_the_same_files(tiny_run, tmp_path):
+    """Point source: dr10 at the mock sky's files: the real-data path gives the same sample."""
+    work, _ = tiny_run
+    sky = work / "results/mock_sky"
+    cfg = {
+        "results_dir": "out",
+        "sky": {"source": "dr10", "dr10": {"sweep_dir": str(sky / "sweep"), "coadd_dir": str(sky / "coadd")}},
+        "select": {"chunk_rows": 50},
+    }
+    (tmp_path / "dr10.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(snakemake("-n", "--configfile", str(tmp_path / "dr10.yaml"), cwd=tmp_path))
+    assert "mock_brick" not in jobs and jobs["select_lrg"] == 2
+    snakemake("--cores", "2", "--configfile", str(tmp_path / "dr10.yaml"), cwd=tmp_path)
+    ours = pq.read_table(tmp_path / "out/phase3/parent_lrg.parquet")
+    assert ours.equals(pq.read_table(work / "results/phase3/parent_lrg.parquet"))
+
+
+def test_invalid_config_is_rejected_at_start(tmp_path):
+    (tmp_path / "bad.yaml").write_text("sky: {source: moon}\n")
+    proc = snakemake("-n", "--configfile", str(tmp_path / "bad.yaml"), cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "moon" in proc.stdout + proc.stderr
+
+
+def test_missing_sweep_dir_is_a_clear_error(tmp_path):
+    cfg = {"sky": {"source": "dr10", "dr10": {"sweep_dir": str(tmp_path / "nope"), "coadd_dir": "x"}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake("-n", "--configfile", str(tmp_path / "c.yaml"), cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "sweep_dir" in proc.stdout + proc.stderr and "does not exist" in proc.stdout + proc.stderr
+
+
+def test_bad_sweep_fails_the_job_with_the_file_named(tiny_run, tmp_path):
+    work, _ = tiny_run
+    sweeps = tmp_path / "sweep"
+    sweeps.mkdir()
+    good = sorted((work / "results/mock_sky/sweep").glob("*.fits"))[0]
+    data = good.read_bytes()
+    (sweeps / good.name).write_bytes(data[: len(data) // 2])
+    cfg = {"results_dir": "out", "sky": {"source": "dr10", "dr10": {"sweep_dir": str(sweeps), "coadd_dir": "x"}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake("--cores", "1", "--configfile", str(tmp_path / "c.yaml"), cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / f"logs/select_lrg/{good.stem}.log").read_text()
+    assert f"{good.name}: truncated" in log
+    assert not (tmp_path / "out/phase3/parent_lrg.parquet").exists()
