@@ -174,7 +174,7 @@ def _empty_summary(maskbits) -> dict:
 
 
 def select_sweep(sweep_path: str | os.PathLike, out_path: str | os.PathLike,
-                 summary_path: str | os.PathLike | None = None, chunk_rows: int = 262_144,
+                 summary_path: str | os.PathLike | None = None, chunk_rows: int = 100_000,
                  maskbits: Iterable[str] = DEFAULT_MASKBITS) -> dict:
     """Select LRGs from one sweep file into ``out_path`` (Parquet, :data:`PARENT_SCHEMA`).
 
