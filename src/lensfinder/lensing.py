@@ -1,0 +1,244 @@
+"""Strong-lensing ray tracing: SIE + external shear deflecting an elliptical Sersic source,
+on a supersampled pixel grid, batched over many stamps; and per-band Gaussian PSF blur.
+
+Conventions (those of lenstronomy, so parameters transfer one to one and the tests can
+compare against ``LensModel(['SIE', 'SHEAR'])`` / ``LightModel(['SERSIC_ELLIPSE'])``):
+
+* angles in arcsec on a Cartesian stamp frame: x along pixel columns, y along rows, origin
+  at the stamp's reference point; ellipticities (e1, e2) = (1-q)/(1+q) (cos 2phi, sin 2phi)
+  with phi the major-axis angle from +x, counter-clockwise;
+* SIE Einstein radius theta_E is the product-average (sqrt(major * minor)) radius;
+  deflection of Keeton & Kochanek (1998) with zero core;
+* external shear: alpha = (g1 x + g2 y, g2 x - g1 y);
+* Sersic: I(R) = I_e exp(-b_n [(R/R_e)^(1/n) - 1]), R = sqrt(q x'^2 + y'^2/q) (product-average
+  radius). Unlike lenstronomy's 1.9992 n - 0.3271 approximation, b_n here is the exact root
+  of Gamma(2n) = 2 gamma(2n, b_n), so R_e is exactly the half-light radius (the two agree to
+  <0.5% in b_n for n >= 1, 3% at n = 0.5).
+
+Written in numpy rather than calling lenstronomy (~35 ms per stamp on one core) because a
+batched, vectorised implementation is >10x faster per core on identical parameters (see
+``benchmarks/injection.py``); ``caustics`` (torch) was considered, but a GPU is not where
+phase 4c runs and numpy keeps the dependency set small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import erf, gamma, gammaincinv
+
+from lensfinder import PIXSCALE, STAMP_SIZE
+from lensfinder.photometry import FWHM_PER_SIGMA
+
+Q_MAX = 1.0 - 1e-8  # the SIE deflection has a removable singularity at q = 1
+
+
+def ellipticity(q, phi):
+    """(e1, e2) of axis ratio ``q`` and major-axis angle ``phi`` (radians from +x, CCW)."""
+    c = (1.0 - np.asarray(q, dtype=np.float64)) / (1.0 + np.asarray(q, dtype=np.float64))
+    return c * np.cos(2 * phi), c * np.sin(2 * phi)
+
+
+def axis_ratio_angle(e1, e2):
+    """(q, phi) of ellipticity (e1, e2); inverse of :func:`ellipticity`."""
+    c = np.minimum(np.hypot(e1, e2), 0.9999)
+    return (1 - c) / (1 + c), 0.5 * np.arctan2(e2, e1)
+
+
+def sersic_bn(n):
+    """Exact Sersic b_n: the half-light radius encloses half the light."""
+    return gammaincinv(2.0 * np.asarray(n, dtype=np.float64), 0.5)
+
+
+def sersic_amplitude(flux, r_e, n):
+    """Surface brightness I_e at R_e (flux per arcsec^2) of an elliptical Sersic profile
+    of total ``flux`` (the product-average radius keeps the area element, so the circular
+    formula holds): flux = I_e 2 pi n R_e^2 e^b_n b_n^(-2n) Gamma(2n)."""
+    n = np.asarray(n, dtype=np.float64)
+    bn = sersic_bn(n)
+    return np.asarray(flux) / (2 * np.pi * n * np.asarray(r_e) ** 2 * np.exp(bn) * bn ** (-2 * n) * gamma(2 * n))
+
+
+@dataclass
+class LensSystems:
+    """N lens systems; every field is an (N,) float64 array, angles in arcsec.
+
+    theta_e: SIE Einstein radius; lens_e1/e2: SIE ellipticity; lens_x/y: lens centre;
+    gamma1/2: external shear; src_x/y: source centre (source plane); src_re: Sersic
+    half-light radius; src_n: Sersic index; src_e1/e2: source ellipticity.
+    """
+
+    theta_e: np.ndarray
+    lens_e1: np.ndarray
+    lens_e2: np.ndarray
+    lens_x: np.ndarray
+    lens_y: np.ndarray
+    gamma1: np.ndarray
+    gamma2: np.ndarray
+    src_x: np.ndarray
+    src_y: np.ndarray
+    src_re: np.ndarray
+    src_n: np.ndarray
+    src_e1: np.ndarray
+    src_e2: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.theta_e)
+
+    def take(self, idx) -> "LensSystems":
+        return LensSystems(**{k: np.asarray(v)[idx] for k, v in self.__dict__.items()})
+
+
+def _col(a):
+    return np.asarray(a)[:, None]
+
+
+def _lens_terms(sys: LensSystems) -> dict[str, np.ndarray]:
+    """Per-system SIE + shear constants, (N,) arrays."""
+    q, phi = axis_ratio_angle(sys.lens_e1, sys.lens_e2)
+    q = np.minimum(q, Q_MAX)
+    # product-average theta_E -> Keeton & Kochanek normalisation b (zero core)
+    b = sys.theta_e / np.sqrt((1 + q**2) / (2 * q)) * np.sqrt((1 + q**2) / 2)
+    return {"q": q, "b": b, "cos": np.cos(phi), "sin": np.sin(phi), "x0": sys.lens_x, "y0": sys.lens_y,
+            "g1": sys.gamma1, "g2": sys.gamma2}
+
+
+def _source_terms(sys: LensSystems) -> dict[str, np.ndarray]:
+    """Per-system Sersic constants for a unit-flux source, (N,) arrays."""
+    q, phi = axis_ratio_angle(sys.src_e1, sys.src_e2)
+    return {"q": q, "cos": np.cos(phi), "sin": np.sin(phi), "x0": sys.src_x, "y0": sys.src_y,
+            "re": sys.src_re, "n": sys.src_n, "bn": sersic_bn(sys.src_n),
+            "amp": sersic_amplitude(1.0, sys.src_re, sys.src_n)}
+
+
+def _deflect(x, y, t):
+    c, s, q, b = _col(t["cos"]), _col(t["sin"]), _col(t["q"]), _col(t["b"])
+    dx, dy = x - _col(t["x0"]), y - _col(t["y0"])
+    xr, yr = c * dx + s * dy, -s * dx + c * dy  # into the lens major-axis frame
+    root = np.sqrt(1 - q**2)
+    # at the SIE centre the deflection is finite (b) but its direction undefined
+    psi = np.maximum(np.sqrt(q**2 * xr**2 + yr**2), 1e-12)
+    fx = b / root * np.arctan(root * xr / psi)
+    fy = b / root * np.arctanh(root * yr / psi)
+    g1, g2 = _col(t["g1"]), _col(t["g2"])
+    return c * fx - s * fy + g1 * x + g2 * y, s * fx + c * fy + g2 * x - g1 * y
+
+
+def _surface_brightness(x, y, t):
+    c, s, q = _col(t["cos"]), _col(t["sin"]), _col(t["q"])
+    dx, dy = x - _col(t["x0"]), y - _col(t["y0"])
+    xr, yr = c * dx + s * dy, -s * dx + c * dy
+    r = np.sqrt(q * xr**2 + yr**2 / q)
+    return _col(t["amp"]) * np.exp(-_col(t["bn"]) * ((np.maximum(r, 1e-5) / _col(t["re"])) ** (1 / _col(t["n"])) - 1))
+
+
+def deflection(x, y, sys: LensSystems):
+    """SIE + external shear deflection (alpha_x, alpha_y) in arcsec at image-plane points
+    ``x``, ``y`` of shape (N, P) arcsec, one row per lens system."""
+    return _deflect(x, y, _lens_terms(sys))
+
+
+def sersic_surface_brightness(x, y, sys: LensSystems, flux=1.0):
+    """Source-plane surface brightness (flux per arcsec^2) of each system's elliptical
+    Sersic source of total ``flux`` at points (N, P) arcsec."""
+    return np.asarray(flux) * _surface_brightness(x, y, _source_terms(sys))
+
+
+def pixel_grid(size: int = STAMP_SIZE, pixscale: float = PIXSCALE, supersample: int = 4):
+    """Sub-pixel centres (x, y), each (size*ss)^2 arcsec, of a stamp whose pixel
+    (size//2, size//2) centre is the origin; row-major so a reshape to
+    (size, ss, size, ss) groups the sub-pixels of each pixel."""
+    ss = supersample
+    sub = (np.arange(size * ss) + 0.5) / ss - 0.5 - size // 2  # pixel units
+    xx, yy = np.meshgrid(sub * pixscale, sub * pixscale)
+    return xx.ravel(), yy.ravel()
+
+
+def _trace_subpixels(px, py, sx, sy, lens, src, stamp):
+    """Surface brightness at sub-pixel offsets (sx, sy) around pixel centres (px, py), each
+    traced through the lens of its stamp: (M, len(sx))."""
+    x = px[:, None] + sx[None, :]
+    y = py[:, None] + sy[None, :]
+    ax, ay = _deflect(x, y, {k: v[stamp] for k, v in lens.items()})
+    return _surface_brightness(x - ax, y - ay, {k: v[stamp] for k, v in src.items()})
+
+
+def lensed_images(sys: LensSystems, size: int = STAMP_SIZE, pixscale: float = PIXSCALE,
+                  supersample: int = 4, refine_threshold: float = 1e-3, cusp_spread: float = 0.05,
+                  core_supersample: int = 32, batch: int = 64) -> np.ndarray:
+    """Noiseless lensed images of unit-total-flux sources: (N, size, size) float64, flux per
+    pixel. Multiply by a band's unlensed source flux (nanomaggies) to get nanomaggies; the
+    image sum is the magnification of the part of the arc that falls on the stamp.
+
+    Ray tracing (beta = theta - alpha(theta)) is adaptive, like lenstronomy's adaptive
+    supersampling: every pixel centre is traced, then pixels that matter -- brighter than
+    ``refine_threshold`` x the stamp's brightest pixel, or whose centre maps within
+    3 R_e + 2 pixels of the source centre, and their neighbours -- are replaced by the mean
+    of a ``supersample``^2 sub-pixel grid, and pixels holding an unresolved source core are
+    traced once more on a ``core_supersample``^2 grid. Elsewhere the profile is smooth and faint, and a
+    centre sample is accurate to far below the tolerances tested against lenstronomy; the
+    refinement is what makes this >10x faster per core than full supersampling.
+    """
+    ss = supersample
+    # float32 throughout the tracing: numpy's float32 transcendentals are 3-6x faster and
+    # 1e-7 relative precision is far below the accuracy that matters here.
+    f32 = np.float32
+    gx, gy = (a.astype(f32) for a in pixel_grid(size, pixscale, 1))
+    sub = (np.arange(ss) + 0.5) / ss - 0.5  # sub-pixel offsets, pixel units
+    sx, sy = [(a.ravel() * pixscale).astype(f32) for a in np.meshgrid(sub, sub)]
+    sub2 = (np.arange(core_supersample) + 0.5) / core_supersample - 0.5
+    sx2, sy2 = [(a.ravel() * pixscale).astype(f32) for a in np.meshgrid(sub2, sub2)]
+    out = np.empty((len(sys), size, size))
+    area = pixscale**2
+    for start in range(0, len(sys), batch):  # batches bound memory
+        part = sys.take(slice(start, start + batch))
+        n = len(part)
+        lens = {k: v.astype(f32) for k, v in _lens_terms(part).items()}
+        src = {k: v.astype(f32) for k, v in _source_terms(part).items()}
+        x = np.broadcast_to(gx, (n, gx.size))
+        y = np.broadcast_to(gy, (n, gy.size))
+        ax, ay = _deflect(x, y, lens)
+        bx, by = x - ax, y - ay
+        sb = _surface_brightness(bx, by, src)
+        near = np.hypot(bx - _col(src["x0"]), by - _col(src["y0"])) < _col(3 * src["re"]) + 2 * pixscale
+        refine = (near | (sb > refine_threshold * sb.max(axis=1, keepdims=True))).reshape(n, size, size)
+        grown = refine.copy()  # dilate by one pixel (8-connected)
+        grown[:, 1:, :] |= refine[:, :-1, :]
+        grown[:, :-1, :] |= refine[:, 1:, :]
+        refine = grown.copy()
+        refine[:, :, 1:] |= grown[:, :, :-1]
+        refine[:, :, :-1] |= grown[:, :, 1:]
+        stamp, pix = np.nonzero(refine.reshape(n, -1))
+        if stamp.size:
+            vals = _trace_subpixels(gx[pix], gy[pix], sx, sy, lens, src, stamp)
+            sb[stamp, pix] = vals.mean(axis=1)
+            # Level 2: a pixel whose sub-samples still spread by more than `cusp_spread` of
+            # the stamp's peak holds an unresolved, bright source core (the Sersic cusp of a
+            # compact source); only those few pixels are traced again on a finer grid.
+            peak = np.maximum(sb.max(axis=1), 0.0)
+            cusp = (vals.max(axis=1) - vals.min(axis=1)) > cusp_spread * peak[stamp]
+            if cusp.any():
+                sb[stamp[cusp], pix[cusp]] = _trace_subpixels(
+                    gx[pix[cusp]], gy[pix[cusp]], sx2, sy2, lens, src, stamp[cusp]).mean(axis=1)
+        out[start:start + n] = sb.reshape(n, size, size) * area
+    return out
+
+
+def gaussian_blur_matrices(fwhm_arcsec, size: int = STAMP_SIZE, pixscale: float = PIXSCALE) -> np.ndarray:
+    """Pixel-integrated 1-d Gaussian blur matrices, (..., size, size), one per FWHM
+    (arcsec). ``M @ img @ M.T`` convolves a stamp with the circular Gaussian PSF; light
+    blurred off the stamp is lost, as it is in a real cutout."""
+    sigma = np.asarray(fwhm_arcsec, dtype=np.float64)[..., None, None] / FWHM_PER_SIGMA / pixscale
+    i = np.arange(size)
+    d = i[:, None] - i[None, :]  # output pixel - input pixel
+    # integral of the Gaussian over the output pixel (exact for a point at the input centre)
+    return 0.5 * (erf((d + 0.5) / (np.sqrt(2) * sigma)) - erf((d - 0.5) / (np.sqrt(2) * sigma)))
+
+
+def convolve_gaussian_psf(images: np.ndarray, fwhm_arcsec: np.ndarray, pixscale: float = PIXSCALE) -> np.ndarray:
+    """Blur (N, B, S, S) images with per-stamp, per-band circular Gaussian PSFs of FWHM
+    ``fwhm_arcsec`` (N, B) arcsec. Separable, so two batched matrix products instead of a
+    2-d convolution."""
+    m = gaussian_blur_matrices(fwhm_arcsec, images.shape[-1], pixscale)
+    return m @ images @ np.swapaxes(m, -1, -2)

@@ -1,0 +1,120 @@
+import numpy as np
+import pytest
+
+from lensfinder import PIXSCALE
+from lensfinder.lensing import (
+    LensSystems, convolve_gaussian_psf, deflection, ellipticity, lensed_images, sersic_bn,
+)
+
+
+def random_systems(n: int, seed: int = 0) -> LensSystems:
+    rng = np.random.default_rng(seed)
+    theta_e = rng.uniform(0.8, 3.0, n)
+    theta_e[: n // 5] = rng.uniform(6.5, 7.8, n // 5)  # arcs reaching the stamp edge (8.4")
+    q_lens = rng.uniform(0.5, 1.0, n)
+    q_lens[n // 5: 2 * n // 5] = 1.0 - rng.uniform(0, 1e-3, n // 5)  # nearly round lenses
+    q_src = rng.uniform(0.4, 1.0, n)
+    q_src[2 * n // 5: 3 * n // 5] = 1.0  # exactly round sources
+    le1, le2 = ellipticity(q_lens, rng.uniform(0, np.pi, n))
+    se1, se2 = ellipticity(q_src, rng.uniform(0, np.pi, n))
+    r_src = np.sqrt(rng.uniform(0, 1, n)) * theta_e * 0.8
+    a_src = rng.uniform(0, 2 * np.pi, n)
+    return LensSystems(
+        theta_e=theta_e, lens_e1=le1, lens_e2=le2, lens_x=rng.uniform(-0.13, 0.13, n),
+        lens_y=rng.uniform(-0.13, 0.13, n), gamma1=rng.uniform(-0.08, 0.08, n), gamma2=rng.uniform(-0.08, 0.08, n),
+        src_x=r_src * np.cos(a_src), src_y=r_src * np.sin(a_src), src_re=rng.uniform(0.1, 0.6, n),
+        src_n=rng.uniform(0.5, 4.0, n), src_e1=se1, src_e2=se2,
+    )
+
+
+@pytest.fixture(scope="module")
+def lenstronomy_image():
+    pytest.importorskip("lenstronomy")
+    from lenstronomy.Data.pixel_grid import PixelGrid
+    from lenstronomy.Data.psf import PSF
+    from lenstronomy.ImSim.image_model import ImageModel
+    from lenstronomy.LensModel.lens_model import LensModel
+    from lenstronomy.LightModel.light_model import LightModel
+
+    grid = PixelGrid(nx=64, ny=64, ra_at_xy_0=-32 * PIXSCALE, dec_at_xy_0=-32 * PIXSCALE,
+                     transform_pix2angle=np.eye(2) * PIXSCALE)
+    light = LightModel(["SERSIC_ELLIPSE"])
+    model = ImageModel(grid, PSF("NONE"), lens_model_class=LensModel(["SIE", "SHEAR"]),
+                       source_model_class=light, kwargs_numerics={"supersampling_factor": 8})
+
+    def render(s: LensSystems, i: int) -> np.ndarray:
+        n = s.src_n[i]
+        # Same physical profile: lenstronomy uses b_n ~ 1.9992 n - 0.3271, we use the exact
+        # b_n, so its R_sersic is rescaled to give an identical I(R).
+        r_len = s.src_re[i] * ((1.9992 * n - 0.3271) / sersic_bn(n)) ** n
+        src = [dict(amp=1.0, R_sersic=r_len, n_sersic=n, e1=s.src_e1[i], e2=s.src_e2[i],
+                    center_x=s.src_x[i], center_y=s.src_y[i])]
+        src[0]["amp"] = 1.0 / light.total_flux(src)[0]  # unit total source flux
+        lens = [dict(theta_E=s.theta_e[i], e1=s.lens_e1[i], e2=s.lens_e2[i], center_x=s.lens_x[i],
+                     center_y=s.lens_y[i]), dict(gamma1=s.gamma1[i], gamma2=s.gamma2[i], ra_0=0, dec_0=0)]
+        return model.image(kwargs_lens=lens, kwargs_source=src)
+
+    return render
+
+
+def _worst(ours, systems, render):
+    worst_pix, worst_flux = 0.0, 0.0
+    for i in range(len(systems)):
+        ref = render(systems, i)
+        worst_pix = max(worst_pix, np.abs(ours[i] - ref).max() / ref.max())
+        worst_flux = max(worst_flux, abs(ours[i].sum() / ref.sum() - 1))
+    return worst_pix, worst_flux
+
+
+def test_same_numerics_match_lenstronomy_on_60_random_systems(lenstronomy_image):
+    """Full 8x supersampling on both sides: the physics and conventions are identical."""
+    systems = random_systems(60)
+    ours = lensed_images(systems, supersample=8, refine_threshold=0.0, cusp_spread=np.inf)
+    worst_pix, worst_flux = _worst(ours, systems, lenstronomy_image)
+    assert worst_pix < 0.01, worst_pix
+    assert worst_flux < 0.005, worst_flux
+
+
+def test_production_sampling_is_converged():
+    """Default adaptive sampling against a full 32x32 sub-pixel grid everywhere, for sources
+    of the default prior (Sersic n <= 2.5). (lenstronomy's own full 8x grid is *less*
+    converged than this -- up to ~4% of the peak on compact sources -- so the reference
+    is a brute-force grid of the same, lenstronomy-verified, physics.)"""
+    systems = random_systems(30, seed=1)
+    systems.src_n[:] = np.random.default_rng(5).uniform(0.5, 2.5, 30)
+    ref = lensed_images(systems, supersample=32, refine_threshold=0.0, cusp_spread=np.inf, batch=1)
+    ours = lensed_images(systems)
+    assert (np.abs(ours - ref).max(axis=(1, 2)) / ref.max(axis=(1, 2))).max() < 0.01
+    assert np.abs(ours.sum(axis=(1, 2)) / ref.sum(axis=(1, 2)) - 1).max() < 0.005
+
+
+def test_unlensed_limit_conserves_flux():
+    s = random_systems(5, seed=2)
+    s.theta_e[:] = 1e-9
+    s.gamma1[:] = s.gamma2[:] = 0
+    s.src_x[:] = s.src_y[:] = 0
+    s.src_re[:] = 0.3  # small enough that the light beyond the stamp edge is negligible
+    s.src_n[:] = np.minimum(s.src_n, 2.5)
+    img = lensed_images(s)
+    np.testing.assert_allclose(img.sum(axis=(1, 2)), 1.0, rtol=5e-3)
+
+
+def test_sis_deflection_is_theta_e_everywhere():
+    s = random_systems(1)
+    s.lens_e1[:] = s.lens_e2[:] = s.gamma1[:] = s.gamma2[:] = s.lens_x[:] = s.lens_y[:] = 0
+    s.theta_e[:] = 1.7
+    ang = np.linspace(0, 2 * np.pi, 50)
+    ax, ay = deflection((3 * np.cos(ang))[None], (3 * np.sin(ang))[None], s)
+    np.testing.assert_allclose(np.hypot(ax, ay), 1.7, rtol=1e-6)
+
+
+def test_psf_conserves_flux_and_has_the_right_width():
+    img = np.zeros((2, 3, 64, 64))
+    img[:, :, 32, 32] = 1.0
+    fwhm = np.array([[1.0, 1.3, 1.6], [1.2, 1.2, 1.2]])
+    out = convolve_gaussian_psf(img, fwhm)
+    np.testing.assert_allclose(out.sum(axis=(2, 3)), 1.0, rtol=1e-9)
+    yy, xx = np.mgrid[:64, :64] - 32
+    var = (out * xx**2).sum(axis=(2, 3))
+    sigma_pix = fwhm / 2.3548200450309493 / PIXSCALE
+    np.testing.assert_allclose(var, sigma_pix**2 + 1 / 12, rtol=1e-3)  # + pixel-integration term
