@@ -131,6 +131,7 @@ PARENT_SCHEMA = pa.schema(
        ("flux_ivar_z", pa.float32())]
     + [(f"mw_transmission_{b}", pa.float32()) for b in ("g", "r", "z")]
     + [(f"{k}_{b}", pa.float32()) for k in ("psfsize", "psfdepth", "galdepth") for b in ("g", "r", "z")]
+    + [(f"nobs_{b}", pa.int16()) for b in ("g", "r", "z")]
     + [("shape_r", pa.float32()), ("shape_e1", pa.float32()), ("shape_e2", pa.float32()),
        ("sersic", pa.float32()), ("maskbits", pa.int32()), ("sweep", pa.string())]
 )
@@ -155,7 +156,7 @@ def _parent_rows(cols: dict[str, np.ndarray], keep: np.ndarray, sweep: str) -> p
         B = b.upper()
         out[f"flux_ivar_{b}"] = c[f"FLUX_IVAR_{B}"]
         out[f"mw_transmission_{b}"] = c[f"MW_TRANSMISSION_{B}"]
-    for k in ("PSFSIZE", "PSFDEPTH", "GALDEPTH"):
+    for k in ("PSFSIZE", "PSFDEPTH", "GALDEPTH", "NOBS"):
         for b in ("g", "r", "z"):
             out[f"{k.lower()}_{b}"] = c[f"{k}_{b.upper()}"]
     for k in ("SHAPE_R", "SHAPE_E1", "SHAPE_E2", "SERSIC", "MASKBITS"):

@@ -1,0 +1,304 @@
+"""Phase 4a: the injection manifest of one dataset.
+
+Decides which parent-sample galaxies get an arc (label 1) and which are controls (label 0),
+with which control strategy, in which split, and draws every lens and source parameter.
+One row per stamp to make. All draws come from :mod:`lensfinder.seeding` streams keyed by
+(seed, dataset, galaxy or sample id), so a row's content does not depend on the other rows.
+
+Control strategies
+    ``paired``            gen2: each positive's control is the same galaxy without the arc
+                          (the classes then differ only by the arc's extra flux);
+    ``unpaired``          positives and controls are disjoint galaxies;
+    ``unpaired_matched``  disjoint, with controls drawn to match the positives'
+                          distribution of r-band magnitude, PSF size and depth.
+Split schemes
+    ``row``     per row (gen2; with paired controls a galaxy's two rows can straddle
+                splits -- kept only to reproduce gen2);
+    ``galaxy``  per galaxy;
+    ``sky``     per HEALPix pixel (nested) of the galaxy: no galaxy and no sky pixel in two
+                splits (default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from astropy.coordinates import SkyCoord
+from astropy_healpix import HEALPix
+
+from lensfinder import seeding
+from lensfinder.sky.shapes import e1e2_to_q_theta
+from lensfinder.tables import write_json, write_parquet
+
+CONTROL_STRATEGIES = ("paired", "unpaired", "unpaired_matched")
+SPLIT_SCHEMES = ("row", "galaxy", "sky")
+SPLITS = ("train", "val", "test")
+VETO_RADIUS_ARCSEC = 5.0
+
+
+@dataclass(frozen=True)
+class Priors:
+    """Lens and source priors. Angles in arcsec, magnitudes AB (intrinsic, i.e. before
+    Milky Way extinction, which the injection applies with the galaxy's transmission)."""
+
+    theta_e: tuple[float, float] = (0.8, 3.0)        # SIE Einstein radius, uniform
+    lens_q_min: float = 0.5                          # mass axis ratio floor
+    lens_q_scatter: float = 0.05                     # mass q = light q + N(0, scatter)
+    shear_max: float = 0.1                           # |gamma| uniform in [0, shear_max]
+    frac_in_caustic: float = 0.8                     # fraction with |beta| < theta_E
+    source_mag_r: tuple[float, float] = (22.0, 25.0)  # unlensed r mag, uniform
+    source_g_r: tuple[float, float] = (0.3, 0.2)     # g - r ~ N(mean, sigma)
+    source_r_z: tuple[float, float] = (0.2, 0.2)     # r - z ~ N(mean, sigma)
+    source_n: tuple[float, float] = (0.5, 2.5)       # Sersic index, uniform
+    source_re: tuple[float, float] = (0.1, 0.6)      # half-light radius, uniform
+    source_q: tuple[float, float] = (0.4, 1.0)       # axis ratio, uniform
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Priors":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in (d or {}).items()})
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """One named dataset of the ``datasets`` config section."""
+
+    name: str
+    control: str = "unpaired_matched"
+    split: str = "sky"
+    split_fractions: dict = field(default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15})
+    healpix_nside: int = 1024
+    pos_fraction: float = 0.5
+    match_pool_factor: float = 2.0   # unpaired_matched: candidate controls per control needed
+    max_galaxies: int | None = None
+    priors: Priors = Priors()
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict) -> "DatasetConfig":
+        d = dict(d)
+        d.pop("inject", None)  # phase-4c settings, not the manifest's
+        d["priors"] = Priors.from_dict(d.get("priors"))
+        cfg = cls(name=name, **d)
+        if cfg.control not in CONTROL_STRATEGIES:
+            raise ValueError(f"dataset {name}: control must be one of {CONTROL_STRATEGIES}")
+        if cfg.split not in SPLIT_SCHEMES:
+            raise ValueError(f"dataset {name}: split must be one of {SPLIT_SCHEMES}")
+        if abs(sum(cfg.split_fractions.values()) - 1) > 1e-9 or set(cfg.split_fractions) != set(SPLITS):
+            raise ValueError(f"dataset {name}: split_fractions must give train, val, test summing to 1")
+        return cfg
+
+
+MANIFEST_PARAMS = (
+    "theta_e", "lens_q", "lens_phi", "gamma1", "gamma2", "src_x", "src_y", "src_n", "src_re", "src_q", "src_phi",
+    "src_mag_g", "src_mag_r", "src_mag_z",
+)
+"""Per-row lens/source parameters (NaN for controls). Angles in the stamp frame (x along
+pixel columns = West, y = North), radians counter-clockwise from +x; lengths arcsec."""
+
+
+def known_lens_veto(ra, dec, known: pd.DataFrame, radius_arcsec: float = VETO_RADIUS_ARCSEC) -> np.ndarray:
+    """True for positions within ``radius_arcsec`` of a catalogued lens (``known`` has
+    ra, dec in degrees)."""
+    if len(known) == 0 or len(ra) == 0:
+        return np.zeros(len(ra), dtype=bool)
+    gal = SkyCoord(np.asarray(ra) * u.deg, np.asarray(dec) * u.deg)
+    cat = SkyCoord(known["ra"].to_numpy() * u.deg, known["dec"].to_numpy() * u.deg)
+    _, sep, _ = gal.match_to_catalog_sky(cat)
+    return sep.arcsec < radius_arcsec
+
+
+def _split_of(u_: np.ndarray, fractions: dict) -> np.ndarray:
+    edges = np.cumsum([fractions[s] for s in SPLITS])
+    return np.asarray(SPLITS)[np.minimum(np.searchsorted(edges, u_, side="right"), len(SPLITS) - 1)]
+
+
+def _matched_controls(pos: pd.DataFrame, pool: pd.DataFrame, n_controls: int, keys: np.ndarray) -> np.ndarray:
+    """Indices into ``pool`` of ``n_controls`` controls whose joint distribution of r mag,
+    r PSF size and r PSF depth follows the positives': each pool galaxy is weighted by the
+    positive/pool density ratio in quantile bins of the three features, then sampled
+    without replacement with Efraimidis-Spirakis keys u^(1/w)."""
+    feats = ("mag_r", "psfsize_r", "psfdepth_r")
+    n_bins = 5
+    codes_pos = np.zeros(len(pos), dtype=np.int64)
+    codes_pool = np.zeros(len(pool), dtype=np.int64)
+    for f in feats:
+        edges = np.unique(np.nanquantile(pos[f].to_numpy(), np.linspace(0, 1, n_bins + 1)[1:-1]))
+        codes_pos = codes_pos * (n_bins + 1) + np.searchsorted(edges, pos[f].to_numpy())
+        codes_pool = codes_pool * (n_bins + 1) + np.searchsorted(edges, pool[f].to_numpy())
+    pos_counts = pd.Series(codes_pos).value_counts()
+    pool_counts = pd.Series(codes_pool).value_counts()
+    weight = (pos_counts.reindex(codes_pool).to_numpy(dtype=float) / pool_counts.reindex(codes_pool).to_numpy())
+    weight = np.nan_to_num(weight, nan=0.0)
+    with np.errstate(divide="ignore"):
+        order_key = np.where(weight > 0, np.log(np.maximum(seeding.uniform(keys), 1e-300)) / weight, -np.inf)
+    return np.argsort(-order_key, kind="stable")[: min(n_controls, int((weight > 0).sum()))]
+
+
+def _standardised_mean_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict:
+    out = {}
+    for f in ("mag_r", "psfsize_r", "psfdepth_r"):
+        x, y = a[f].to_numpy(dtype=float), b[f].to_numpy(dtype=float)
+        pooled = np.sqrt((np.nanvar(x) + np.nanvar(y)) / 2) if len(x) and len(y) else np.nan
+        out[f] = float((np.nanmean(x) - np.nanmean(y)) / pooled) if pooled and pooled > 0 else 0.0
+    return out
+
+
+def _draw_parameters(cfg: DatasetConfig, seed: int, gal: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Lens and source parameters for positive galaxies ``gal`` (one row each)."""
+    p = cfg.priors
+    keys = seeding.row_keys(seed, cfg.name, "lens-source", gal["galaxy_id"].to_numpy())
+    uu = seeding.uniform(keys, 16)
+    zz = seeding.normal(keys, 3)
+    n = len(gal)
+    theta_e = p.theta_e[0] + (p.theta_e[1] - p.theta_e[0]) * uu[:, 0]
+    # mass follows light: the LRG's own axis ratio and position angle where it has a shape
+    q_light, pa_light = e1e2_to_q_theta(gal["shape_e1"].to_numpy(), gal["shape_e2"].to_numpy())
+    has_shape = (gal["shape_r"].to_numpy() > 0) & np.isfinite(q_light)
+    q_draw = p.lens_q_min + (1 - p.lens_q_min) * uu[:, 1]
+    lens_q = np.where(has_shape, q_light + p.lens_q_scatter * zz[:, 0], q_draw)
+    lens_q = np.clip(lens_q, p.lens_q_min, 1.0)
+    # Tractor PA is East of North; in the stamp frame (x = West, y = North) the major axis
+    # (-sin PA, cos PA) lies at angle PA + pi/2 from +x.
+    lens_phi = np.where(has_shape, pa_light + np.pi / 2, np.pi * uu[:, 2])
+    gamma = p.shear_max * uu[:, 3]
+    gamma_ang = np.pi * uu[:, 4]
+    inside = uu[:, 5] < p.frac_in_caustic
+    # |beta| uniform in area: inside the SIS radial caustic (|beta| < theta_E: multiply
+    # imaged for an SIS, approximately so for SIE + shear) or in [theta_E, 2 theta_E].
+    r_frac = np.where(inside, np.sqrt(uu[:, 6]), np.sqrt(1 + 3 * uu[:, 6]))
+    beta_ang = 2 * np.pi * uu[:, 7]
+    mag_r = p.source_mag_r[0] + (p.source_mag_r[1] - p.source_mag_r[0]) * uu[:, 8]
+    return {
+        "theta_e": theta_e,
+        "lens_q": lens_q,
+        "lens_phi": np.mod(lens_phi, np.pi),
+        "gamma1": gamma * np.cos(2 * gamma_ang),
+        "gamma2": gamma * np.sin(2 * gamma_ang),
+        "src_x": r_frac * theta_e * np.cos(beta_ang),
+        "src_y": r_frac * theta_e * np.sin(beta_ang),
+        "src_n": p.source_n[0] + (p.source_n[1] - p.source_n[0]) * uu[:, 9],
+        "src_re": p.source_re[0] + (p.source_re[1] - p.source_re[0]) * uu[:, 10],
+        "src_q": p.source_q[0] + (p.source_q[1] - p.source_q[0]) * uu[:, 11],
+        "src_phi": np.pi * uu[:, 12],
+        "src_mag_g": mag_r + p.source_g_r[0] + p.source_g_r[1] * zz[:, 1],
+        "src_mag_r": mag_r,
+        "src_mag_z": mag_r - (p.source_r_z[0] + p.source_r_z[1] * zz[:, 2]),
+        "source_in_caustic": inside,
+    }
+
+
+PARENT_COLUMNS = ("galaxy_id", "brickname", "ra", "dec", "type", "mag_r", "shape_r", "shape_e1", "shape_e2",
+                  "psfsize_g", "psfsize_r", "psfsize_z", "psfdepth_g", "psfdepth_r", "psfdepth_z",
+                  "mw_transmission_g", "mw_transmission_r", "mw_transmission_z", "nobs_g", "nobs_r", "nobs_z")
+
+
+def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
+                   known_lenses: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The manifest (one row per stamp, sorted by brick then sample_id) and its audit.
+
+    ``parent`` is the phase-3 parent sample; ``known_lenses`` has ra, dec (degrees).
+    """
+    gal = parent.loc[:, [c for c in PARENT_COLUMNS if c in parent.columns]].copy()
+    n_parent = len(gal)
+    veto = known_lens_veto(gal["ra"].to_numpy(), gal["dec"].to_numpy(), known_lenses)
+    # A galaxy near a catalogued lens is never a control; it is left out altogether, so a
+    # real lens cannot hide among the positives either.
+    gal = gal.loc[~veto]
+    # Galaxy order (and the cap) from per-galaxy hashes: independent of input row order.
+    gkey = seeding.row_keys(seed, cfg.name, "galaxy-order", gal["galaxy_id"].to_numpy())
+    gal = gal.iloc[np.argsort(seeding.uniform(gkey), kind="stable")]
+    if cfg.max_galaxies is not None:
+        gal = gal.iloc[: cfg.max_galaxies]
+    gal = gal.reset_index(drop=True)
+
+    if cfg.control == "paired":
+        pos = gal
+        ctl = gal
+        matching = None
+    else:
+        # rows: positives / (positives + controls) = pos_fraction. unpaired_matched keeps a
+        # pool match_pool_factor times larger than the controls it needs, to match from.
+        ctl_per_pos = (1 - cfg.pos_fraction) / cfg.pos_fraction
+        pool_per_pos = ctl_per_pos * (cfg.match_pool_factor if cfg.control == "unpaired_matched" else 1.0)
+        n_pos = int(round(len(gal) / (1 + pool_per_pos)))
+        pos = gal.iloc[:n_pos]
+        pool = gal.iloc[n_pos:]
+        if cfg.control == "unpaired":
+            ctl = pool
+        else:
+            n_ctl = int(round(n_pos * ctl_per_pos))
+            ckey = seeding.row_keys(seed, cfg.name, "matching", pool["galaxy_id"].to_numpy())
+            ctl = pool.iloc[np.sort(_matched_controls(pos, pool, n_ctl, ckey))]
+        matching = {"pool": _standardised_mean_differences(pos, pool),
+                    "controls": _standardised_mean_differences(pos, ctl)}
+
+    params = _draw_parameters(cfg, seed, pos)
+    rows_pos = pos.assign(label=np.int8(1), **params)
+    rows_ctl = ctl.assign(label=np.int8(0), **{k: np.nan for k in MANIFEST_PARAMS}, source_in_caustic=False)
+    m = pd.concat([rows_pos, rows_ctl], ignore_index=True)
+    # sample_id: the galaxy id with the label as lowest bit (unique: a galaxy appears at
+    # most once per label), so ids are stable when other galaxies come or go.
+    m["sample_id"] = (m["galaxy_id"].to_numpy() << 1) | m["label"].to_numpy().astype(np.int64)
+    m["twin_sample_id"] = np.int64(-1)
+    if cfg.control == "paired":
+        m["twin_sample_id"] = m["sample_id"].to_numpy() ^ 1
+    m["control_strategy"] = cfg.control
+
+    # splits
+    hp = HEALPix(nside=cfg.healpix_nside, order="nested")
+    m["healpix"] = hp.lonlat_to_healpix(m["ra"].to_numpy() * u.deg, m["dec"].to_numpy() * u.deg).astype(np.int64)
+    split_unit = {"row": m["sample_id"], "galaxy": m["galaxy_id"], "sky": m["healpix"]}[cfg.split].to_numpy()
+    m["split"] = _split_of(seeding.uniform(seeding.row_keys(seed, cfg.name, "split", cfg.split, split_unit)),
+                           cfg.split_fractions)
+    m["seed"] = seeding.row_keys(seed, cfg.name, "row", m["sample_id"].to_numpy()).view(np.int64)
+    m = m.sort_values(["brickname", "sample_id"], kind="stable").reset_index(drop=True)
+
+    audit = leakage_audit(m)
+    audit.update({
+        "dataset": cfg.name, "control_strategy": cfg.control, "split_scheme": cfg.split,
+        "healpix_nside": cfg.healpix_nside, "n_parent": n_parent, "n_vetoed_known_lens": int(veto.sum()),
+        "veto_radius_arcsec": VETO_RADIUS_ARCSEC, "n_galaxies_used": int(m["galaxy_id"].nunique()),
+        "matching_standardised_mean_difference": matching,
+    })
+    return m, audit
+
+
+def leakage_audit(m: pd.DataFrame) -> dict:
+    """Counts per split and label, and leakage between splits: galaxies, HEALPix pixels
+    and paired twins that appear in more than one split."""
+    by = m.groupby(["split", "label"]).size()
+    counts = {s: {"positives": int(by.get((s, 1), 0)), "controls": int(by.get((s, 0), 0))} for s in SPLITS}
+    gal_splits = m.groupby("galaxy_id")["split"].nunique()
+    pix_splits = m.groupby("healpix")["split"].nunique()
+    twins = m[m["twin_sample_id"] >= 0]
+    twin_split = twins.set_index("sample_id")["split"]
+    crossing = int((twin_split.reindex(twins["twin_sample_id"]).to_numpy() != twins["split"].to_numpy()).sum() // 2)
+    return {
+        "n_rows": len(m), "counts": counts,
+        "galaxies_in_multiple_splits": int((gal_splits > 1).sum()),
+        "healpix_pixels_in_multiple_splits": int((pix_splits > 1).sum()),
+        "paired_twins_across_splits": crossing,
+        "leaky": bool((gal_splits > 1).any() or crossing > 0),
+    }
+
+
+def manifest_table(m: pd.DataFrame) -> pa.Table:
+    """The manifest as an Arrow table with stable column order and dtypes."""
+    t = pa.Table.from_pandas(m, preserve_index=False)
+    return t.cast(pa.schema([f.with_type(pa.float32()) if f.name in MANIFEST_PARAMS else f for f in t.schema]))
+
+
+def write_manifest(parent_path, dataset: DatasetConfig, seed: int, known_lenses_path,
+                   manifest_path, audit_path) -> dict:
+    """Phase-4a rule body: read the parent sample and known lenses, write the manifest
+    Parquet and its audit JSON. Returns the audit."""
+    parent = pd.read_parquet(parent_path)
+    known = pd.read_csv(known_lenses_path, usecols=["ra", "dec"])
+    m, audit = build_manifest(parent, dataset, seed, known)
+    write_parquet(manifest_table(m), manifest_path)
+    write_json(audit, audit_path)
+    return audit

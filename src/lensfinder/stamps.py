@@ -1,0 +1,129 @@
+"""Phase-4c stamp files: sharded Parquet, one row per stamp.
+
+Columns: the manifest's, plus ``stamp`` -- the 3x64x64 float32 g,r,z image in nanomaggies,
+raw little-endian C-order bytes in a fixed-size binary column (zstd-compressed by Parquet)
+-- optionally the legacy gen2 ``stamp_npz`` column (one ``np.savez_compressed`` archive
+per row), and the injection diagnostics.
+
+Decoding a row group is zero-copy: the fixed-size column's data buffer *is* the
+(N, 3, 64, 64) array, so no per-row Python work happens on the training hot path.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lensfinder import STAMP_SIZE
+
+N_BANDS = 3
+STAMP_SHAPE = (N_BANDS, STAMP_SIZE, STAMP_SIZE)
+STAMP_BYTES = int(np.prod(STAMP_SHAPE)) * 4
+STAMP_TYPE = pa.binary(STAMP_BYTES)
+ROW_GROUP_ROWS = 1024  # ~50 MB of raw stamps per row group: streamable, yet large reads
+
+DIAGNOSTIC_FIELDS = [
+    pa.field("arc_flux_g", pa.float32()), pa.field("arc_flux_r", pa.float32()), pa.field("arc_flux_z", pa.float32()),
+    pa.field("magnification", pa.float32()), pa.field("arc_snr", pa.float32()),
+    pa.field("arc_max_pixel", pa.float32()), pa.field("lens_x_pix", pa.float32()), pa.field("lens_y_pix", pa.float32()),
+]
+"""arc_flux_<b>: noiseless arc flux on the stamp after the PSF, nanomaggies; magnification:
+arc flux on the stamp / unlensed source flux (before the PSF); arc_snr: optimal (matched
+filter) S/N of the arc over g, r, z, sqrt(sum arc^2 * invvar); arc_max_pixel: brightest
+arc pixel, nanomaggies; lens_x/y_pix: lens centre in the stamp (0-based pixels). NaN for
+controls."""
+
+
+class StampFormatError(ValueError):
+    """A stamp file or row that does not hold what the format promises; names file/row."""
+
+
+def stamp_schema(manifest_schema: pa.Schema, with_npz: bool) -> pa.Schema:
+    fields = list(manifest_schema) + [pa.field("stamp", STAMP_TYPE)]
+    if with_npz:
+        fields.append(pa.field("stamp_npz", pa.binary()))
+    return pa.schema(fields + DIAGNOSTIC_FIELDS)
+
+
+def encode_stamps(stamps: np.ndarray) -> pa.FixedSizeBinaryArray:
+    """(N, 3, 64, 64) float32 -> fixed-size binary column (one copy, no per-row work)."""
+    stamps = np.ascontiguousarray(stamps, dtype="<f4")
+    if stamps.shape[1:] != STAMP_SHAPE:
+        raise StampFormatError(f"stamps must be (N, {STAMP_SHAPE}), got {stamps.shape}")
+    return pa.FixedSizeBinaryArray.from_buffers(STAMP_TYPE, len(stamps), [None, pa.py_buffer(stamps.tobytes())])
+
+
+def decode_stamps(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Fixed-size ``stamp`` column -> (N, 3, 64, 64) float32. Zero-copy for one chunk
+    (the result is a read-only view of the Arrow buffer)."""
+    if isinstance(column, pa.ChunkedArray):
+        if column.num_chunks == 1:
+            column = column.chunk(0)
+        else:
+            return np.concatenate([decode_stamps(c) for c in column.chunks]) if column.num_chunks else \
+                np.empty((0,) + STAMP_SHAPE, np.float32)
+    if column.type != STAMP_TYPE:
+        raise StampFormatError(f"stamp column has type {column.type}, expected {STAMP_TYPE}")
+    if column.null_count:
+        raise StampFormatError(f"stamp column has {column.null_count} null rows")
+    buf = column.buffers()[1]
+    arr = np.frombuffer(buf, dtype="<f4", count=len(column) * STAMP_BYTES // 4, offset=column.offset * STAMP_BYTES)
+    return arr.reshape((len(column),) + STAMP_SHAPE)
+
+
+def encode_npz(stamps: np.ndarray) -> pa.BinaryArray:
+    """Legacy gen2 ``stamp_npz``: one ``np.savez_compressed(stamp=...)`` archive per row.
+    (Inherently one Python call per row: that cost is why ``stamp`` exists.)"""
+    out = []
+    for s in stamps:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, stamp=np.asarray(s, dtype=np.float32))
+        out.append(buf.getvalue())
+    return pa.array(out, type=pa.binary())
+
+
+def decode_npz(column, where: str = "stamp_npz") -> np.ndarray:
+    """Legacy ``stamp_npz`` column -> (N, 3, 64, 64) float32. Accepts one (3, 64, 64) array
+    per archive (any key) or per-band arrays keyed g/r/z (or image_g, ...)."""
+    values = column.to_pylist()
+    out = np.empty((len(values),) + STAMP_SHAPE, dtype=np.float32)
+    for i, blob in enumerate(values):
+        try:
+            with np.load(io.BytesIO(blob)) as z:
+                keys = list(z.keys())
+                if len(keys) == 1:
+                    out[i] = z[keys[0]].reshape(STAMP_SHAPE)
+                else:
+                    out[i] = np.stack([z[k] for k in _band_keys(keys)])
+        except Exception as exc:  # noqa: BLE001 -- np.load raises many types for bad bytes
+            raise StampFormatError(f"{where}: row {i}: cannot decode stamp_npz ({exc})") from exc
+    return out
+
+
+def _band_keys(keys):
+    for pattern in ("{}", "image_{}", "img_{}"):
+        if all(pattern.format(b) in keys for b in "grz"):
+            return [pattern.format(b) for b in "grz"]
+    raise KeyError(f"npz keys {keys} are neither one array nor per-band g/r/z arrays")
+
+
+def iter_row_groups(path: str | os.PathLike, columns: list[str] | None = None,
+                    row_groups: list[int] | None = None) -> Iterator[tuple[pa.Table, np.ndarray]]:
+    """Yield (table without the stamp column, stamps (N, 3, 64, 64) float32) per row group,
+    so memory holds one row group at a time. ``columns`` limits the other columns read."""
+    pf = pq.ParquetFile(path)
+    if "stamp" not in pf.schema_arrow.names:
+        raise StampFormatError(f"{path}: no 'stamp' column")
+    want = None if columns is None else list(dict.fromkeys(list(columns) + ["stamp"]))
+    for i in row_groups if row_groups is not None else range(pf.num_row_groups):
+        t = pf.read_row_group(i, columns=want)
+        try:
+            stamps = decode_stamps(t["stamp"])
+        except StampFormatError as exc:
+            raise StampFormatError(f"{path}: row group {i}: {exc}") from exc
+        yield t.drop_columns(["stamp"]), stamps
