@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 CORES ?= all
 # The furthest phase implemented so far; becomes train_gen3 when phase 5 lands.
-DEMO_TARGET ?= parent_lrg
+DEMO_TARGET ?= stamps
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lensfinder-installed

@@ -23,10 +23,13 @@ SKY = sky_layout(config["sky"], RESULTS)
 include: "workflow/rules/common.smk"
 include: "workflow/rules/sky.smk"
 include: "workflow/rules/select.smk"
+include: "workflow/rules/manifest.smk"
+include: "workflow/rules/inject.smk"
 
 
 rule all:
-    """Default target: the furthest phase implemented so far (phase 3)."""
+    """Default target: the furthest phase implemented so far (phase 4c stamps)."""
     default_target: True
     input:
         rules.parent_lrg.output,
+        rules.stamps.input,

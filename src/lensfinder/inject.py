@@ -165,3 +165,19 @@ def inject_shard(manifest_path, coadd_dir, shard: int, n_shards: int, out_path, 
     report["seconds"] = round(time.perf_counter() - t0, 2)
     write_json(report, report_path)
     return report
+
+
+def gather_reports(reports: list[dict], out_path) -> dict:
+    """Sum shard reports into one dataset report (written to ``out_path``)."""
+    total = {"n_shards": len(reports), "n_rows": 0, "n_written": 0, "n_positives_written": 0, "n_skipped": 0,
+             "skipped": {name: 0 for name in FLAG_NAMES.values()}, "seconds": 0.0}
+    for r in reports:
+        for k in ("n_rows", "n_written", "n_positives_written", "n_skipped", "seconds"):
+            total[k] += r[k]
+        for k, v in r["skipped"].items():
+            total["skipped"][k] += v
+    if total["n_written"] + total["n_skipped"] != total["n_rows"]:
+        raise RuntimeError(f"shard reports do not add up: {total}")
+    total["per_shard"] = reports
+    write_json(total, out_path)
+    return total

@@ -1,4 +1,6 @@
 # Input functions and shared names of the rule files.
+from pathlib import Path
+
 from lensfinder.sky.bricks import coadd_path
 from lensfinder.sky.mock import bricks_in_sweep
 
@@ -31,3 +33,34 @@ def mock_brick_files(wildcards):
         ],
     }
 
+
+
+DATASETS = list(config["datasets"])
+KNOWN_LENSES = str(Path(workflow.basedir) / "resources/known_lenses.csv.gz")
+
+
+def dataset_params(name):
+    """The manifest's settings of one dataset (defaults filled, keys sorted)."""
+    d = dict(config["datasets"][name])
+    d.pop("inject", None)
+    return canonical(d)
+
+
+def inject_params(name):
+    """Phase-4c settings of one dataset: the global inject section, overridden per dataset."""
+    merged = {k: v for k, v in config["inject"].items() if k not in ("shards", "gallery_pairs")}
+    merged.update(config["datasets"][name].get("inject", {}))
+    return canonical(merged)
+
+
+def coadd_inputs():
+    """Mock coadds are workflow products (so injection waits for them); real DR10 coadds
+    are read in place and not tracked by the DAG."""
+    if not SKY.mock:
+        return []
+    return [
+        str(coadd_path(SKY.coadd_dir, b, kind, band))
+        for b in MOCK["bricks"]
+        for kind in ("image", "invvar")
+        for band in "grz"
+    ]

@@ -1,0 +1,81 @@
+# Phase 4c: stamps with injected arcs, N shards per dataset (Snakemake scatter/gather), so
+# shards run in parallel locally or as separate cluster jobs.
+
+
+scattergather:
+    inject=config["inject"]["shards"],
+
+
+rule inject:
+    """Cut the stamps of one shard of a dataset's manifest (whole bricks) and inject arcs."""
+    input:
+        manifest=rules.manifest.output.manifest,
+        coadds=lambda wc: coadd_inputs(),
+    output:
+        stamps=f"{RESULTS}/datasets/{{dataset}}/stamps/part-{{scatteritem}}.parquet",
+        report=f"{RESULTS}/datasets/{{dataset}}/stamps/part-{{scatteritem}}.report.json",
+    params:
+        inject=lambda wc: inject_params(wc.dataset),
+        coadd_dir=SKY.coadd_dir,
+    resources:
+        mem_mb=6000,
+    conda:
+        "../../envs/sky.yaml"
+    log:
+        "logs/inject/{dataset}/{scatteritem}.log",
+    benchmark:
+        "benchmarks/rules/inject/{dataset}/{scatteritem}.tsv"
+    script:
+        "../scripts/inject.py"
+
+
+rule stamps_report:
+    """Gather a dataset's shard reports: stamps written and skipped per reason."""
+    input:
+        reports=gather.inject(f"{RESULTS}/datasets/{{{{dataset}}}}/stamps/part-{{scatteritem}}.report.json"),
+    output:
+        report=report(
+            f"{RESULTS}/datasets/{{dataset}}/stamps_report.json",
+            caption="../report/stamps_report.rst",
+            category="Phase 4c: stamps",
+            subcategory="{dataset}",
+        ),
+    conda:
+        "../../envs/sky.yaml"
+    log:
+        "logs/stamps_report/{dataset}.log",
+    benchmark:
+        "benchmarks/rules/stamps_report/{dataset}.tsv"
+    script:
+        "../scripts/stamps_report.py"
+
+
+rule gallery:
+    """Colour gallery of a dataset's stamps: positives next to their controls."""
+    input:
+        stamps=gather.inject(f"{RESULTS}/datasets/{{{{dataset}}}}/stamps/part-{{scatteritem}}.parquet"),
+    output:
+        png=report(
+            f"{RESULTS}/datasets/{{dataset}}/gallery.png",
+            caption="../report/gallery.rst",
+            category="Phase 4c: stamps",
+            subcategory="{dataset}",
+        ),
+    params:
+        n_pairs=config["inject"]["gallery_pairs"],
+    conda:
+        "../../envs/sky.yaml"
+    log:
+        "logs/gallery/{dataset}.log",
+    benchmark:
+        "benchmarks/rules/gallery/{dataset}.tsv"
+    script:
+        "../scripts/gallery.py"
+
+
+rule stamps:
+    """Target: manifests, audits, stamps, reports and galleries of every dataset."""
+    input:
+        expand(rules.manifest.output.audit, dataset=DATASETS),
+        expand(rules.stamps_report.output.report, dataset=DATASETS),
+        expand(rules.gallery.output.png, dataset=DATASETS),

@@ -1,0 +1,28 @@
+# Phase 4a: one injection manifest per named dataset.
+
+
+rule manifest:
+    """Injection manifest of one dataset (labels, control strategy, splits, lens/source
+    parameters, per-row seeds) and its leakage audit."""
+    input:
+        parent=rules.parent_lrg.output.parent,
+        known_lenses=KNOWN_LENSES,
+    output:
+        manifest=f"{RESULTS}/datasets/{{dataset}}/manifest.parquet",
+        audit=report(
+            f"{RESULTS}/datasets/{{dataset}}/manifest_audit.json",
+            caption="../report/manifest_audit.rst",
+            category="Phase 4a: manifests",
+            subcategory="{dataset}",
+        ),
+    params:
+        dataset=lambda wc: dataset_params(wc.dataset),
+        seed=config["seed"],
+    conda:
+        "../../envs/sky.yaml"
+    log:
+        "logs/manifest/{dataset}.log",
+    benchmark:
+        "benchmarks/rules/manifest/{dataset}.tsv"
+    script:
+        "../scripts/manifest.py"

@@ -1,0 +1,12 @@
+"""Rule inject: phase-4c stamps of one manifest shard (see lensfinder.inject)."""
+import logging
+import sys
+
+from lensfinder.inject import InjectConfig, inject_shard
+
+sys.stderr = open(snakemake.log[0], "w")  # tracebacks land in the rule's log too
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+index, n_shards = (int(x) for x in snakemake.wildcards.scatteritem.split("-of-"))  # "1-of-4"
+report = inject_shard(snakemake.input.manifest, snakemake.params.coadd_dir, index - 1, n_shards,
+                      snakemake.output.stamps, snakemake.output.report, InjectConfig.from_dict(snakemake.params.inject))
+logging.info("shard %d/%d: %d written, skipped %s", index, n_shards, report["n_written"], report["skipped"])

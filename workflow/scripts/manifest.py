@@ -1,0 +1,13 @@
+"""Rule manifest: phase-4a injection manifest of one dataset (see lensfinder.manifest)."""
+import logging
+import sys
+
+from lensfinder.manifest import DatasetConfig, write_manifest
+
+sys.stderr = open(snakemake.log[0], "w")  # tracebacks land in the rule's log too
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+cfg = DatasetConfig.from_dict(snakemake.wildcards.dataset, snakemake.params.dataset)
+audit = write_manifest(snakemake.input.parent, cfg, snakemake.params.seed, snakemake.input.known_lenses,
+                       snakemake.output.manifest, snakemake.output.audit)
+logging.info("%s: %d rows, leaky=%s, %d vetoed near known lenses", cfg.name, audit["n_rows"], audit["leaky"],
+             audit["n_vetoed_known_lens"])

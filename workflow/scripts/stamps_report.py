@@ -1,0 +1,12 @@
+"""Rule stamps_report: sum a dataset's shard reports (see lensfinder.inject)."""
+import json
+import logging
+import sys
+from pathlib import Path
+
+from lensfinder.inject import gather_reports
+
+sys.stderr = open(snakemake.log[0], "w")  # tracebacks land in the rule's log too
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+total = gather_reports([json.loads(Path(p).read_text()) for p in snakemake.input.reports], snakemake.output.report)
+logging.info("%s: %d stamps written, %d skipped", snakemake.wildcards.dataset, total["n_written"], total["n_skipped"])
