@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -46,6 +47,9 @@ def test_dry_run_of_default_dag(tmp_path):
     assert jobs["mock_brick"] == n_bricks
     assert jobs["mock_sky"] == jobs["select_lrg"] == 3
     assert jobs["parent_lrg"] == 1 and jobs["all"] == 1
+    n_datasets = len(cfg["datasets"])
+    assert jobs["manifest"] == jobs["stamps_report"] == jobs["gallery"] == n_datasets
+    assert jobs["inject"] == n_datasets * cfg["inject"]["shards"]
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +60,17 @@ def tiny_run(tmp_path_factory):
     return work, config
 
 
-def test_tiny_run_produces_sky_and_parent_sample(tiny_run):
+def test_tiny_run_produces_sky_parent_sample_and_stamps(tiny_run):
     work, _ = tiny_run
+    for ds in ("v4_paired", "v5_unpaired"):
+        d = work / "results/datasets" / ds
+        audit = json.loads((d / "manifest_audit.json").read_text())
+        report = json.loads((d / "stamps_report.json").read_text())
+        assert report["n_written"] > 0 and report["n_written"] + report["n_skipped"] == audit["n_rows"]
+        assert len(list((d / "stamps").glob("part-*-of-2.parquet"))) == 2
+        assert (d / "gallery.png").stat().st_size > 10_000
+    assert json.loads((work / "results/datasets/v4_paired/manifest_audit.json").read_text())["leaky"]
+    assert not json.loads((work / "results/datasets/v5_unpaired/manifest_audit.json").read_text())["leaky"]
     parent = pq.read_table(work / "results/phase3/parent_lrg.parquet")
     assert parent.num_rows > 20
     assert len(list((work / "results/mock_sky/sweep").glob("sweep-*.fits"))) == 2
@@ -74,7 +87,15 @@ def test_rerun_is_a_no_op_and_phase3_param_reruns_phase3_only(tiny_run, tmp_path
     cfg2 = tmp_path / "changed.yaml"
     cfg2.write_text(yaml.safe_dump(changed))
     jobs = planned_jobs(snakemake("-n", "--configfile", str(cfg2), cwd=work))
-    assert jobs == {"select_lrg": 2, "parent_lrg": 1, "all": 1}
+    assert "mock_brick" not in jobs and "mock_sky" not in jobs
+    assert jobs["select_lrg"] == 2 and jobs["parent_lrg"] == 1
+    changed["select"]["maskbits"] = ["BRIGHT", "GALAXY", "CLUSTER"]
+    changed["datasets"]["v5_unpaired"]["priors"] = {"theta_e": [1.0, 2.5]}
+    cfg2.write_text(yaml.safe_dump(changed))
+    jobs = planned_jobs(snakemake("-n", "--configfile", str(cfg2), cwd=work))
+    # a prior of one dataset reruns phases 4a/4c of that dataset only
+    assert jobs == {"manifest": 1, "inject": 2, "stamps_report": 1, "gallery": 1, "all": 1}
+    changed["datasets"]["v5_unpaired"].pop("priors")
     changed["sky"]["mock"]["n_blue"] = 41
     cfg2.write_text(yaml.safe_dump(changed))
     jobs = planned_jobs(snakemake("-n", "--configfile", str(cfg2), cwd=work))
@@ -93,7 +114,7 @@ def test_real_dr10_source_reads_the_same_files(tiny_run, tmp_path):
     (tmp_path / "dr10.yaml").write_text(yaml.safe_dump(cfg))
     jobs = planned_jobs(snakemake("-n", "--configfile", str(tmp_path / "dr10.yaml"), cwd=tmp_path))
     assert "mock_brick" not in jobs and jobs["select_lrg"] == 2
-    snakemake("--cores", "2", "--configfile", str(tmp_path / "dr10.yaml"), cwd=tmp_path)
+    snakemake("parent_lrg", "--cores", "2", "--configfile", str(tmp_path / "dr10.yaml"), cwd=tmp_path)
     ours = pq.read_table(tmp_path / "out/phase3/parent_lrg.parquet")
     assert ours.equals(pq.read_table(work / "results/phase3/parent_lrg.parquet"))
 

@@ -125,10 +125,16 @@ def _matched_controls(pos: pd.DataFrame, pool: pd.DataFrame, n_controls: int, ke
     n_bins = 5
     codes_pos = np.zeros(len(pos), dtype=np.int64)
     codes_pool = np.zeros(len(pool), dtype=np.int64)
+    outside = np.zeros(len(pool), dtype=bool)
     for f in feats:
-        edges = np.unique(np.nanquantile(pos[f].to_numpy(), np.linspace(0, 1, n_bins + 1)[1:-1]))
-        codes_pos = codes_pos * (n_bins + 1) + np.searchsorted(edges, pos[f].to_numpy())
-        codes_pool = codes_pool * (n_bins + 1) + np.searchsorted(edges, pool[f].to_numpy())
+        x_pos, x_pool = pos[f].to_numpy(dtype=float), pool[f].to_numpy(dtype=float)
+        edges = np.nanquantile(x_pos, np.linspace(0, 1, n_bins + 1))
+        inner = np.unique(edges[1:-1])
+        codes_pos = codes_pos * (n_bins + 1) + np.searchsorted(inner, x_pos)
+        codes_pool = codes_pool * (n_bins + 1) + np.searchsorted(inner, x_pool)
+        # the outer bins end at the positives' range: pool tails beyond it never match
+        outside |= ~((x_pool >= edges[0]) & (x_pool <= edges[-1]))
+    codes_pool[outside] = -1
     pos_counts = pd.Series(codes_pos).value_counts()
     pool_counts = pd.Series(codes_pool).value_counts()
     weight = (pos_counts.reindex(codes_pool).to_numpy(dtype=float) / pool_counts.reindex(codes_pool).to_numpy())

@@ -1,0 +1,127 @@
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from astropy.io import fits
+
+from lensfinder.gallery import write_gallery
+from lensfinder.inject import InjectConfig, gather_reports, inject_shard, shard_bricks
+from lensfinder.manifest import DatasetConfig, write_manifest
+from lensfinder.select import gather_parent, select_sweep
+from lensfinder.sky.bricks import coadd_path
+from lensfinder.sky.coadds import CoaddBrick
+from lensfinder.stamps import ROW_GROUP_ROWS, decode_stamps, iter_row_groups
+
+from conftest import REPO, SMALL_SKY
+
+
+@pytest.fixture(scope="module")
+def manifests(mock_sky, tmp_path_factory):
+    root = tmp_path_factory.mktemp("phase4")
+    parts, sums = [], []
+    for i, sweep in enumerate(mock_sky.sweeps):
+        parts.append(root / f"{i}.parquet")
+        sums.append(select_sweep(sweep, parts[-1]))
+    gather_parent(parts, sums, root / "parent.parquet", root / "sel.json")
+    out = {}
+    for name, control, split in (("paired", "paired", "row"), ("unpaired", "unpaired_matched", "sky")):
+        write_manifest(root / "parent.parquet", DatasetConfig.from_dict(name, {"control": control, "split": split}),
+                       3, REPO / "resources/known_lenses.csv.gz", root / f"{name}.parquet", root / f"{name}.json")
+        out[name] = root / f"{name}.parquet"
+    return root, out
+
+
+def _run(manifest, coadd_dir, out_dir, n_shards=2, **kw):
+    reports = [inject_shard(manifest, coadd_dir, k, n_shards, out_dir / f"part-{k}.parquet",
+                            out_dir / f"part-{k}.json", InjectConfig(**kw)) for k in range(n_shards)]
+    return reports, [out_dir / f"part-{k}.parquet" for k in range(n_shards)]
+
+
+def test_shards_cover_every_brick_once():
+    names = np.array(["b"] * 5 + ["a"] * 3 + ["c"] * 7 + ["d"])
+    shards = shard_bricks(names, 3)
+    assert sorted(sum(shards, [])) == ["a", "b", "c", "d"]
+    assert shard_bricks(names, 10)[0] == ["a"]  # more shards than bricks: some empty
+
+
+def test_stamps_controls_are_raw_cutouts_and_positives_carry_arcs(mock_sky, manifests, tmp_path):
+    root, m = manifests
+    reports, parts = _run(m["paired"], mock_sky.coadd_dir, tmp_path, write_npz=True)
+    total = gather_reports(reports, tmp_path / "report.json")
+    manifest = pq.read_table(m["paired"])
+    assert total["n_rows"] == manifest.num_rows
+    assert total["n_written"] + total["n_skipped"] == total["n_rows"] and total["n_skipped"] > 0
+    assert sum(total["skipped"].values()) >= total["n_skipped"]
+    brick = CoaddBrick(mock_sky.coadd_dir, SMALL_SKY.bricks[0])
+    n_checked = 0
+    for path in parts:
+        pf = pq.ParquetFile(path)
+        assert all(pf.metadata.row_group(i).num_rows <= ROW_GROUP_ROWS for i in range(pf.num_row_groups))
+        for meta, stamps in iter_row_groups(path):
+            d = meta.to_pandas()
+            assert np.isfinite(stamps).all()
+            np.testing.assert_array_equal(decode_stamps(pq.read_table(path, columns=["stamp"])["stamp"])[: len(d)],
+                                          stamps)
+            on = (d.brickname == SMALL_SKY.bricks[0]).to_numpy()
+            if not on.any():
+                continue
+            raw = brick.cutouts(d.ra[on].to_numpy(), d.dec[on].to_numpy()).image
+            ctl = (d.label[on] == 0).to_numpy()
+            np.testing.assert_array_equal(stamps[on][ctl], raw[ctl])  # controls: the real cutout, untouched
+            pos = ~ctl
+            extra = (stamps[on][pos] - raw[pos]).sum(axis=(2, 3))  # arc + its noise, per band
+            arc = d.loc[d.index[on][pos], ["arc_flux_g", "arc_flux_r", "arc_flux_z"]].to_numpy()
+            assert (arc > 0).all()
+            np.testing.assert_allclose(extra, arc, rtol=0.05, atol=0.05)
+            n_checked += int(pos.sum())
+    assert n_checked > 10
+
+
+def test_diagnostics_are_sane(mock_sky, manifests, tmp_path):
+    _, parts = _run(manifests[1]["unpaired"], mock_sky.coadd_dir, tmp_path, n_shards=1)
+    d = pq.read_table(parts[0]).drop_columns(["stamp"]).to_pandas()
+    pos, ctl = d[d.label == 1], d[d.label == 0]
+    assert (pos.magnification > 0.5).all() and pos.magnification.median() > 1.5
+    assert (pos.arc_snr > 0).all() and ctl.arc_snr.isna().all()
+    assert pos.lens_x_pix.between(31.5, 32.5).all()
+
+
+def test_same_config_gives_identical_stamps_whatever_the_sharding(mock_sky, manifests, tmp_path):
+    m = manifests[1]["paired"]
+    _, a = _run(m, mock_sky.coadd_dir, tmp_path / "a", n_shards=2)
+    _, b = _run(m, mock_sky.coadd_dir, tmp_path / "b", n_shards=2)
+    _, c = _run(m, mock_sky.coadd_dir, tmp_path / "c", n_shards=1)
+    digest = lambda paths: hashlib.sha256(b"".join(p.read_bytes() for p in paths)).hexdigest()  # noqa: E731
+    assert digest(a) == digest(b)
+    ta = pq.read_table(a).sort_by("sample_id")
+    tc = pq.read_table(c).sort_by("sample_id")
+    assert ta["sample_id"].equals(tc["sample_id"])
+    np.testing.assert_array_equal(decode_stamps(ta["stamp"]), decode_stamps(tc["stamp"]))
+
+
+def test_nan_and_zero_invvar_cutouts_are_skipped_and_counted(mock_sky, manifests, tmp_path):
+    coadd = tmp_path / "coadd"
+    shutil.copytree(mock_sky.coadd_dir, coadd)
+    brick = SMALL_SKY.bricks[0]
+    path = coadd_path(coadd, brick, "image", "r")
+    with fits.open(path) as hdul:
+        data, header = hdul[1].data.copy(), hdul[1].header.copy()
+    data[:, :250] = np.nan  # half the brick has NaN pixels
+    path.unlink()
+    fits.PrimaryHDU(data, header).writeto(path)
+    reports, _ = _run(manifests[1]["paired"], coadd, tmp_path, n_shards=1)
+    assert reports[0]["skipped"]["nan_pixels"] > 10
+    assert reports[0]["n_written"] + reports[0]["n_skipped"] == reports[0]["n_rows"]
+    assert json.loads((tmp_path / "part-0.json").read_text())["skipped"]["nan_pixels"] > 10
+
+
+def test_gallery_renders_positives_next_to_controls(mock_sky, manifests, tmp_path):
+    _, parts = _run(manifests[1]["paired"], mock_sky.coadd_dir, tmp_path, n_shards=1)
+    n = write_gallery(parts, tmp_path / "gallery.png", n_pairs=4)
+    assert n == 4
+    import matplotlib.image as mpimg
+    img = mpimg.imread(tmp_path / "gallery.png")
+    assert img.shape[0] > 200 and img.shape[1] > 400 and img[..., :3].std() > 0.05
