@@ -25,8 +25,9 @@ demo: install
 	$(BIN)/snakemake --cores $(CORES) $(DEMO_TARGET)
 	@echo
 	@echo "Mock sky:        results/mock_sky/ (sweep/*.fits, coadd/<bri>/<brick>/*.fits.fz)"
-	@echo "Parent sample:   results/phase3/parent_lrg.parquet"
-	@echo "Selection cuts:  results/phase3/selection_summary.json"
+	@echo "Parent sample:   results/phase3/parent_lrg.parquet (+ selection_summary.json)"
+	@echo "Datasets:        results/datasets/<name>/ manifest.parquet, manifest_audit.json,"
+	@echo "                 stamps/part-*.parquet, stamps_report.json, gallery.png"
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

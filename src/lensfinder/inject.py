@@ -23,7 +23,7 @@ from lensfinder import BANDS, PIXSCALE, STAMP_SIZE, seeding
 from lensfinder.lensing import LensSystems, convolve_gaussian_psf, ellipticity, lensed_images
 from lensfinder.photometry import mag_to_flux
 from lensfinder.sky.coadds import FLAG_NAMES, CoaddBrick, CoaddError
-from lensfinder.stamps import ROW_GROUP_ROWS, encode_npz, encode_stamps, stamp_schema
+from lensfinder.stamps import ROW_GROUP_ROWS, encode_npz, encode_stamps, stamp_schema, writer_options
 from lensfinder.tables import ParquetStreamWriter, write_json
 
 
@@ -37,6 +37,7 @@ class InjectConfig:
     # Approximate DECam AB zero points (mag giving 1 e-/s), for the arc's photon noise.
     zeropoint: dict = field(default_factory=lambda: {"g": 25.08, "r": 25.29, "z": 24.92})
     write_npz: bool = False
+    stamp_compression: str = "none"  # Parquet codec of the stamp column (see stamps.writer_options)
     batch: int = 256
 
     @classmethod
@@ -139,7 +140,7 @@ def inject_shard(manifest_path, coadd_dir, shard: int, n_shards: int, out_path, 
     report = {"shard": shard, "n_shards": n_shards, "bricks": bricks, "n_rows": 0, "n_written": 0,
               "n_positives_written": 0, "skipped": {name: 0 for name in FLAG_NAMES.values()}, "n_skipped": 0}
     table = pq.read_table(manifest_path, filters=[("brickname", "in", bricks)]) if bricks else schema.empty_table()
-    with ParquetStreamWriter(out_path, schema) as writer:
+    with ParquetStreamWriter(out_path, schema, **writer_options(schema, cfg.stamp_compression)) as writer:
         for name in bricks:
             rows = table.filter(pc.equal(table["brickname"], name))
             report["n_rows"] += len(rows)
@@ -147,21 +148,22 @@ def inject_shard(manifest_path, coadd_dir, shard: int, n_shards: int, out_path, 
                 brick = CoaddBrick(coadd_dir, name)
             except CoaddError as exc:
                 raise CoaddError(f"shard {shard}: {exc}") from exc
-            kept, stamps, diag, skipped = inject_brick(rows, brick, cfg)
-            del brick
-            for k, v in skipped.items():
-                report["skipped"][k] += v
-            report["n_skipped"] += len(rows) - len(kept)
-            for start in range(0, len(kept), ROW_GROUP_ROWS):
-                sl = slice(start, start + ROW_GROUP_ROWS)
-                cols = {n: kept[n][sl] for n in kept.column_names}
-                cols["stamp"] = encode_stamps(stamps[sl])
+            # one row group at a time: memory is one brick's coadds plus ROW_GROUP_ROWS
+            # stamps, whatever the number of rows
+            for start in range(0, len(rows), ROW_GROUP_ROWS):
+                kept, stamps, diag, skipped = inject_brick(rows.slice(start, ROW_GROUP_ROWS), brick, cfg)
+                for k, v in skipped.items():
+                    report["skipped"][k] += v
+                report["n_skipped"] += min(ROW_GROUP_ROWS, len(rows) - start) - len(kept)
+                cols = {n: kept[n] for n in kept.column_names}
+                cols["stamp"] = encode_stamps(stamps)
                 if cfg.write_npz:
-                    cols["stamp_npz"] = encode_npz(stamps[sl])
-                cols.update({k: pa.array(v[sl]) for k, v in diag.items()})
+                    cols["stamp_npz"] = encode_npz(stamps)
+                cols.update({k: pa.array(v) for k, v in diag.items()})
                 writer.write(pa.Table.from_pydict({f.name: cols[f.name] for f in schema}, schema=schema))
-            report["n_written"] += len(kept)
-            report["n_positives_written"] += int(pc.sum(kept["label"]).as_py() or 0)
+                report["n_written"] += len(kept)
+                report["n_positives_written"] += int(pc.sum(kept["label"]).as_py() or 0)
+            del brick
     report["seconds"] = round(time.perf_counter() - t0, 2)
     write_json(report, report_path)
     return report

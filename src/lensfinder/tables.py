@@ -49,13 +49,15 @@ def write_parquet(table: pa.Table, path: str | os.PathLike, row_group_size: int 
 class ParquetStreamWriter:
     """Append record batches to one Parquet file without holding them all in memory.
 
-    The file appears at ``path`` only when :meth:`close` succeeds.
+    The file appears at ``path`` only when :meth:`close` succeeds. ``compression`` and
+    ``use_dictionary`` take pyarrow's per-column forms (a dict / a list of column names).
     """
 
-    def __init__(self, path: str | os.PathLike, schema: pa.Schema):
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema, compression: str | dict = PARQUET_COMPRESSION,
+                 use_dictionary: bool | list[str] = True):
         self._ctx = atomic_path(path)
         self._tmp = self._ctx.__enter__()
-        self._writer = pq.ParquetWriter(self._tmp, schema, compression=PARQUET_COMPRESSION)
+        self._writer = pq.ParquetWriter(self._tmp, schema, compression=compression, use_dictionary=use_dictionary)
         self.n_rows = 0
 
     def write(self, table: pa.Table) -> None:
