@@ -4,8 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 CORES ?= all
-# The furthest phase implemented so far; becomes train_gen3 when phase 5 lands.
-DEMO_TARGET ?= stamps
+DEMO_TARGET ?= train_gen3
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lensfinder-installed
@@ -28,6 +27,8 @@ demo: install
 	@echo "Parent sample:   results/phase3/parent_lrg.parquet (+ selection_summary.json)"
 	@echo "Datasets:        results/datasets/<name>/ manifest.parquet, manifest_audit.json,"
 	@echo "                 stamps/part-*.parquet, stamps_report.json, gallery.png"
+	@echo "gen3 run:        results/runs/gen3/history.json (per-epoch validation metrics)"
+	@echo "gen3 test set:   results/runs/gen3/metrics.json, roc.png, score_hist.png, scores.parquet"
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

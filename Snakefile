@@ -25,11 +25,12 @@ include: "workflow/rules/sky.smk"
 include: "workflow/rules/select.smk"
 include: "workflow/rules/manifest.smk"
 include: "workflow/rules/inject.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:
-    """Default target: the furthest phase implemented so far (phase 4c stamps)."""
+    """Default target: stamps of every dataset and the gen3 run trained and evaluated."""
     default_target: True
     input:
-        rules.parent_lrg.output,
         rules.stamps.input,
+        expand(rules.evaluate.output, run=[r for r in RUNS if r == "gen3"]),

@@ -47,6 +47,7 @@ def test_dry_run_of_default_dag(tmp_path):
     assert jobs["mock_brick"] == n_bricks
     assert jobs["mock_sky"] == jobs["select_lrg"] == 3
     assert jobs["parent_lrg"] == 1 and jobs["all"] == 1
+    assert jobs["train"] == jobs["evaluate"] == 1  # the default target trains gen3 only
     n_datasets = len(cfg["datasets"])
     assert jobs["manifest"] == jobs["stamps_report"] == jobs["gallery"] == n_datasets
     assert jobs["inject"] == n_datasets * cfg["inject"]["shards"]
@@ -70,6 +71,11 @@ def test_tiny_run_produces_sky_parent_sample_and_stamps(tiny_run):
         assert len(list((d / "stamps").glob("part-*-of-2.parquet"))) == 2
         assert (d / "gallery.png").stat().st_size > 10_000
     assert json.loads((work / "results/datasets/v4_paired/manifest_audit.json").read_text())["leaky"]
+    hist = json.loads((work / "results/runs/gen3/history.json").read_text())
+    assert len(hist["epochs"]) == 2 and hist["epochs"][0]["duplication_factor"] == 1.0
+    metrics = json.loads((work / "results/runs/gen3/metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["metrics"]["score_dtype"] == "logit_float32"
+    assert (work / "results/runs/gen3/roc.png").exists() and not (work / "results/runs/gen2").exists()
     assert not json.loads((work / "results/datasets/v5_unpaired/manifest_audit.json").read_text())["leaky"]
     parent = pq.read_table(work / "results/phase3/parent_lrg.parquet")
     assert parent.num_rows > 20
@@ -94,7 +100,8 @@ def test_rerun_is_a_no_op_and_phase3_param_reruns_phase3_only(tiny_run, tmp_path
     cfg2.write_text(yaml.safe_dump(changed))
     jobs = planned_jobs(snakemake("-n", "--configfile", str(cfg2), cwd=work))
     # a prior of one dataset reruns phases 4a/4c of that dataset only
-    assert jobs == {"manifest": 1, "inject": 2, "stamps_report": 1, "gallery": 1, "all": 1}
+    # (gen3 trains on v5_unpaired, so it retrains and re-evaluates; gen2 is untouched)
+    assert jobs == {"manifest": 1, "inject": 2, "stamps_report": 1, "gallery": 1, "train": 1, "evaluate": 1, "all": 1}
     changed["datasets"]["v5_unpaired"].pop("priors")
     changed["sky"]["mock"]["n_blue"] = 41
     cfg2.write_text(yaml.safe_dump(changed))

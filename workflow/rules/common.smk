@@ -64,3 +64,20 @@ def coadd_inputs():
         for kind in ("image", "invvar")
         for band in "grz"
     ]
+
+
+RUNS = list(config.get("runs", {}))
+
+
+def run_params(name):
+    """A run's settings (model, loader, train), keys sorted."""
+    d = dict(config["runs"][name])
+    for k in ("dataset", "nproc"):
+        d.pop(k, None)
+    return canonical(d)
+
+
+def run_stamps(name):
+    """Stamp shards of the dataset a run trains on."""
+    ds = config["runs"][name]["dataset"]
+    return gather.inject(f"{RESULTS}/datasets/{ds}/stamps/part-{{scatteritem}}.parquet")

@@ -1,0 +1,165 @@
+"""Phase 5 input: streaming stamps from Parquet row groups into training batches.
+
+Sharding: the unit of work is one Parquet row group. Each epoch the units are permuted
+from (seed, epoch), then dealt out over every (DDP rank x DataLoader worker) pair:
+global worker ``g = rank * num_workers + worker`` takes ``units[g::world * num_workers]``.
+Every sample is therefore read exactly once per epoch across all ranks and workers
+(tests count the ids). ``legacy_sharding`` reproduces gen2's bug -- ``units[rank::world]``
+in *every* worker -- which reads each sample ``num_workers`` times per epoch.
+
+Batches are built inside the dataset (vectorised decode, normalisation and augmentation
+of a whole row group), so the DataLoader runs with ``batch_size=None``. Rows with
+non-finite pixels are dropped and counted in each batch's ``n_skipped``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from lensfinder import seeding
+from lensfinder.stamps import StampFormatError, decode_stamps
+
+META_COLUMNS = ("psfsize_g", "psfsize_r", "psfsize_z", "psfdepth_g", "psfdepth_r", "psfdepth_z")
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    """The ``loader`` section of a run."""
+
+    batch_size: int = 256
+    num_workers: int = 2
+    legacy_sharding: bool = False  # gen2's frags[rank::world] in every worker
+    normalize: str = "asinh"  # asinh | none
+    asinh_scale: dict = field(default_factory=lambda: {"g": 0.01, "r": 0.015, "z": 0.03})  # nanomaggies
+    augment: bool = True  # random flips and 90-degree rotations (training only)
+    metadata: bool = False  # deliver PSF size / depth features for the fusion head
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "LoaderConfig":
+        return cls(**(d or {}))
+
+
+def row_group_units(paths) -> list[tuple[str, int, int]]:
+    """(path, row group index, rows) of every row group of the stamp files, sorted."""
+    units = []
+    for p in sorted(str(p) for p in paths):
+        md = pq.ParquetFile(p).metadata
+        units += [(p, i, md.row_group(i).num_rows) for i in range(md.num_row_groups)]
+    return units
+
+
+def normalise(x: np.ndarray, cfg: LoaderConfig) -> np.ndarray:
+    """(N, 3, H, W) nanomaggies -> network input. ``asinh``: asinh(x / s_band), linear
+    below ~s_band (about twice the pixel noise) and logarithmic for bright cores."""
+    if cfg.normalize == "none":
+        return x
+    if cfg.normalize != "asinh":
+        raise ValueError(f"unknown normalize {cfg.normalize!r}")
+    s = np.array([cfg.asinh_scale[b] for b in "grz"], dtype=np.float32)[None, :, None, None]
+    return np.arcsinh(x / s)
+
+
+def dihedral(x: torch.Tensor, k: np.ndarray) -> torch.Tensor:
+    """Apply one of the 8 flips/rotations of the square, ``k[i]`` in 0..7, to x[i]."""
+    out = x.clone()
+    for code in range(1, 8):
+        idx = np.flatnonzero(k == code)
+        if idx.size == 0:
+            continue
+        t = torch.rot90(x[idx], code % 4, dims=(2, 3))
+        out[idx] = torch.flip(t, dims=(3,)) if code >= 4 else t
+    return out
+
+
+def metadata_features(table) -> np.ndarray:
+    """(N, 6) float32: PSF FWHM (arcsec, centred on 1.3) and log10 PSF depth (centred on
+    2.5) in g, r, z, scaled to order unity."""
+    size = np.stack([table[c].to_numpy() for c in META_COLUMNS[:3]], axis=1).astype(np.float32)
+    depth = np.stack([table[c].to_numpy() for c in META_COLUMNS[3:]], axis=1).astype(np.float32)
+    return np.concatenate([(size - 1.3) / 0.2, (np.log10(np.maximum(depth, 1e-3)) - 2.5) / 0.5], axis=1)
+
+
+class StampStream(IterableDataset):
+    """Batches of one split of a dataset's stamp files.
+
+    Yields dicts: ``x`` (B, 3, 64, 64) float32, ``y`` (B,) float32 labels, ``sample_id``
+    (B,) int64, ``meta`` (B, 6) float32 when ``cfg.metadata``, ``n_skipped`` int.
+    Call :meth:`set_epoch` before each epoch (it changes the order and augmentation).
+    """
+
+    def __init__(self, paths, split: str, cfg: LoaderConfig, seed: int, train: bool,
+                 rank: int | None = None, world_size: int | None = None):
+        super().__init__()
+        self.units = row_group_units(paths)
+        self.split, self.cfg, self.seed, self.train = split, cfg, seed, train
+        if rank is None:
+            dist = torch.distributed
+            rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def my_units(self, worker: int, num_workers: int) -> list[tuple[str, int, int]]:
+        """The row groups this (rank, worker) reads this epoch."""
+        units = list(self.units)
+        if self.train:
+            keys = seeding.row_keys(self.seed, "unit-order", self.epoch, np.arange(len(units), dtype=np.int64))
+            units = [units[i] for i in np.argsort(seeding.uniform(keys), kind="stable")]
+        if self.cfg.legacy_sharding:
+            return units[self.rank::self.world_size]  # gen2: the same list in every worker
+        total = self.world_size * max(num_workers, 1)
+        return units[self.rank * max(num_workers, 1) + worker::total]
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        for path, rg, _ in self.my_units(worker, num_workers):
+            yield from self._unit_batches(path, rg)
+
+    def _unit_batches(self, path: str, rg: int):
+        cols = ["sample_id", "label", "split", "stamp"] + (list(META_COLUMNS) if self.cfg.metadata else [])
+        table = pq.ParquetFile(path).read_row_group(rg, columns=cols)
+        table = table.filter(pc.equal(table["split"], self.split))
+        if table.num_rows == 0:
+            return
+        try:
+            stamps = decode_stamps(table["stamp"])
+        except StampFormatError as exc:
+            raise StampFormatError(f"{path}: row group {rg}: {exc}") from exc
+        finite = np.isfinite(stamps).all(axis=(1, 2, 3))
+        n_skipped = int((~finite).sum())
+        if n_skipped:
+            table, stamps = table.filter(finite), stamps[finite]
+        sample_id = table["sample_id"].to_numpy()
+        order = np.arange(len(sample_id))
+        if self.train:
+            keys = seeding.row_keys(self.seed, "row-order", self.epoch, sample_id)
+            order = np.argsort(seeding.uniform(keys), kind="stable")
+        x = torch.from_numpy(normalise(stamps[order], self.cfg))
+        y = torch.from_numpy(table["label"].to_numpy()[order].astype(np.float32))
+        sid = torch.from_numpy(sample_id[order].astype(np.int64))
+        meta = torch.from_numpy(metadata_features(table)[order]) if self.cfg.metadata else None
+        if self.train and self.cfg.augment:
+            k = (seeding.uniform(seeding.row_keys(self.seed, "augment", self.epoch, sample_id[order])) * 8).astype(int)
+            x = dihedral(x, k)
+        bs = self.cfg.batch_size
+        for start in range(0, len(order), bs):
+            batch = {"x": x[start:start + bs].contiguous(), "y": y[start:start + bs],
+                     "sample_id": sid[start:start + bs], "n_skipped": n_skipped if start == 0 else 0}
+            if meta is not None:
+                batch["meta"] = meta[start:start + bs]
+            yield batch
+
+
+def stamp_files(dataset_dir) -> list[Path]:
+    """The stamp shards of a dataset directory (``<dir>/stamps/part-*.parquet``)."""
+    return sorted(Path(dataset_dir).glob("stamps/part-*.parquet"))

@@ -1,0 +1,87 @@
+"""Phase 5 evaluation: score the test split once, with the best checkpoint.
+
+Writes ``scores.parquet`` (sample_id, label, float32 logit), ``metrics.json`` (every
+metric of :mod:`lensfinder.metrics` on float32 logits, each low-FPR number with its
+95% interval and the smallest resolvable FPR, plus the same metrics as the run's own
+score dtype would give), a ROC plot with a log FPR axis and per-class score histograms.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from lensfinder.data import stamp_files  # noqa: E402
+from lensfinder.metrics import evaluate_scores, roc, scores_as_stored  # noqa: E402
+from lensfinder.model import build_model  # noqa: E402
+from lensfinder.tables import atomic_path, write_json, write_parquet  # noqa: E402
+from lensfinder.train import RunConfig, autocast_dtype, score_split, scores_table  # noqa: E402
+
+
+def plot_roc(labels, logits, score_dtype: str, path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(5, 4))
+    n_neg = int((labels == 0).sum())
+    for dtype, style in (("logit_float32", "-"), (score_dtype, "--")):
+        fpr, tpr, _ = roc(labels, scores_as_stored(logits, dtype))
+        ax.step(np.maximum(fpr, 0.5 / n_neg), tpr, style, where="post", label=dtype)
+        if dtype == score_dtype:
+            break
+    ax.axvline(1.0 / n_neg, color="grey", lw=0.8, ls=":", label=f"1/n_neg = {1.0 / n_neg:.1e}")
+    ax.set_xscale("log")
+    ax.set_xlim(0.5 / n_neg, 1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def plot_histograms(labels, logits, path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    bins = np.linspace(float(logits.min()), float(logits.max()) + 1e-6, 60)
+    ax.hist(logits[labels == 0], bins=bins, histtype="step", label=f"controls ({(labels == 0).sum()})", log=True)
+    ax.hist(logits[labels == 1], bins=bins, histtype="step", label=f"lenses ({(labels == 1).sum()})", log=True)
+    ax.axvline(np.log(255), color="grey", ls=":", lw=0.8, label="bf16 sigmoid saturates (6.24)")
+    ax.set_xlabel("logit (float32)")
+    ax.set_ylabel("count")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def evaluate_run(run_config_path, best_path, dataset_dir, out_dir) -> dict:
+    """Score the test split with ``best.pt`` and write scores, metrics and plots."""
+    c = json.loads(Path(run_config_path).read_text())
+    cfg = RunConfig.from_dict(c["name"], c["seed"], c["run"])
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    best = torch.load(best_path, map_location=device, weights_only=True)
+    if best["fingerprint"] != cfg.fingerprint():
+        raise RuntimeError(f"{best_path} was trained with another configuration than {run_config_path}")
+    model = build_model(cfg.model).to(device)
+    model.load_state_dict(best["model"])
+    sid, labels, logits = score_split(model, stamp_files(dataset_dir), "test", cfg, device,
+                                      autocast_dtype(cfg.train, device), rank=0, world=1)
+    out = Path(out_dir)
+    write_parquet(scores_table(sid, labels, logits), out / "scores.parquet")
+    metrics = {"run": cfg.name, "split": "test", "checkpoint_epoch": best["epoch"],
+               "metrics": evaluate_scores(labels, logits, "logit_float32")}
+    if cfg.train.eval_score_dtype != "logit_float32":
+        metrics[f"metrics_as_{cfg.train.eval_score_dtype}"] = evaluate_scores(labels, logits, cfg.train.eval_score_dtype)
+    write_json(metrics, out / "metrics.json")
+    title = f"{cfg.name}: test split, best epoch {best['epoch']}"
+    plot_roc(labels, logits, cfg.train.eval_score_dtype, out / "roc.png", title)
+    plot_histograms(labels, logits, out / "score_hist.png", title)
+    return metrics

@@ -1,0 +1,77 @@
+"""Phase 5 model: a timm ConvNeXt adapted to 64x64 stamps, one logit out, with an optional
+metadata-fusion head (PSF size and depth).
+
+timm's ConvNeXt stem is a 4x4/stride-4 patchify; with four stages a 64x64 input ends at
+2x2. ``patch_size`` (stem) and ``output_stride`` (16 dilates the last stage) keep larger
+maps: the default patch 4 / output stride 16 ends at 4x4. Weights are random
+(``pretrained=False``): nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import timm
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The ``model`` section of a run."""
+
+    name: str = "convnext_tiny"
+    patch_size: int = 4
+    output_stride: int = 16
+    drop_rate: float = 0.1
+    drop_path_rate: float = 0.1
+    metadata: bool = False  # fuse PSF size/depth features via an MLP
+    meta_hidden: int = 32
+    channels_last: bool = True
+    compile: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "ModelConfig":
+        return cls(**(d or {}))
+
+
+class LensClassifier(nn.Module):
+    """ConvNeXt trunk -> pooled features (+ metadata MLP) -> dropout -> 1 logit."""
+
+    def __init__(self, cfg: ModelConfig, n_meta: int = 6):
+        super().__init__()
+        if not cfg.name.startswith("convnext"):
+            raise ValueError(f"model.name must be a timm convnext_* model, not {cfg.name!r}")
+        self.trunk = timm.create_model(cfg.name, pretrained=False, num_classes=0, in_chans=3,
+                                       patch_size=cfg.patch_size, output_stride=cfg.output_stride,
+                                       drop_path_rate=cfg.drop_path_rate)
+        width = self.trunk.num_features
+        self.meta = None
+        if cfg.metadata:
+            self.meta = nn.Sequential(nn.Linear(n_meta, cfg.meta_hidden), nn.GELU(),
+                                      nn.Linear(cfg.meta_hidden, cfg.meta_hidden), nn.GELU())
+            width += cfg.meta_hidden
+        self.head = nn.Sequential(nn.Dropout(cfg.drop_rate), nn.Linear(width, 1))
+
+    def forward(self, x: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, 3, 64, 64) -> logits (B,)."""
+        f = self.trunk(x)
+        if self.meta is not None:
+            if meta is None:
+                raise ValueError("this model fuses metadata: pass meta (B, 6)")
+            f = torch.cat([f, self.meta(meta.to(f.dtype))], dim=1)
+        return self.head(f).squeeze(1)
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    model = LensClassifier(cfg)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def final_feature_map(cfg: ModelConfig, size: int = 64) -> tuple[int, int]:
+    """Spatial size of the trunk's last feature map for a ``size`` x ``size`` input."""
+    trunk = build_model(cfg).trunk
+    with torch.no_grad():
+        return tuple(trunk.forward_features(torch.zeros(1, 3, size, size)).shape[-2:])

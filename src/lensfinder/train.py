@@ -1,0 +1,465 @@
+"""Phase 5 training: ConvNeXt on stamp Parquet with correct sharding, a per-step cosine
+schedule, float32 losses and metrics, early stopping, and resumable checkpoints.
+
+Every gen2 failure mechanism is a config switch here (``runs.<name>`` in config), so the
+comparison can switch each back on:
+
+    loader.legacy_sharding      frags[rank::world] in every DataLoader worker
+    train.schedule              gen2_epoch_tmax_per_step: CosineAnnealingLR(T_max=epochs)
+                                stepped every optimiser step, as gen2 did
+    train.loss / focal_alpha    focal loss with alpha 0.25 (down-weights positives)
+    train.eval_score_dtype      prob_bfloat16: rank sigmoid probabilities stored in bf16
+    train.early_stopping        enabled false: train every epoch, keep the last
+
+One code path serves one process and DDP (``torchrun``; gloo on CPU, nccl on GPU).
+Resuming from ``last.pt`` after a kill (SIGTERM writes it mid-epoch) reproduces the
+uninterrupted run: data order, augmentation and dropout are all seeded from
+(seed, epoch, step), not from process state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from lensfinder import seeding
+from lensfinder.data import LoaderConfig, StampStream, row_group_units, stamp_files
+from lensfinder.metrics import evaluate_scores
+from lensfinder.model import ModelConfig, build_model
+from lensfinder.tables import atomic_path, write_json, write_parquet
+
+GEN2_HISTORY_KEYS = ("tpr@fpr1e-4", "tpr@fpr0.001", "fpr@tpr0.50", "fpr@tpr0.70", "fpr@tpr0.85")
+
+
+class RunConfigMismatch(RuntimeError):
+    """A run directory made by a different configuration: refusing to resume."""
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    enabled: bool = True
+    metric: str = "tpr@fpr0.001"
+    tiebreak: str = "pauc"
+    patience: int = 3
+    min_delta: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``train`` section of a run."""
+
+    epochs: int = 12
+    lr: float = 3e-4
+    weight_decay: float = 1e-2
+    warmup_frac: float = 0.05
+    min_lr: float = 1e-6
+    schedule: str = "cosine_steps"  # cosine_steps | gen2_epoch_tmax_per_step
+    loss: str = "bce"  # bce | focal
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    precision: str = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU | bf16 | fp16 | fp32
+    grad_clip: float = 1.0  # max grad norm; 0 disables
+    ema_decay: float = 0.0  # 0 disables the EMA of weights
+    eval_score_dtype: str = "logit_float32"  # gen2: prob_bfloat16
+    early_stopping: EarlyStopping = EarlyStopping()
+    stop_after_steps: int = 0  # testing aid: behave as if SIGTERM arrived after this many steps
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "TrainConfig":
+        d = dict(d or {})
+        d["early_stopping"] = EarlyStopping(**d.get("early_stopping", {}))
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str
+    seed: int
+    model: ModelConfig = ModelConfig()
+    loader: LoaderConfig = LoaderConfig()
+    train: TrainConfig = TrainConfig()
+
+    @classmethod
+    def from_dict(cls, name: str, seed: int, d: dict) -> "RunConfig":
+        model = ModelConfig.from_dict(d.get("model"))
+        # the loader delivers metadata exactly when the model fuses it
+        loader = LoaderConfig.from_dict({**(d.get("loader") or {}), "metadata": model.metadata})
+        return cls(name=name, seed=seed, model=model, loader=loader, train=TrainConfig.from_dict(d.get("train")))
+
+    def fingerprint(self) -> str:
+        """Hash of everything that shapes the training trajectory (not the stop aid)."""
+        d = asdict(self)
+        d["train"].pop("stop_after_steps")
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- helpers
+def loss_fn(logits: torch.Tensor, y: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """Mean BCE or focal loss, always in float32 (bf16 logits lose the small losses)."""
+    logits, y = logits.float(), y.float()
+    ce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    if cfg.loss == "bce":
+        return ce.mean()
+    if cfg.loss != "focal":
+        raise ValueError(f"unknown loss {cfg.loss!r}")
+    p = torch.sigmoid(logits)
+    p_t = p * y + (1 - p) * (1 - y)
+    alpha_t = cfg.focal_alpha * y + (1 - cfg.focal_alpha) * (1 - y)
+    return (alpha_t * (1 - p_t) ** cfg.focal_gamma * ce).mean()
+
+
+def make_scheduler(opt, cfg: TrainConfig, total_steps: int):
+    """Per-step LR schedule. ``cosine_steps``: linear warmup then cosine to min_lr over
+    ``total_steps`` optimiser steps. ``gen2_epoch_tmax_per_step``: gen2's
+    CosineAnnealingLR(T_max=epochs) stepped every step (the LR oscillates every
+    2 x epochs steps)."""
+    if cfg.schedule == "gen2_epoch_tmax_per_step":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.min_lr)
+    if cfg.schedule != "cosine_steps":
+        raise ValueError(f"unknown schedule {cfg.schedule!r}")
+    warm = max(1, int(cfg.warmup_frac * total_steps))
+    floor = cfg.min_lr / cfg.lr
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = min(1.0, (step - warm) / max(1, total_steps - warm))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def autocast_dtype(cfg: TrainConfig, device: torch.device):
+    if cfg.precision == "fp32" or (cfg.precision == "auto" and device.type == "cpu"):
+        return None
+    if cfg.precision in ("auto", "bf16"):
+        return torch.bfloat16
+    if cfg.precision == "fp16":
+        return torch.float16
+    raise ValueError(f"unknown precision {cfg.precision!r}")
+
+
+def split_rows(paths, split: str) -> int:
+    return sum(int(pc.sum(pc.equal(pq.read_table(p, columns=["split"])["split"], split)).as_py() or 0) for p in paths)
+
+
+def steps_per_epoch(paths, split: str, batch: int, world: int) -> int:
+    """Optimiser steps per epoch per rank (batches never straddle row groups)."""
+    n = 0
+    for p, rg, _ in row_group_units(paths):
+        rows = int(pc.sum(pc.equal(pq.ParquetFile(p).read_row_group(rg, columns=["split"])["split"], split)).as_py() or 0)
+        n += math.ceil(rows / batch)
+    return max(1, math.ceil(n / world))
+
+
+class _Stopper:
+    """SIGTERM (SLURM at its time limit) asks for a checkpoint at the next step boundary."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def restore(self):
+        signal.signal(signal.SIGTERM, self._old)
+
+
+def _save(obj, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _rank_seed(seed: int, *parts) -> int:
+    return int(seeding.row_keys(seed, "torch", *[np.int64(p) for p in parts])[0] % (2**63 - 1))
+
+
+# --------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def score_split(model, paths, split: str, cfg: RunConfig, device, amp_dtype, rank: int, world: int):
+    """(sample_id, label, float32 logit) of every sample of ``split``, gathered exactly
+    across ranks (each rank scores its own row groups; no padding, no duplicates)."""
+    ds = StampStream(paths, split, cfg.loader, cfg.seed, train=False, rank=rank, world_size=world)
+    loader = DataLoader(ds, batch_size=None, num_workers=cfg.loader.num_workers)
+    model.eval()
+    ids, labels, logits = [], [], []
+    for b in loader:
+        ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+        with ctx:
+            out = model(b["x"].to(device, memory_format=torch.channels_last),
+                        b["meta"].to(device) if "meta" in b else None)
+        logits.append(out.float().cpu().numpy())  # scores leave the network as float32 logits
+        ids.append(b["sample_id"].numpy())
+        labels.append(b["y"].numpy())
+    local = (np.concatenate(ids) if ids else np.zeros(0, np.int64),
+             np.concatenate(labels) if labels else np.zeros(0, np.float32),
+             np.concatenate(logits) if logits else np.zeros(0, np.float32))
+    if world > 1:
+        parts = [None] * world
+        dist.all_gather_object(parts, local)
+        local = tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+    order = np.argsort(local[0], kind="stable")
+    sid, lab, lgt = (a[order] for a in local)
+    if len(np.unique(sid)) != len(sid):
+        raise RuntimeError(f"{split}: a sample was scored twice")
+    return sid, lab.astype(np.int8), lgt.astype(np.float32)
+
+
+def scores_table(sid, labels, logits) -> pa.Table:
+    return pa.table({"sample_id": pa.array(sid, pa.int64()), "label": pa.array(labels, pa.int8()),
+                     "logit": pa.array(logits, pa.float32())})
+
+
+def _publish(work: Path, out: Path, rank: int) -> None:
+    if rank != 0:
+        return
+    for name in ("best.pt", "history.json"):
+        with atomic_path(out / name) as tmp:
+            tmp.write_bytes((work / name).read_bytes())
+
+
+# --------------------------------------------------------------------------- training
+def _better(cand: tuple, best: tuple | None, min_delta: float) -> bool:
+    if best is None:
+        return True
+    if cand[0] > best[0] + min_delta:
+        return True
+    return abs(cand[0] - best[0]) <= min_delta and cand[1] > best[1]
+
+
+def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
+    """Train (or resume) run ``cfg`` on the stamps of ``dataset_dir``.
+
+    Working state lives in ``out_dir/ckpt/`` (``last.pt``, the running ``best.pt``,
+    ``history.json``, ``val_scores/epoch_NNN.parquet``) -- not workflow outputs, so a
+    failed (preempted) job keeps them and its retry resumes. When training finishes,
+    ``out_dir/best.pt`` and ``out_dir/history.json`` are published.
+    Returns {"status": "finished" | "interrupted", ...}. Works under ``torchrun``."""
+    out = Path(out_dir)
+    work = out / "ckpt"
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    ddp = world > 1
+    if ddp and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if ddp else 0
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    amp_dtype = autocast_dtype(cfg.train, device)
+    paths = stamp_files(dataset_dir)
+    if not paths:
+        raise FileNotFoundError(f"no stamp files under {dataset_dir}/stamps/")
+    tc = cfg.train
+
+    torch.manual_seed(_rank_seed(cfg.seed, 0))  # identical initial weights on every rank
+    model = build_model(cfg.model).to(device)
+    raw_model = model
+    if ddp:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+    opt = torch.optim.AdamW(raw_model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    spe = steps_per_epoch(paths, "train", cfg.loader.batch_size, world)
+    sched = make_scheduler(opt, tc, spe * tc.epochs)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    ema = torch.optim.swa_utils.AveragedModel(
+        raw_model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(tc.ema_decay)) if tc.ema_decay else None
+    n_train = split_rows(paths, "train")
+
+    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "best": None, "best_epoch": None,
+             "epochs_since_best": 0, "partial": {"loss_sum": 0.0, "samples": 0, "skipped": 0}, "finished": False}
+    last = work / "last.pt"
+    if last.exists():
+        ckpt = torch.load(last, map_location=device, weights_only=True)
+        if ckpt["fingerprint"] != cfg.fingerprint():
+            raise RunConfigMismatch(
+                f"{out}: last.pt was written by a different configuration (fingerprint {ckpt['fingerprint']} != "
+                f"{cfg.fingerprint()}); refusing to resume. Use a new run name or delete {out}.")
+        raw_model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        if ema is not None and ckpt.get("ema") is not None:
+            ema.load_state_dict(ckpt["ema"])
+        state = json.loads(ckpt["state"])
+        if state["finished"]:
+            _publish(work, out, rank)
+            return {"status": "finished", "resumed": True, "history": state["history"]}
+
+    def checkpoint(path: Path):
+        if rank != 0:
+            return
+        _save({"model": raw_model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+               "scaler": scaler.state_dict(), "ema": ema.state_dict() if ema is not None else None,
+               "fingerprint": cfg.fingerprint(), "state": json.dumps(state), "config": json.dumps(asdict(cfg), default=str)},
+              path)
+
+    stopper = _Stopper()
+    train_ds = StampStream(paths, "train", cfg.loader, cfg.seed, train=True, rank=rank, world_size=world)
+    interactive = sys.stderr.isatty() and rank == 0
+    steps_this_process = 0
+    try:
+        while state["epoch"] < tc.epochs and not state["finished"]:
+            epoch = state["epoch"]
+            train_ds.set_epoch(epoch)
+            loader = DataLoader(train_ds, batch_size=None, num_workers=cfg.loader.num_workers,
+                                persistent_workers=False)
+            model.train()
+            t0 = time.perf_counter()
+            bar = None
+            if interactive:
+                from tqdm import tqdm
+                bar = tqdm(total=spe, desc=f"{cfg.name} epoch {epoch}", leave=False)
+            join = torch.distributed.algorithms.join.Join([model]) if ddp else nullcontext()
+            interrupted = False
+            with join:
+                for step, batch in enumerate(loader):
+                    if step < state["step_in_epoch"]:
+                        continue  # resuming mid-epoch: these batches were trained before the kill
+                    torch.manual_seed(_rank_seed(cfg.seed, epoch, step, rank))  # dropout / drop-path
+                    x = batch["x"].to(device, non_blocking=True, memory_format=torch.channels_last)
+                    y = batch["y"].to(device, non_blocking=True)
+                    meta = batch["meta"].to(device) if "meta" in batch else None
+                    ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+                    with ctx:
+                        logits = model(x, meta)
+                    loss = loss_fn(logits, y, tc)
+                    opt.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    if tc.grad_clip:
+                        scaler.unscale_(opt)
+                        torch.nn.utils.clip_grad_norm_(raw_model.parameters(), tc.grad_clip)
+                    scaler.step(opt)
+                    scaler.update()
+                    sched.step()
+                    if ema is not None:
+                        ema.update_parameters(raw_model)
+                    state["partial"]["loss_sum"] += float(loss.detach()) * len(y)
+                    state["partial"]["samples"] += len(y)
+                    state["partial"]["skipped"] += int(batch["n_skipped"])
+                    state["step_in_epoch"] = step + 1
+                    state["global_step"] += 1
+                    steps_this_process += 1
+                    if bar is not None:
+                        bar.update(1)
+                    stop = stopper.requested or (tc.stop_after_steps and steps_this_process >= tc.stop_after_steps)
+                    if ddp:
+                        flag = torch.tensor([float(stop)], device=device)
+                        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                        stop = bool(flag.item())
+                    if stop:
+                        interrupted = True
+                        break
+            if bar is not None:
+                bar.close()
+            if interrupted:
+                checkpoint(last)
+                return {"status": "interrupted", "epoch": epoch, "step_in_epoch": state["step_in_epoch"]}
+
+            # ---- end of epoch: reduce, evaluate, early stopping, checkpoints
+            totals = torch.tensor([state["partial"]["loss_sum"], state["partial"]["samples"], state["partial"]["skipped"]],
+                                  dtype=torch.float64, device=device)
+            if ddp:
+                dist.all_reduce(totals)
+            eval_model = ema.module if ema is not None else raw_model
+            sid, lab, lgt = score_split(eval_model, paths, "val", cfg, device, amp_dtype, rank, world)
+            rec = {"epoch": epoch, "train_loss": float(totals[0] / max(totals[1], 1)),
+                   "samples_seen_epoch": int(totals[1]), "n_train": n_train,
+                   "duplication_factor": float(totals[1]) / max(n_train, 1),
+                   "samples_seen": (state["history"][-1]["samples_seen"] if state["history"] else 0) + int(totals[1]),
+                   "n_skipped_nonfinite": int(totals[2]), "lr": float(sched.get_last_lr()[0]),
+                   "seconds": round(time.perf_counter() - t0, 2),
+                   "mean_abs_logit_pos": float(np.abs(lgt[lab == 1]).mean()) if (lab == 1).any() else None,
+                   "mean_abs_logit_neg": float(np.abs(lgt[lab == 0]).mean()) if (lab == 0).any() else None,
+                   "max_logit_neg": float(lgt[lab == 0].max()) if (lab == 0).any() else None}
+            rec.update(evaluate_scores(lab, lgt, tc.eval_score_dtype))
+            if tc.eval_score_dtype != "logit_float32":
+                ref = evaluate_scores(lab, lgt, "logit_float32")
+                rec["logit_float32"] = {k: ref[k] for k in GEN2_HISTORY_KEYS + ("auc", "pauc", "n_neg_tied_at_top")}
+            if rank == 0:
+                write_parquet(scores_table(sid, lab, lgt), work / "val_scores" / f"epoch_{epoch:03d}.parquet")
+            es = tc.early_stopping
+            cand = (rec[es.metric], rec[es.tiebreak])
+            improved = _better(cand, tuple(state["best"]) if state["best"] else None, es.min_delta)
+            if improved:
+                state["best"], state["best_epoch"], state["epochs_since_best"] = list(cand), epoch, 0
+            else:
+                state["epochs_since_best"] += 1
+            rec["best_epoch"] = state["best_epoch"]
+            state["history"].append(rec)
+            state["epoch"] = epoch + 1
+            state["step_in_epoch"] = 0
+            state["partial"] = {"loss_sum": 0.0, "samples": 0, "skipped": 0}
+            if es.enabled and state["epochs_since_best"] >= es.patience:
+                state["finished"] = True
+            if state["epoch"] >= tc.epochs:
+                state["finished"] = True
+            if rank == 0:
+                if improved or not es.enabled:
+                    # without early stopping gen2 kept the last weights; with it, the best
+                    _save({"model": eval_model.state_dict(), "epoch": epoch, "fingerprint": cfg.fingerprint(),
+                           "config": json.dumps(asdict(cfg), default=str)}, work / "best.pt")
+                checkpoint(last)
+                write_json({"run": cfg.name, "fingerprint": cfg.fingerprint(), "best_epoch": state["best_epoch"],
+                            "stopped_early": bool(es.enabled and state["epoch"] < tc.epochs), "epochs": state["history"]},
+                           work / "history.json")
+                print(f"[{cfg.name}] epoch {epoch} loss {rec['train_loss']:.4f} "
+                      f"tpr@fpr1e-3 {rec['tpr@fpr0.001']:.3f} tpr@fpr1e-4 {rec['tpr@fpr1e-4']:.3f} "
+                      f"auc {rec['auc']:.4f} tied-neg {rec['n_neg_tied_at_top']} lr {rec['lr']:.2e} "
+                      f"{rec['seconds']}s", flush=True)
+        _publish(work, out, rank)
+        return {"status": "finished", "history": state["history"]}
+    finally:
+        stopper.restore()
+
+
+# --------------------------------------------------------------------------- launching
+def launch(run: dict, name: str, seed: int, dataset_dir, out_dir, nproc: int = 1) -> int:
+    """Run training in this process (``nproc`` 1) or under ``torchrun`` with ``nproc``
+    processes on this node (the same code path). Returns an exit status: 0 finished,
+    75 interrupted (checkpoint written; rerun to resume)."""
+    out = Path(out_dir)
+    cfg_path = out / "run_config.json"
+    write_json({"name": name, "seed": seed, "run": run}, cfg_path)
+    if nproc <= 1:
+        result = train(RunConfig.from_dict(name, seed, run), dataset_dir, out)
+        return 0 if result["status"] == "finished" else 75
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "lensfinder.train", "--config", str(cfg_path), "--dataset-dir", str(dataset_dir), "--out-dir", str(out)]
+    import subprocess
+    return subprocess.run(cmd, check=False).returncode
+
+
+def main(argv=None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(description="Train one lensfinder run (use under torchrun for DDP).")
+    ap.add_argument("--config", required=True, help="run_config.json written by launch()")
+    ap.add_argument("--dataset-dir", required=True)
+    ap.add_argument("--out-dir", required=True)
+    args = ap.parse_args(argv)
+    c = json.loads(Path(args.config).read_text())
+    result = train(RunConfig.from_dict(c["name"], c["seed"], c["run"]), args.dataset_dir, args.out_dir)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0 if result["status"] == "finished" else 75
+
+
+if __name__ == "__main__":
+    sys.exit(main())

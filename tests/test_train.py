@@ -1,0 +1,117 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lensfinder import train as T
+from lensfinder.train import RunConfig, RunConfigMismatch, TrainConfig, launch, loss_fn, make_scheduler
+
+from stampdata import write_stamp_files
+
+TINY = {"model": {"name": "convnext_atto", "drop_path_rate": 0.05}, "loader": {"batch_size": 16, "num_workers": 0},
+        "train": {"epochs": 2, "lr": 2e-3, "early_stopping": {"patience": 5}}}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ds")
+    write_stamp_files(root, n_files=2, groups=3, rows=16)
+    return root
+
+
+def _history(out):
+    return json.loads((out / "history.json").read_text())["epochs"]
+
+
+def test_loss_is_float32_and_focal_alpha_weights_positives():
+    logits = torch.tensor([2.0, -1.0, 0.5], dtype=torch.bfloat16)
+    y = torch.tensor([1.0, 0.0, 1.0])
+    assert loss_fn(logits, y, TrainConfig(loss="bce")).dtype == torch.float32
+    pos = loss_fn(torch.tensor([0.0]), torch.tensor([1.0]), TrainConfig(loss="focal", focal_alpha=0.25))
+    neg = loss_fn(torch.tensor([0.0]), torch.tensor([0.0]), TrainConfig(loss="focal", focal_alpha=0.25))
+    assert pos == pytest.approx(neg / 3)  # alpha 0.25 down-weights positives 3:1
+
+
+def test_schedules_per_step():
+    p = torch.nn.Parameter(torch.zeros(1))
+    lrs = {}
+    for kind in ("cosine_steps", "gen2_epoch_tmax_per_step"):
+        opt = torch.optim.AdamW([p], lr=1e-3)
+        sched = make_scheduler(opt, TrainConfig(schedule=kind, epochs=4, warmup_frac=0.1, lr=1e-3), total_steps=100)
+        lrs[kind] = []
+        for _ in range(100):
+            opt.step()
+            sched.step()
+            lrs[kind].append(sched.get_last_lr()[0])
+    cos = np.array(lrs["cosine_steps"])
+    assert (np.diff(cos[10:]) <= 1e-12).all() and cos[-1] == pytest.approx(1e-6, rel=1e-3)
+    gen2 = np.array(lrs["gen2_epoch_tmax_per_step"])
+    assert (np.diff(gen2) > 0).sum() > 10  # T_max in epochs stepped per step: the LR oscillates
+
+
+def test_trains_writes_history_and_evaluation(dataset, tmp_path):
+    assert launch(TINY, "tiny", 1, dataset, tmp_path) == 0
+    hist = _history(tmp_path)
+    assert [h["epoch"] for h in hist] == [0, 1]
+    for key in ("tpr@fpr1e-4", "tpr@fpr0.001", "fpr@tpr0.50", "fpr@tpr0.70", "fpr@tpr0.85", "train_loss", "auc",
+                "pauc", "n_neg_tied_at_top", "score_dtype", "lr", "samples_seen"):
+        assert key in hist[0], key
+    assert hist[0]["duplication_factor"] == 1.0 and hist[1]["samples_seen"] == 2 * hist[0]["n_train"]
+    assert (tmp_path / "best.pt").exists() and (tmp_path / "ckpt/val_scores/epoch_001.parquet").exists()
+    from lensfinder.evaluate import evaluate_run
+    m = evaluate_run(tmp_path / "run_config.json", tmp_path / "best.pt", dataset, tmp_path)
+    assert m["metrics"]["n_pos"] + m["metrics"]["n_neg"] > 0
+    assert (tmp_path / "roc.png").stat().st_size > 5000
+
+
+def test_resume_after_kill_gives_the_same_history(dataset, tmp_path):
+    ref = tmp_path / "ref"
+    assert launch(TINY, "tiny", 1, dataset, ref) == 0
+    run = tmp_path / "run"
+    killed = {**TINY, "train": {**TINY["train"], "stop_after_steps": 3}}
+    assert launch(killed, "tiny", 1, dataset, run) == 75  # interrupted mid-epoch 0
+    assert (run / "ckpt/last.pt").exists() and not (run / "history.json").exists()
+    assert launch(killed, "tiny", 1, dataset, run) == 75  # killed again, in epoch 0 or 1
+    assert launch(TINY, "tiny", 1, dataset, run) == 0
+    a, b = _history(ref), _history(run)
+    for key in ("train_loss", "auc", "tpr@fpr0.001", "lr", "samples_seen", "max_logit_neg"):
+        np.testing.assert_allclose([h[key] for h in a], [h[key] for h in b], rtol=1e-5, err_msg=key)
+
+
+def test_incompatible_run_directory_refuses_to_resume(dataset, tmp_path):
+    killed = {**TINY, "train": {**TINY["train"], "stop_after_steps": 2}}
+    assert launch(killed, "tiny", 1, dataset, tmp_path) == 75
+    other = {**TINY, "train": {**TINY["train"], "lr": 5e-4}}
+    with pytest.raises(RunConfigMismatch, match="different configuration"):
+        launch(other, "tiny", 1, dataset, tmp_path)
+
+
+def test_early_stopping_keeps_the_best_epoch(dataset, tmp_path, monkeypatch):
+    scripted = iter([0.2, 0.6, 0.4, 0.3, 0.5, 0.9])
+    real = T.evaluate_scores
+
+    def fake(labels, scores, dtype="logit_float32"):
+        m = real(labels, scores, dtype)
+        m["tpr@fpr0.001"] = next(scripted)
+        return m
+
+    monkeypatch.setattr(T, "evaluate_scores", fake)
+    run = {**TINY, "train": {**TINY["train"], "epochs": 6, "early_stopping": {"patience": 2}}}
+    assert launch(run, "tiny", 1, dataset, tmp_path) == 0
+    h = json.loads((tmp_path / "history.json").read_text())
+    assert [e["epoch"] for e in h["epochs"]] == [0, 1, 2, 3]  # stopped 2 epochs after the best
+    assert h["best_epoch"] == 1 and h["stopped_early"]
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == 1
+
+
+def test_two_process_torchrun_gloo(dataset, tmp_path):
+    run = {**TINY, "train": {**TINY["train"], "epochs": 1}}
+    assert launch(run, "ddp", 1, dataset, tmp_path, nproc=2) == 0
+    h = _history(tmp_path)[0]
+    # every training sample once across both ranks; validation gathered exactly
+    assert h["samples_seen_epoch"] == h["n_train"] and h["duplication_factor"] == 1.0
+    import pyarrow.parquet as pq
+    val = pq.read_table(tmp_path / "ckpt/val_scores/epoch_000.parquet")
+    truth = pq.read_table(sorted(dataset.glob("stamps/*.parquet")), columns=["sample_id", "split"]).to_pandas()
+    assert sorted(val["sample_id"].to_pylist()) == sorted(truth.loc[truth.split == "val", "sample_id"])
