@@ -77,3 +77,17 @@ def test_metadata_and_augmentation(files):
         y = dihedral(x, np.array([k, k]))
         assert torch.equal(torch.sort(y.flatten()).values, torch.sort(x.flatten()).values)
     assert len({dihedral(x, np.array([k, k]))[0, 0].flatten().tolist().__str__() for k in range(8)}) == 8
+
+
+def test_null_stamp_row_is_a_clear_error(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from lensfinder.stamps import STAMP_TYPE, encode_stamps
+    path = tmp_path / "stamps/part-1-of-1.parquet"
+    path.parent.mkdir()
+    good = encode_stamps(np.zeros((2, 3, 64, 64), np.float32))
+    stamp = pa.array([good[0].as_py(), None], type=STAMP_TYPE)
+    pq.write_table(pa.table({"sample_id": [1, 2], "label": [0, 1], "split": ["train", "train"], "stamp": stamp}), path)
+    ds = StampStream([path], "train", LoaderConfig(), 0, train=True)
+    with pytest.raises(StampFormatError, match=r"part-1-of-1\.parquet: row group 0: stamp column has 1 null rows"):
+        list(DataLoader(ds, batch_size=None))
