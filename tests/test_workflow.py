@@ -153,3 +153,22 @@ def test_bad_sweep_fails_the_job_with_the_file_named(tiny_run, tmp_path):
     log = (tmp_path / f"logs/select_lrg/{good.stem}.log").read_text()
     assert f"{good.name}: truncated" in log
     assert not (tmp_path / "out/phase3/parent_lrg.parquet").exists()
+
+
+def test_snakemake_retries_resume_an_interrupted_training(tiny_run, tmp_path):
+    """Each attempt is interrupted after 2 steps (as by SIGTERM) and exits 75; Snakemake's
+    --retries resubmits, each retry resumes from ckpt/last.pt, and the final history
+    equals the uninterrupted one."""
+    work, config = tiny_run
+    shutil.copytree(work / "results", tmp_path / "results", ignore=shutil.ignore_patterns("runs"))
+    override = yaml.safe_load(config.read_text())
+    override["runs"]["gen3"]["train"]["stop_after_steps"] = 2
+    (tmp_path / "interrupting.yaml").write_text(yaml.safe_dump(override))
+    snakemake("train_gen3", "--cores", "2", "--retries", "10", "--configfile", str(config),
+              str(tmp_path / "interrupting.yaml"), cwd=tmp_path)
+    attempts = (tmp_path / "logs/train/gen3.log").read_text()
+    ref = json.loads((work / "results/runs/gen3/history.json").read_text())["epochs"]
+    got = json.loads((tmp_path / "results/runs/gen3/history.json").read_text())["epochs"]
+    assert "training from epoch 0 step 2" in attempts or "training from epoch 1" in attempts
+    for key in ("train_loss", "auc", "samples_seen"):
+        assert [round(h[key], 6) for h in ref] == [round(h[key], 6) for h in got], key

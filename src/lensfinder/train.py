@@ -78,6 +78,10 @@ class TrainConfig:
     grad_clip: float = 1.0  # max grad norm; 0 disables
     ema_decay: float = 0.0  # 0 disables the EMA of weights
     eval_score_dtype: str = "logit_float32"  # gen2: prob_bfloat16
+    # LR for the effective batch (batch_size x world size): lr x f(effective / reference)
+    # with f = linear (Goyal et al. 2017) or sqrt (common for AdamW); none keeps lr.
+    lr_scaling: str = "none"
+    lr_reference_batch: int = 256
     early_stopping: EarlyStopping = EarlyStopping()
     stop_after_steps: int = 0  # testing aid: behave as if SIGTERM arrived after this many steps
 
@@ -135,7 +139,7 @@ def make_scheduler(opt, cfg: TrainConfig, total_steps: int):
     if cfg.schedule != "cosine_steps":
         raise ValueError(f"unknown schedule {cfg.schedule!r}")
     warm = max(1, int(cfg.warmup_frac * total_steps))
-    floor = cfg.min_lr / cfg.lr
+    floor = cfg.min_lr / cfg.lr  # relative to the (possibly scaled) base LR of the optimiser
 
     def factor(step: int) -> float:
         if step < warm:
@@ -144,6 +148,15 @@ def make_scheduler(opt, cfg: TrainConfig, total_steps: int):
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def scaled_lr(cfg: TrainConfig, effective_batch: int) -> float:
+    """Learning rate for an effective (all-rank) batch under ``cfg.lr_scaling``."""
+    ratio = effective_batch / cfg.lr_reference_batch
+    factor = {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}.get(cfg.lr_scaling)
+    if factor is None:
+        raise ValueError(f"unknown lr_scaling {cfg.lr_scaling!r}")
+    return cfg.lr * factor
 
 
 def autocast_dtype(cfg: TrainConfig, device: torch.device):
@@ -275,7 +288,8 @@ def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
     raw_model = model
     if ddp:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
-    opt = torch.optim.AdamW(raw_model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    lr = scaled_lr(tc, cfg.loader.batch_size * world)
+    opt = torch.optim.AdamW(raw_model.parameters(), lr=lr, weight_decay=tc.weight_decay)
     spe = steps_per_epoch(paths, "train", cfg.loader.batch_size, world)
     sched = make_scheduler(opt, tc, spe * tc.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
@@ -315,6 +329,9 @@ def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
     train_ds = StampStream(paths, "train", cfg.loader, cfg.seed, train=True, rank=rank, world_size=world)
     interactive = sys.stderr.isatty() and rank == 0
     steps_this_process = 0
+    if rank == 0:
+        print(f"[{cfg.name}] training from epoch {state['epoch']} step {state['step_in_epoch']} "
+              f"({world} process(es), {spe} steps/epoch, lr {lr:.2e})", flush=True)
     try:
         while state["epoch"] < tc.epochs and not state["finished"]:
             epoch = state["epoch"]
@@ -437,7 +454,7 @@ def launch(run: dict, name: str, seed: int, dataset_dir, out_dir, nproc: int = 1
     75 interrupted (checkpoint written; rerun to resume)."""
     out = Path(out_dir)
     cfg_path = out / "run_config.json"
-    write_json({"name": name, "seed": seed, "run": run}, cfg_path)
+    write_json({"name": name, "seed": seed, "run": run, "dataset_dir": str(dataset_dir)}, cfg_path)
     if nproc <= 1:
         result = train(RunConfig.from_dict(name, seed, run), dataset_dir, out)
         return 0 if result["status"] == "finished" else 75
@@ -445,6 +462,20 @@ def launch(run: dict, name: str, seed: int, dataset_dir, out_dir, nproc: int = 1
            "-m", "lensfinder.train", "--config", str(cfg_path), "--dataset-dir", str(dataset_dir), "--out-dir", str(out)]
     import subprocess
     return subprocess.run(cmd, check=False).returncode
+
+
+def write_run_config(config_yaml, run: str, out_dir, results_dir: str = "results") -> Path:
+    """Write ``out_dir/run_config.json`` for ``run`` of a workflow config file, as the
+    train rule does -- for launching training outside Snakemake (multi-node sbatch)."""
+    import yaml
+    cfg = yaml.safe_load(Path(config_yaml).read_text())
+    r = dict(cfg["runs"][run])
+    dataset = r.pop("dataset")
+    r.pop("nproc", None)
+    path = Path(out_dir) / "run_config.json"
+    write_json({"name": run, "seed": cfg.get("seed", 20261124), "run": r,
+                "dataset_dir": f"{cfg.get('results_dir', results_dir)}/datasets/{dataset}"}, path)
+    return path
 
 
 def main(argv=None) -> int:
