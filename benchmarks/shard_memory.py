@@ -4,7 +4,12 @@ Renders a small mock sky, selects LRGs, builds a paired manifest and tiles it (s
 galaxies, new sample ids) to each requested size, then runs ``inject_shard`` on it in a
 fresh process and reads that process's VmHWM. Peak memory should not grow with the
 number of stamps (one brick's coadds + one row group of stamps at a time).
+With ``--loader-workers``, the phase-5 loader then streams the largest shard (its
+samples/s and peak RSS in a fresh process); with ``--npz-rows`` a shard is also written
+with the legacy ``stamp_npz`` column for the disk comparison; throughput is extrapolated
+to ``--target`` stamps on ``--target-cores`` cores (shards are independent jobs).
 Prints JSON. Usage: python benchmarks/shard_memory.py [--rows 5000 20000]
+  scale test: python benchmarks/shard_memory.py --rows 20000 100000 --npz-rows 5000 --loader-workers 2
 """
 
 from __future__ import annotations
@@ -28,10 +33,22 @@ from lensfinder.sky.mock import MockSkyConfig, bricks_in_sweep, sweep_names, wri
 REPO = Path(__file__).resolve().parents[1]
 CHILD = """
 import json, sys
-from lensfinder.inject import inject_shard
-r = inject_shard(sys.argv[1], sys.argv[2], 0, 1, sys.argv[3], sys.argv[4])
+from lensfinder.inject import InjectConfig, inject_shard
+r = inject_shard(sys.argv[1], sys.argv[2], 0, 1, sys.argv[3], sys.argv[4], InjectConfig(write_npz=sys.argv[5] == "1"))
 hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
 print(json.dumps({"vmhwm_kb": int(hwm), "n_written": r["n_written"], "seconds": r["seconds"]}))
+"""
+LOADER = """
+import json, sys, time
+from torch.utils.data import DataLoader
+from lensfinder.data import LoaderConfig, StampStream
+workers = int(sys.argv[2])
+ds = StampStream([sys.argv[1]], sys.argv[3], LoaderConfig(batch_size=256, num_workers=workers), 0, train=True)
+t = time.perf_counter()
+n = sum(len(b["y"]) for b in DataLoader(ds, batch_size=None, num_workers=workers))
+dt = time.perf_counter() - t
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
+print(json.dumps({"samples": n, "samples_per_s": round(n / dt, 1), "main_process_peak_rss_mb": round(int(hwm) / 1024, 1)}))
 """
 
 
@@ -46,6 +63,10 @@ def tiled(manifest: pa.Table, n: int) -> pa.Table:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, nargs="+", default=[5000, 20000])
+    ap.add_argument("--npz-rows", type=int, default=0)
+    ap.add_argument("--loader-workers", type=int, default=0)
+    ap.add_argument("--target", type=int, default=1_300_000)
+    ap.add_argument("--target-cores", type=int, default=64)
     args = ap.parse_args()
     cfg = MockSkyConfig(seed=5, bricks=("1501p020", "1502p020"), brick_size_pix=1200)
     results = []
@@ -62,18 +83,48 @@ def main():
         write_manifest(tmp / "parent.parquet", DatasetConfig.from_dict("bench", {"control": "paired", "split": "galaxy"}),
                        1, REPO / "resources/known_lenses.csv.gz", tmp / "manifest.parquet", tmp / "audit.json")
         base = pq.read_table(tmp / "manifest.parquet")
-        for n in args.rows:
+        def run_shard(n, npz):
             mpath = tmp / f"manifest_{n}.parquet"
             pq.write_table(tiled(base, n), mpath)
-            proc = subprocess.run([sys.executable, "-c", CHILD, str(mpath), str(tmp / "coadd"), str(tmp / "out.parquet"),
-                                   str(tmp / "out.json")], capture_output=True, text=True, check=True)
+            out = tmp / f"out_{n}_{int(npz)}.parquet"
+            proc = subprocess.run([sys.executable, "-c", CHILD, str(mpath), str(tmp / "coadd"), str(out),
+                                   str(tmp / "out.json"), "1" if npz else "0"], capture_output=True, text=True, check=True)
             r = json.loads(proc.stdout.strip().splitlines()[-1])
-            results.append({"rows": n, "stamps_written": r["n_written"], "peak_rss_mb": round(r["vmhwm_kb"] / 1024, 1),
-                            "seconds": r["seconds"], "stamps_per_s_per_core": round(r["n_written"] / r["seconds"], 1),
-                            "disk_mb_per_1000_stamps": round(os.path.getsize(tmp / "out.parquet") / r["n_written"] * 1000 / 2**20, 2)})
+            return out, {"rows": n, "stamps_written": r["n_written"], "peak_rss_mb": round(r["vmhwm_kb"] / 1024, 1),
+                         "seconds": r["seconds"], "stamps_per_s_per_core": round(r["n_written"] / r["seconds"], 1),
+                         "disk_mb_per_1000_stamps": round(os.path.getsize(out) / r["n_written"] * 1000 / 2**20, 2)}
+
+        outputs = []
+        for n in args.rows:
+            out, r = run_shard(n, False)
+            outputs.append(out)
+            results.append(r)
+        extra = {}
+        if args.npz_rows:
+            out, r = run_shard(args.npz_rows, True)
+            md = pq.ParquetFile(out).metadata
+            names = md.schema.names
+            for col in ("stamp", "stamp_npz"):
+                i = names.index(col)
+                size = sum(md.row_group(g).column(i).total_compressed_size for g in range(md.num_row_groups))
+                extra[f"disk_mb_per_1000_{col}"] = round(size / md.num_rows * 1000 / 2**20, 2)
+            extra["npz_shard"] = r
+        if args.loader_workers:
+            split = "train"
+            proc = subprocess.run([sys.executable, "-c", LOADER, str(outputs[-1]), str(args.loader_workers), split],
+                                  capture_output=True, text=True, check=True)
+            extra["loader"] = {"workers": args.loader_workers, "split": split,
+                               **json.loads(proc.stdout.strip().splitlines()[-1])}
+        rate = results[-1]["stamps_per_s_per_core"]
+        extra["extrapolation"] = {
+            "target_stamps": args.target, "cores": args.target_cores,
+            "phase4c_minutes": round(args.target / (rate * args.target_cores) / 60, 1),
+            "disk_gb": round(args.target / 1000 * results[-1]["disk_mb_per_1000_stamps"] / 1024, 1),
+            "assumes": "one shard per core, throughput per core as measured here (x86, 2-core VM)",
+        }
     print(json.dumps({"benchmark": "shard_memory", "positives_fraction": 0.5, "results": results,
                       "rss_growth": round(results[-1]["peak_rss_mb"] / results[0]["peak_rss_mb"], 2),
-                      "rows_growth": round(results[-1]["rows"] / results[0]["rows"], 2)}, indent=2))
+                      "rows_growth": round(results[-1]["rows"] / results[0]["rows"], 2), **extra}, indent=2))
 
 
 if __name__ == "__main__":

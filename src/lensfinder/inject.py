@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from lensfinder import BANDS, PIXSCALE, STAMP_SIZE, seeding
@@ -131,7 +132,7 @@ def inject_shard(manifest_path, coadd_dir, shard: int, n_shards: int, out_path, 
                  cfg: InjectConfig = InjectConfig()) -> dict:
     """Phase-4c rule body for shard ``shard`` (0-based) of ``n_shards``: write its stamps
     Parquet (row groups of <= ROW_GROUP_ROWS) and a report with skips per reason.
-    Memory holds one brick's rows and coadds at a time."""
+    Memory holds one brick's coadds and one batch of rows at a time."""
     t0 = time.perf_counter()
     manifest = pq.ParquetFile(manifest_path)
     bricks = shard_bricks(manifest.read(columns=["brickname"])["brickname"].to_numpy(zero_copy_only=False),
@@ -139,22 +140,26 @@ def inject_shard(manifest_path, coadd_dir, shard: int, n_shards: int, out_path, 
     schema = stamp_schema(manifest.schema_arrow, cfg.write_npz)
     report = {"shard": shard, "n_shards": n_shards, "bricks": bricks, "n_rows": 0, "n_written": 0,
               "n_positives_written": 0, "skipped": {name: 0 for name in FLAG_NAMES.values()}, "n_skipped": 0}
-    table = pq.read_table(manifest_path, filters=[("brickname", "in", bricks)]) if bricks else schema.empty_table()
+    manifest_ds = ds.dataset(manifest_path, format="parquet")
     with ParquetStreamWriter(out_path, schema, **writer_options(schema, cfg.stamp_compression)) as writer:
         for name in bricks:
-            rows = table.filter(pc.equal(table["brickname"], name))
-            report["n_rows"] += len(rows)
             try:
                 brick = CoaddBrick(coadd_dir, name)
             except CoaddError as exc:
                 raise CoaddError(f"shard {shard}: {exc}") from exc
-            # one row group at a time: memory is one brick's coadds plus ROW_GROUP_ROWS
-            # stamps, whatever the number of rows
-            for start in range(0, len(rows), ROW_GROUP_ROWS):
-                kept, stamps, diag, skipped = inject_brick(rows.slice(start, ROW_GROUP_ROWS), brick, cfg)
+            # The brick's manifest rows stream in batches of at most ROW_GROUP_ROWS: memory is
+            # one brick's coadds plus one batch of stamps, whatever the number of rows.
+            # (single-threaded scan: batches come in file order, so stamps are reproducible)
+            for batch in manifest_ds.to_batches(filter=pc.field("brickname") == name, batch_size=ROW_GROUP_ROWS,
+                                                use_threads=False):
+                rows = pa.Table.from_batches([batch])
+                if rows.num_rows == 0:
+                    continue
+                report["n_rows"] += rows.num_rows
+                kept, stamps, diag, skipped = inject_brick(rows, brick, cfg)
                 for k, v in skipped.items():
                     report["skipped"][k] += v
-                report["n_skipped"] += min(ROW_GROUP_ROWS, len(rows) - start) - len(kept)
+                report["n_skipped"] += rows.num_rows - len(kept)
                 cols = {n: kept[n] for n in kept.column_names}
                 cols["stamp"] = encode_stamps(stamps)
                 if cfg.write_npz:
