@@ -286,6 +286,8 @@ def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
     torch.manual_seed(_rank_seed(cfg.seed, 0))  # identical initial weights on every rank
     model = build_model(cfg.model).to(device)
     raw_model = model
+    if cfg.model.compile:
+        model = torch.compile(model)  # the uncompiled module keeps the weights for checkpoints
     if ddp:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
     lr = scaled_lr(tc, cfg.loader.batch_size * world)
