@@ -108,6 +108,25 @@ class StampStream(IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _rows_in_split(self) -> dict:
+        if not hasattr(self, "_split_rows"):
+            self._split_rows = {}
+            for path, rg, _ in self.units:
+                col = pq.ParquetFile(path).read_row_group(rg, columns=["split"])["split"]
+                self._split_rows[(path, rg)] = int(pc.sum(pc.equal(col, self.split)).as_py() or 0)
+        return self._split_rows
+
+    def n_batches(self, rank: int, num_workers: int) -> int:
+        """Batches that ``rank`` yields this epoch (over all its workers); from metadata."""
+        rows = self._rows_in_split()
+        saved = self.rank
+        self.rank = rank
+        try:
+            units = [u for w in range(max(num_workers, 1)) for u in self.my_units(w, num_workers)]
+        finally:
+            self.rank = saved
+        return sum(-(-rows[(p, rg)] // self.cfg.batch_size) for p, rg, _ in units)
+
     def my_units(self, worker: int, num_workers: int) -> list[tuple[str, int, int]]:
         """The row groups this (rank, worker) reads this epoch."""
         units = list(self.units)

@@ -20,6 +20,7 @@ uninterrupted run: data order, augmentation and dropout are all seeded from
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -315,6 +316,9 @@ def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
         if ema is not None and ckpt.get("ema") is not None:
             ema.load_state_dict(ckpt["ema"])
         state = json.loads(ckpt["state"])
+        if state.get("partial_per_rank"):
+            state["partial"] = state["partial_per_rank"][rank]
+            state["partial_per_rank"] = None
         if state["finished"]:
             _publish(work, out, rank)
             return {"status": "finished", "resumed": True, "history": state["history"]}
@@ -327,6 +331,7 @@ def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
                "fingerprint": cfg.fingerprint(), "state": json.dumps(state), "config": json.dumps(asdict(cfg), default=str)},
               path)
 
+    (work / "INTERRUPTED").unlink(missing_ok=True)
     stopper = _Stopper()
     train_ds = StampStream(paths, "train", cfg.loader, cfg.seed, train=True, rank=rank, world_size=world)
     interactive = sys.stderr.isatty() and rank == 0
@@ -346,50 +351,67 @@ def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
             if interactive:
                 from tqdm import tqdm
                 bar = tqdm(total=spe, desc=f"{cfg.name} epoch {epoch}", leave=False)
-            join = torch.distributed.algorithms.join.Join([model]) if ddp else nullcontext()
+            # Ranks can hold different numbers of batches (whole row groups per rank). All
+            # ranks take the same number of optimiser steps -- the largest count -- and a rank
+            # out of data takes zero-loss padding steps: its zero gradient enters DDP's
+            # average, every rank applies the same update, optimiser states stay identical,
+            # and every sample is still seen exactly once.
+            n_steps = max(train_ds.n_batches(r, cfg.loader.num_workers) for r in range(world))
+            batches = itertools.chain(loader, itertools.repeat(None))
             interrupted = False
-            with join:
-                for step, batch in enumerate(loader):
-                    if step < state["step_in_epoch"]:
-                        continue  # resuming mid-epoch: these batches were trained before the kill
-                    torch.manual_seed(_rank_seed(cfg.seed, epoch, step, rank))  # dropout / drop-path
-                    x = batch["x"].to(device, non_blocking=True, memory_format=torch.channels_last)
-                    y = batch["y"].to(device, non_blocking=True)
-                    meta = batch["meta"].to(device) if "meta" in batch else None
-                    ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
-                    with ctx:
-                        logits = model(x, meta)
-                    loss = loss_fn(logits, y, tc)
-                    opt.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    if tc.grad_clip:
-                        scaler.unscale_(opt)
-                        torch.nn.utils.clip_grad_norm_(raw_model.parameters(), tc.grad_clip)
-                    scaler.step(opt)
-                    scaler.update()
-                    sched.step()
-                    if ema is not None:
-                        ema.update_parameters(raw_model)
+            for step, batch in zip(range(n_steps), batches):
+                if step < state["step_in_epoch"]:
+                    continue  # resuming mid-epoch: these batches were trained before the kill
+                torch.manual_seed(_rank_seed(cfg.seed, epoch, step, rank))  # dropout / drop-path
+                padding = batch is None
+                if padding:
+                    batch = {"x": torch.zeros(1, 3, 64, 64), "y": torch.zeros(1), "n_skipped": 0}
+                    if cfg.model.metadata:
+                        batch["meta"] = torch.zeros(1, 6)
+                x = batch["x"].to(device, non_blocking=True, memory_format=torch.channels_last)
+                y = batch["y"].to(device, non_blocking=True)
+                meta = batch["meta"].to(device) if "meta" in batch else None
+                ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+                with ctx:
+                    logits = model(x, meta)
+                loss = loss_fn(logits, y, tc) * (0.0 if padding else 1.0)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if tc.grad_clip:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(raw_model.parameters(), tc.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                if ema is not None:
+                    ema.update_parameters(raw_model)
+                if not padding:
                     state["partial"]["loss_sum"] += float(loss.detach()) * len(y)
                     state["partial"]["samples"] += len(y)
-                    state["partial"]["skipped"] += int(batch["n_skipped"])
-                    state["step_in_epoch"] = step + 1
-                    state["global_step"] += 1
-                    steps_this_process += 1
-                    if bar is not None:
-                        bar.update(1)
-                    stop = stopper.requested or (tc.stop_after_steps and steps_this_process >= tc.stop_after_steps)
-                    if ddp:
-                        flag = torch.tensor([float(stop)], device=device)
-                        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                        stop = bool(flag.item())
-                    if stop:
-                        interrupted = True
-                        break
+                state["partial"]["skipped"] += int(batch["n_skipped"])
+                state["step_in_epoch"] = step + 1
+                state["global_step"] += 1
+                steps_this_process += 1
+                if bar is not None:
+                    bar.update(1)
+                stop = stopper.requested or (tc.stop_after_steps and steps_this_process >= tc.stop_after_steps)
+                if ddp:
+                    flag = torch.tensor([float(stop)], device=device)
+                    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                    stop = bool(flag.item())
+                if stop:
+                    interrupted = True
+                    break
             if bar is not None:
                 bar.close()
             if interrupted:
+                if ddp:  # each rank's running sums, so a resumed epoch still adds up exactly
+                    parts = [None] * world
+                    dist.all_gather_object(parts, state["partial"])
+                    state["partial_per_rank"] = parts
                 checkpoint(last)
+                if rank == 0:  # torchrun reports any failing worker as exit 1: leave a marker
+                    (work / "INTERRUPTED").write_text(f"epoch {epoch} step {state['step_in_epoch']}\n")
                 return {"status": "interrupted", "epoch": epoch, "step_in_epoch": state["step_in_epoch"]}
 
             # ---- end of epoch: reduce, evaluate, early stopping, checkpoints
@@ -463,7 +485,8 @@ def launch(run: dict, name: str, seed: int, dataset_dir, out_dir, nproc: int = 1
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "lensfinder.train", "--config", str(cfg_path), "--dataset-dir", str(dataset_dir), "--out-dir", str(out)]
     import subprocess
-    return subprocess.run(cmd, check=False).returncode
+    rc = subprocess.run(cmd, check=False).returncode
+    return 75 if rc != 0 and (out / "ckpt" / "INTERRUPTED").exists() else rc
 
 
 def write_run_config(config_yaml, run: str, out_dir, results_dir: str = "results") -> Path:
