@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lensfinder import train as T
-from lensfinder.train import RunConfig, RunConfigMismatch, TrainConfig, launch, loss_fn, make_scheduler
+from lensfinder.train import RunConfigMismatch, TrainConfig, launch, loss_fn, make_scheduler
 
 from stampdata import write_stamp_files
 

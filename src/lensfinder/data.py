@@ -116,6 +116,10 @@ class StampStream(IterableDataset):
                 self._split_rows[(path, rg)] = int(pc.sum(pc.equal(col, self.split)).as_py() or 0)
         return self._split_rows
 
+    def n_rows(self) -> int:
+        """Rows of this split over all stamp files (from the split column only)."""
+        return sum(self._rows_in_split().values())
+
     def n_batches(self, rank: int, num_workers: int) -> int:
         """Batches that ``rank`` yields this epoch (over all its workers); from metadata."""
         rows = self._rows_in_split()

@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 from astropy.visualization import make_lupton_rgb  # noqa: E402
 
 from lensfinder.stamps import iter_row_groups  # noqa: E402
@@ -87,5 +88,4 @@ def write_gallery(stamp_paths, out_png, n_pairs: int = 12, title: str = "") -> i
 
 
 def _n_groups(path) -> int:
-    import pyarrow.parquet as pq
     return pq.ParquetFile(path).num_row_groups

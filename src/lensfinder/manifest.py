@@ -22,7 +22,6 @@ Split schemes
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -159,7 +158,6 @@ def _draw_parameters(cfg: DatasetConfig, seed: int, gal: pd.DataFrame) -> dict[s
     keys = seeding.row_keys(seed, cfg.name, "lens-source", gal["galaxy_id"].to_numpy())
     uu = seeding.uniform(keys, 16)
     zz = seeding.normal(keys, 3)
-    n = len(gal)
     theta_e = p.theta_e[0] + (p.theta_e[1] - p.theta_e[0]) * uu[:, 0]
     # mass follows light: the LRG's own axis ratio and position angle where it has a shape
     q_light, pa_light = e1e2_to_q_theta(gal["shape_e1"].to_numpy(), gal["shape_e2"].to_numpy())

@@ -28,20 +28,18 @@ import signal
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from lensfinder import seeding
-from lensfinder.data import LoaderConfig, StampStream, row_group_units, stamp_files
+from lensfinder.data import LoaderConfig, StampStream, stamp_files
 from lensfinder.metrics import evaluate_scores
 from lensfinder.model import ModelConfig, build_model
 from lensfinder.tables import atomic_path, write_json, write_parquet
@@ -170,19 +168,6 @@ def autocast_dtype(cfg: TrainConfig, device: torch.device):
     raise ValueError(f"unknown precision {cfg.precision!r}")
 
 
-def split_rows(paths, split: str) -> int:
-    return sum(int(pc.sum(pc.equal(pq.read_table(p, columns=["split"])["split"], split)).as_py() or 0) for p in paths)
-
-
-def steps_per_epoch(paths, split: str, batch: int, world: int) -> int:
-    """Optimiser steps per epoch per rank (batches never straddle row groups)."""
-    n = 0
-    for p, rg, _ in row_group_units(paths):
-        rows = int(pc.sum(pc.equal(pq.ParquetFile(p).read_row_group(rg, columns=["split"])["split"], split)).as_py() or 0)
-        n += math.ceil(rows / batch)
-    return max(1, math.ceil(n / world))
-
-
 class _Stopper:
     """SIGTERM (SLURM at its time limit) asks for a checkpoint at the next step boundary."""
 
@@ -293,12 +278,15 @@ def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
     lr = scaled_lr(tc, cfg.loader.batch_size * world)
     opt = torch.optim.AdamW(raw_model.parameters(), lr=lr, weight_decay=tc.weight_decay)
-    spe = steps_per_epoch(paths, "train", cfg.loader.batch_size, world)
+    train_ds = StampStream(paths, "train", cfg.loader, cfg.seed, train=True, rank=rank, world_size=world)
+    # optimiser steps per epoch (every rank takes the largest rank's count); the epoch-0
+    # count sets the schedule's horizon (later epochs differ by at most a few steps)
+    spe = max(train_ds.n_batches(r, cfg.loader.num_workers) for r in range(world))
     sched = make_scheduler(opt, tc, spe * tc.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     ema = torch.optim.swa_utils.AveragedModel(
         raw_model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(tc.ema_decay)) if tc.ema_decay else None
-    n_train = split_rows(paths, "train")
+    n_train = train_ds.n_rows()
 
     state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "best": None, "best_epoch": None,
              "epochs_since_best": 0, "partial": {"loss_sum": 0.0, "samples": 0, "skipped": 0}, "finished": False}
@@ -333,7 +321,6 @@ def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
 
     (work / "INTERRUPTED").unlink(missing_ok=True)
     stopper = _Stopper()
-    train_ds = StampStream(paths, "train", cfg.loader, cfg.seed, train=True, rank=rank, world_size=world)
     interactive = sys.stderr.isatty() and rank == 0
     steps_this_process = 0
     if rank == 0:
