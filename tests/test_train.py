@@ -126,3 +126,19 @@ def test_two_process_torchrun_gloo_with_uneven_shards(tmp_path):
     assert launch(run, "ddp", 1, data, interrupted, nproc=2) == 0
     for key in ("train_loss", "auc", "samples_seen"):
         np.testing.assert_allclose([e[key] for e in h], [e[key] for e in _history(interrupted)], rtol=1e-5, err_msg=key)
+
+
+def test_gen2_configuration_reproduces_its_mechanisms(dataset, tmp_path):
+    """Every gen2 switch on at once: the loader duplicates each sample num_workers times,
+    scores are ranked as bf16 probabilities (with the float32-logit view alongside), no
+    early stopping (all epochs run; the last weights are kept)."""
+    gen2 = {"model": {"name": "convnext_atto"}, "loader": {"batch_size": 16, "num_workers": 2, "legacy_sharding": True},
+            "train": {"epochs": 3, "lr": 2e-3, "schedule": "gen2_epoch_tmax_per_step", "loss": "focal",
+                      "focal_alpha": 0.25, "eval_score_dtype": "prob_bfloat16", "grad_clip": 0.0,
+                      "early_stopping": {"enabled": False}}}
+    assert launch(gen2, "gen2", 1, dataset, tmp_path) == 0
+    h = json.loads((tmp_path / "history.json").read_text())
+    assert len(h["epochs"]) == 3 and not h["stopped_early"]
+    assert all(e["duplication_factor"] == 2.0 for e in h["epochs"])
+    assert all(e["score_dtype"] == "prob_bfloat16" and "logit_float32" in e for e in h["epochs"])
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == 2  # the last epoch

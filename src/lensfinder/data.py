@@ -137,8 +137,10 @@ class StampStream(IterableDataset):
         if self.train:
             keys = seeding.row_keys(self.seed, "unit-order", self.epoch, np.arange(len(units), dtype=np.int64))
             units = [units[i] for i in np.argsort(seeding.uniform(keys), kind="stable")]
-        if self.cfg.legacy_sharding:
-            return units[self.rank::self.world_size]  # gen2: the same list in every worker
+        if self.cfg.legacy_sharding and self.train:
+            # gen2's training bug: the same list in every worker. Evaluation is always exact
+            # (gen2's n_eval = 128,000 = positives + negatives shows its evaluation was too).
+            return units[self.rank::self.world_size]
         total = self.world_size * max(num_workers, 1)
         return units[self.rank * max(num_workers, 1) + worker::total]
 
