@@ -28,11 +28,9 @@ from lensfinder.train import RunConfig, autocast_dtype, score_split, scores_tabl
 def plot_roc(labels, logits, score_dtype: str, path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(5, 4))
     n_neg = int((labels == 0).sum())
-    for dtype, style in (("logit_float32", "-"), (score_dtype, "--")):
+    for dtype, style in zip(dict.fromkeys(["logit_float32", score_dtype]), ("-", "--")):
         fpr, tpr, _ = roc(labels, scores_as_stored(logits, dtype))
         ax.step(np.maximum(fpr, 0.5 / n_neg), tpr, style, where="post", label=dtype)
-        if dtype == score_dtype:
-            break
     ax.axvline(1.0 / n_neg, color="grey", lw=0.8, ls=":", label=f"1/n_neg = {1.0 / n_neg:.1e}")
     ax.set_xscale("log")
     ax.set_xlim(0.5 / n_neg, 1)

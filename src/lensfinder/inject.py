@@ -23,7 +23,7 @@ from lensfinder import BANDS, PIXSCALE, STAMP_SIZE, seeding
 from lensfinder.lensing import LensSystems, convolve_gaussian_psf, ellipticity, lensed_images
 from lensfinder.photometry import mag_to_flux
 from lensfinder.sky.coadds import FLAG_NAMES, CoaddBrick, CoaddError
-from lensfinder.stamps import ROW_GROUP_ROWS, encode_npz, encode_stamps, stamp_schema, writer_options
+from lensfinder.stamps import DIAGNOSTIC_FIELDS, ROW_GROUP_ROWS, encode_npz, encode_stamps, stamp_schema, writer_options
 from lensfinder.tables import ParquetStreamWriter, write_json
 
 
@@ -113,9 +113,7 @@ def inject_brick(rows: pa.Table, brick: CoaddBrick, cfg: InjectConfig):
     image, invvar = cut.image[keep].astype(np.float64), cut.invvar[keep]
     dx = (cut.x - np.floor(cut.x + 0.5))[keep]
     dy = (cut.y - np.floor(cut.y + 0.5))[keep]
-    diag = {f: np.full(len(rows), np.nan, np.float32) for f in
-            ("arc_flux_g", "arc_flux_r", "arc_flux_z", "magnification", "arc_snr", "arc_max_pixel",
-             "lens_x_pix", "lens_y_pix")}
+    diag = {f.name: np.full(len(rows), np.nan, np.float32) for f in DIAGNOSTIC_FIELDS}
     pos = np.flatnonzero(rows["label"].to_numpy() == 1)
     for start in range(0, len(pos), cfg.batch):
         idx = pos[start:start + cfg.batch]

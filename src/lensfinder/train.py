@@ -483,7 +483,7 @@ def write_run_config(config_yaml, run: str, out_dir, results_dir: str = "results
     cfg = yaml.safe_load(Path(config_yaml).read_text())
     r = dict(cfg["runs"][run])
     dataset = r.pop("dataset")
-    r.pop("nproc", None)
+    r.pop("nproc", None)  # as the train rule's params (workflow/rules/common.smk run_params)
     path = Path(out_dir) / "run_config.json"
     write_json({"name": run, "seed": cfg.get("seed", 20261124), "run": r,
                 "dataset_dir": f"{cfg.get('results_dir', results_dir)}/datasets/{dataset}"}, path)
