@@ -26,6 +26,9 @@ include: "workflow/rules/select.smk"
 include: "workflow/rules/manifest.smk"
 include: "workflow/rules/inject.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/diagnose.smk"
+include: "workflow/rules/candidates.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

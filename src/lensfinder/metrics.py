@@ -45,6 +45,21 @@ def scores_as_stored(logits, dtype: str = "logit_float32") -> np.ndarray:
     return torch.sigmoid(x).to(getattr(torch, prec)).double().numpy()
 
 
+def saturation_logit(dtype: str) -> float:
+    """Smallest float32 logit whose sigmoid, stored as ``dtype``, is exactly 1.0 -- every
+    larger logit ties with it (bfloat16: 6.24, float16: 8.32, float32: 16.64; inf for
+    ``logit_float32``). Found by bisection on float32 logits, not quoted from a table."""
+    if dtype == "logit_float32":
+        return math.inf
+    lo, hi = 0.0, 200.0
+    if scores_as_stored(np.array([hi]), dtype)[0] != 1.0:
+        return math.inf
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if scores_as_stored(np.array([mid]), dtype)[0] == 1.0 else (mid, hi)
+    return float(np.float32(hi))
+
+
 def roc(labels, scores):
     """(fpr, tpr, thresholds) of every distinct score, float64 (scikit-learn)."""
     return roc_curve(np.asarray(labels), np.asarray(scores, dtype=np.float64), drop_intermediate=False)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -233,6 +234,12 @@ def _publish(work: Path, out: Path, rank: int) -> None:
     for name in ("best.pt", "history.json"):
         with atomic_path(out / name) as tmp:
             tmp.write_bytes((work / name).read_bytes())
+    # every epoch's validation logits in one table, for lensfinder.diagnose
+    parts = []
+    for path in sorted((work / "val_scores").glob("epoch_*.parquet")):
+        t = pq.read_table(path)
+        parts.append(t.add_column(0, "epoch", pa.array(np.full(t.num_rows, int(path.stem[6:]), np.int32))))
+    write_parquet(pa.concat_tables(parts), out / "val_scores.parquet")
 
 
 # --------------------------------------------------------------------------- training

@@ -1,6 +1,7 @@
 # Input functions and shared names of the rule files.
 from pathlib import Path
 
+from lensfinder.ablations import ablation_runs, comparison_rows
 from lensfinder.sky.bricks import coadd_path
 from lensfinder.sky.mock import bricks_in_sweep
 
@@ -66,12 +67,14 @@ def coadd_inputs():
     ]
 
 
-RUNS = list(config.get("runs", {}))
+# The comparison's ablations (gen3 with one gen2 setting on) are runs like any other.
+RUN_CONFIGS = {**config.get("runs", {}), **ablation_runs(config.get("runs", {}), config.get("compare"))}
+RUNS = list(RUN_CONFIGS)
 
 
 def run_params(name):
     """A run's settings (model, loader, train), keys sorted."""
-    d = dict(config["runs"][name])
+    d = dict(RUN_CONFIGS[name])
     for k in ("dataset", "nproc"):
         d.pop(k, None)
     return canonical(d)
@@ -79,5 +82,5 @@ def run_params(name):
 
 def run_stamps(name):
     """Stamp shards of the dataset a run trains on."""
-    ds = config["runs"][name]["dataset"]
+    ds = RUN_CONFIGS[name]["dataset"]
     return gather.inject(f"{RESULTS}/datasets/{ds}/stamps/part-{{scatteritem}}.parquet")

@@ -14,11 +14,12 @@ rule train:
             category="Phase 5: training",
             subcategory="{run}",
         ),
+        val_scores=f"{RESULTS}/runs/{{run}}/val_scores.parquet",
     params:
         run=lambda wc: run_params(wc.run),
         seed=config["seed"],
-        nproc=lambda wc: config["runs"][wc.run].get("nproc", 1),
-        dataset_dir=lambda wc: f"{RESULTS}/datasets/{config['runs'][wc.run]['dataset']}",
+        nproc=lambda wc: RUN_CONFIGS[wc.run].get("nproc", 1),
+        dataset_dir=lambda wc: f"{RESULTS}/datasets/{RUN_CONFIGS[wc.run]['dataset']}",
         out_dir=lambda wc: f"{RESULTS}/runs/{wc.run}",
     threads: 2
     resources:
@@ -61,7 +62,7 @@ rule evaluate:
         ),
     params:
         run_config=lambda wc: f"{RESULTS}/runs/{wc.run}/run_config.json",
-        dataset_dir=lambda wc: f"{RESULTS}/datasets/{config['runs'][wc.run]['dataset']}",
+        dataset_dir=lambda wc: f"{RESULTS}/datasets/{RUN_CONFIGS[wc.run]['dataset']}",
         out_dir=lambda wc: f"{RESULTS}/runs/{wc.run}",
     threads: 2
     conda:

@@ -1,0 +1,105 @@
+# Phase 5 diagnostics: flux-only baselines per dataset, per-run diagnostics, the user's
+# own gen2 history, and the gen2-vs-gen3 comparison.
+
+
+def dataset_stamps(wildcards):
+    return gather.inject(f"{RESULTS}/datasets/{wildcards.dataset}/stamps/part-{{scatteritem}}.parquet")
+
+
+rule flux_baseline:
+    """How much of a dataset a classifier that never sees pixels solves (aperture fluxes
+    and colours only): the "extra flux" shortcut of paired controls, measured."""
+    input:
+        stamps=dataset_stamps,
+    output:
+        report(
+            f"{RESULTS}/datasets/{{dataset}}/flux_baseline.json",
+            caption="../report/flux_baseline.rst",
+            category="Diagnostics",
+            subcategory="flux-only baselines",
+        ),
+    params:
+        dataset_dir=lambda wc: f"{RESULTS}/datasets/{wc.dataset}",
+        seed=config["seed"],
+    log:
+        "logs/flux_baseline/{dataset}.log",
+    benchmark:
+        "benchmarks/rules/flux_baseline/{dataset}.tsv"
+    script:
+        "../scripts/flux_baseline.py"
+
+
+rule diagnose:
+    """Ties and saturation per epoch (stored dtype vs float32 logits), memorisation of
+    paired twins, leakage, duplication factor and the overfitting view of one run."""
+    input:
+        history=rules.train.output.history,
+        val_scores=rules.train.output.val_scores,
+        manifest=lambda wc: f"{RESULTS}/datasets/{RUN_CONFIGS[wc.run]['dataset']}/manifest.parquet",
+        audit=lambda wc: f"{RESULTS}/datasets/{RUN_CONFIGS[wc.run]['dataset']}/manifest_audit.json",
+        flux_baseline=lambda wc: f"{RESULTS}/datasets/{RUN_CONFIGS[wc.run]['dataset']}/flux_baseline.json",
+    output:
+        diagnostics=f"{RESULTS}/runs/{{run}}/diagnostics.json",
+        ties=report(
+            f"{RESULTS}/runs/{{run}}/ties.png",
+            caption="../report/ties.rst",
+            category="Diagnostics",
+            subcategory="{run}",
+        ),
+        overfitting=report(
+            f"{RESULTS}/runs/{{run}}/overfitting.png",
+            caption="../report/overfitting.rst",
+            category="Diagnostics",
+            subcategory="{run}",
+        ),
+    log:
+        "logs/diagnose/{run}.log",
+    script:
+        "../scripts/diagnose.py"
+
+
+rule gen2_history:
+    """The user's own gen2 history.json checked for the bf16 saturation signature."""
+    input:
+        history=config.get("diagnose", {}).get("gen2_history", "resources/gen2_history_request.json"),
+    output:
+        f"{RESULTS}/diagnostics/gen2_history_analysis.json",
+    params:
+        n_neg=config.get("diagnose", {}).get("gen2_n_neg", 65090),
+        n_pos=config.get("diagnose", {}).get("gen2_n_pos", 62910),
+    log:
+        "logs/diagnose/gen2_history.log",
+    script:
+        "../scripts/gen2_history.py"
+
+
+COMPARE = config.get("compare")
+COMPARE_ROWS = comparison_rows(COMPARE) if COMPARE else []
+
+
+rule compare:
+    """gen2, gen3 and one-factor ablations side by side: per-run epoch tables and the
+    summary of which factor moves tpr@fpr1e-4 / 1e-3, with intervals."""
+    input:
+        histories=[f"{RESULTS}/runs/{r['run']}/history.json" for r in COMPARE_ROWS],
+        metrics=[f"{RESULTS}/runs/{r['run']}/metrics.json" for r in COMPARE_ROWS],
+        diagnostics=[f"{RESULTS}/runs/{r['run']}/diagnostics.json" for r in COMPARE_ROWS],
+    output:
+        json=f"{RESULTS}/compare/comparison.json",
+        html=report(
+            f"{RESULTS}/compare/comparison.html",
+            caption="../report/comparison.rst",
+            category="Comparison",
+        ),
+        png=report(
+            f"{RESULTS}/compare/comparison.png",
+            caption="../report/comparison_plot.rst",
+            category="Comparison",
+        ),
+    params:
+        rows=COMPARE_ROWS,
+        configs={r["run"]: run_params(r["run"]) for r in COMPARE_ROWS},
+    log:
+        "logs/compare.log",
+    script:
+        "../scripts/compare.py"

@@ -1,0 +1,55 @@
+# The six answers and Snakemake's own HTML report over every report()-tagged product.
+
+REFERENCE = COMPARE["reference"] if COMPARE else None
+BASELINE = COMPARE["baseline"] if COMPARE else None
+
+
+rule answers:
+    """The six questions of the gen2 debug request, answered from this run's numbers."""
+    input:
+        comparison=rules.compare.output.json,
+        diag_ref=f"{RESULTS}/runs/{REFERENCE}/diagnostics.json",
+        diag_base=f"{RESULTS}/runs/{BASELINE}/diagnostics.json",
+        user=rules.gen2_history.output[0],
+    output:
+        html=report(
+            f"{RESULTS}/report/answers.html",
+            caption="../report/answers.rst",
+            category="Answers",
+        ),
+        json=f"{RESULTS}/report/answers.json",
+    log:
+        "logs/answers.log",
+    script:
+        "../scripts/answers.py"
+
+
+rule report_inputs:
+    """Every product the report shows (the DAG `snakemake --report` renders)."""
+    input:
+        rules.parent_lrg.output.summary,
+        expand(f"{RESULTS}/datasets/{{dataset}}/{{f}}", dataset=DATASETS,
+               f=["manifest_audit.json", "stamps_report.json", "gallery.png", "flux_baseline.json"]),
+        expand(f"{RESULTS}/runs/{{run}}/{{f}}", run=[r["run"] for r in COMPARE_ROWS],
+               f=["history.json", "metrics.json", "roc.png", "score_hist.png", "ties.png", "overfitting.png"]),
+        rules.compare.output,
+        rules.answers.output,
+        rules.candidates.output,
+    default_target: False
+
+
+rule report:
+    """results/report.html: Snakemake's report (runs `snakemake --report` on report_inputs
+    with this invocation's config files; --nolock because this job runs inside the
+    workflow that holds the lock)."""
+    input:
+        rules.report_inputs.input,
+    output:
+        f"{RESULTS}/report.html",
+    params:
+        snakefile=workflow.main_snakefile,
+        configfiles=[str(f) for f in workflow.configfiles],
+    log:
+        "logs/report.log",
+    script:
+        "../scripts/report.py"

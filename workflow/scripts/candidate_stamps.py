@@ -1,0 +1,11 @@
+"""Rule candidate_stamps: cutouts of the parent sample, nothing injected (see lensfinder.inject)."""
+import logging
+import sys
+
+from lensfinder.inject import InjectConfig, inject_shard
+
+sys.stderr = open(snakemake.log[0], "w")  # tracebacks land in the rule's log too
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+report = inject_shard(snakemake.input.manifest, snakemake.params.coadd_dir, 0, 1, snakemake.output.stamps,
+                      snakemake.output.report, InjectConfig.from_dict(snakemake.params.inject))
+logging.info("%d written, skipped %s", report["n_written"], report["skipped"])

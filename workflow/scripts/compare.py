@@ -1,0 +1,15 @@
+"""Rule compare: gen2 vs gen3 and the one-factor ablations (see lensfinder.compare)."""
+import logging
+import sys
+
+from lensfinder.compare import compare_runs
+
+sys.stderr = open(snakemake.log[0], "w")  # tracebacks land in the rule's log too
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+rows = snakemake.params.rows
+inputs = {r["run"]: {"history": h, "metrics": m}
+          for r, h, m in zip(rows, snakemake.input.histories, snakemake.input.metrics)}
+c = compare_runs(rows, inputs, snakemake.output.json, snakemake.output.html, snakemake.output.png,
+                 snakemake.params.configs)
+for s in c["summary"]:
+    logging.info("%s: tpr@fpr0.001 %.3f", s["label"], s["tpr@fpr0.001"])
