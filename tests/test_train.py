@@ -87,6 +87,23 @@ def test_incompatible_run_directory_refuses_to_resume(dataset, tmp_path):
         launch(other, "tiny", 1, dataset, tmp_path)
 
 
+def test_changed_stamps_restart_training_instead_of_resuming(tmp_path):
+    data = tmp_path / "data"
+    write_stamp_files(data, n_files=1, groups=2, rows=16, seed=5)
+    out = tmp_path / "run"
+    assert launch(TINY, "tiny", 1, data, out) == 0
+    first = _history(out)
+    assert launch(TINY, "tiny", 1, data, out) == 0  # same stamps: the finished run is reused
+    assert not (out / "ckpt.previous").exists()
+    write_stamp_files(data, n_files=1, groups=2, rows=16, seed=6)  # phase 4c rewrote the stamps
+    assert launch(TINY, "tiny", 1, data, out) == 0
+    assert (out / "ckpt.previous/last.pt").exists()  # the stale state is kept aside, not resumed
+    second = _history(out)
+    assert [h["epoch"] for h in second] == [0, 1] and second[0]["train_loss"] != first[0]["train_loss"]
+    import pyarrow.parquet as pq
+    assert pq.read_table(out / "val_scores.parquet").column_names == ["epoch", "sample_id", "label", "logit"]
+
+
 def test_early_stopping_keeps_the_best_epoch(dataset, tmp_path, monkeypatch):
     scripted = iter([0.2, 0.6, 0.4, 0.3, 0.5, 0.9])
     real = T.evaluate_scores

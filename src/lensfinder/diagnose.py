@@ -115,7 +115,7 @@ def _annulus_masks() -> np.ndarray:
 
 
 def flux_features(stamps: np.ndarray) -> np.ndarray:
-    """(N, 3, 64, 64) nanomaggies -> (N, 21) features, no pixel layout: per band the flux
+    """(N, 3, 64, 64) nanomaggies -> (N, 25) features, no pixel layout: per band the flux
     in five annuli (asinh-scaled, softening 0.1 nanomaggies) and the g-r, r-z colours of
     each annulus. This is everything a "more flux / bluer light?" classifier can use."""
     masks = _annulus_masks()  # (5, 64, 64)
@@ -134,7 +134,7 @@ def dataset_flux_features(dataset_dir) -> pd.DataFrame:
         for table, stamps in iter_row_groups(path, columns=["sample_id", "label", "split"]):
             f = flux_features(stamps)
             d = table.to_pandas()
-            parts.append(pd.concat([d.reset_index(drop=True), pd.DataFrame(f).add_prefix("f")], axis=1))
+            parts.append(pd.concat([d.reset_index(drop=True), pd.DataFrame(f).add_prefix("feat_")], axis=1))
     if not parts:
         raise FileNotFoundError(f"no stamp files under {dataset_dir}/stamps/")
     return pd.concat(parts, ignore_index=True)
@@ -147,7 +147,7 @@ def flux_baseline(dataset_dir, seed: int, name: str = "") -> dict:
     regression (standardised features) and gradient-boosted trees, both scored as float32
     log-odds with :func:`lensfinder.metrics.evaluate_scores`."""
     df = dataset_flux_features(dataset_dir)
-    cols = [c for c in df.columns if c.startswith("f")]
+    cols = [c for c in df.columns if c.startswith("feat_")]
     train = df[df["split"] == "train"]
     models = {
         "logistic_regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),

@@ -24,6 +24,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -112,6 +113,21 @@ class RunConfig:
         d = asdict(self)
         d["train"].pop("stop_after_steps")
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def data_fingerprint(paths) -> str:
+    """Hash of each stamp file's name, size, modification time and Parquet footer (row
+    counts, byte sizes, column statistics): what Snakemake itself compares, read without
+    touching the data. A checkpoint trained on other stamps must not be resumed; a copy
+    that changes mtimes restarts training (wasted time, never a stale model)."""
+    h = hashlib.sha256()
+    for p in paths:
+        st = Path(p).stat()
+        md = pq.ParquetFile(p).metadata.to_dict()
+        md.pop("created_by", None)
+        h.update(f"{Path(p).name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        h.update(json.dumps(md, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -298,8 +314,25 @@ def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
     state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "best": None, "best_epoch": None,
              "epochs_since_best": 0, "partial": {"loss_sum": 0.0, "samples": 0, "skipped": 0}, "finished": False}
     last = work / "last.pt"
+    data_fp = data_fingerprint(paths)
     if last.exists():
         ckpt = torch.load(last, map_location=device, weights_only=True)
+        if ckpt.get("data_fingerprint") != data_fp and ckpt["fingerprint"] == cfg.fingerprint():
+            # Same run, new stamps (Snakemake reran it because its input changed): the old
+            # state is stale. Keep it aside (ckpt.previous/) and train from scratch.
+            if ddp:
+                dist.barrier()  # every rank has read last.pt before it moves
+            if rank == 0:
+                print(f"[{cfg.name}] stamps changed since {last} was written: moving the old state to "
+                      f"{out / 'ckpt.previous'} and starting over", flush=True)
+                shutil.rmtree(out / "ckpt.previous", ignore_errors=True)
+                work.rename(out / "ckpt.previous")
+            if ddp:
+                dist.barrier()
+            ckpt = None
+    else:
+        ckpt = None
+    if ckpt is not None:
         if ckpt["fingerprint"] != cfg.fingerprint():
             raise RunConfigMismatch(
                 f"{out}: last.pt was written by a different configuration (fingerprint {ckpt['fingerprint']} != "
@@ -323,7 +356,7 @@ def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
             return
         _save({"model": raw_model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                "scaler": scaler.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-               "fingerprint": cfg.fingerprint(), "state": json.dumps(state), "config": json.dumps(asdict(cfg), default=str)},
+               "fingerprint": cfg.fingerprint(), "data_fingerprint": data_fp, "state": json.dumps(state), "config": json.dumps(asdict(cfg), default=str)},
               path)
 
     (work / "INTERRUPTED").unlink(missing_ok=True)
