@@ -16,6 +16,9 @@ configfile: Path(workflow.basedir) / "config/config.yaml"
 
 validate(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 
+report: "workflow/report/workflow.rst"
+
+
 RESULTS = config["results_dir"]
 SKY = sky_layout(config["sky"], RESULTS)
 

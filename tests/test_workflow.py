@@ -171,3 +171,48 @@ def test_snakemake_retries_resume_an_interrupted_training(tiny_run, tmp_path):
     assert "training from epoch 0 step 2" in attempts or "training from epoch 1" in attempts
     for key in ("train_loss", "auc", "samples_seen"):
         assert [round(h[key], 6) for h in ref] == [round(h[key], 6) for h in got], key
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_compare_report_and_candidates_on_the_tiny_config(tiny_run):
+    work, config = tiny_run
+    snakemake("--cores", "2", "--configfile", str(config), "compare", "report", cwd=work)
+    res = work / "results"
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())["compare"]
+    c = json.loads((res / "compare/comparison.json").read_text())
+    assert set(c["runs"]) == {"gen3", "gen2", *(f"gen3_with_{f}" for f in cfg["ablations"])}
+    roles = [s["role"] for s in c["summary"]]
+    assert roles[0] == "baseline" and "reference_float32" in roles  # gen2 ranked without its bf16 cast
+    for s in c["summary"][1:]:
+        lo, hi = s["delta_tpr@fpr0.001_ci95"]
+        assert lo <= s["delta_tpr@fpr0.001"] <= hi
+    answers = json.loads((res / "report/answers.json").read_text())
+    assert len(answers) == 6 and all("results/" in " ".join(a["evidence"]) for a in answers)
+    d = json.loads((res / "runs/gen2/diagnostics.json").read_text())
+    assert {t["score_dtype"] for t in d["ties"]} == {"prob_bfloat16", "logit_float32"}
+    assert d["memorisation"]["applicable"] and d["duplication_factor"]["per_epoch"][0] > 1.5  # paired; x2 workers
+    assert json.loads((res / "runs/gen3/diagnostics.json").read_text())["memorisation"]["applicable"] is False
+    user = json.loads((res / "diagnostics/gen2_history_analysis.json").read_text())
+    assert user["cliffs"] == {"tpr@fpr1e-4": [5], "tpr@fpr0.001": [7]}
+    summ = json.loads((res / "candidates/summary.json").read_text())
+    n_parent = pq.read_metadata(res / "phase3/parent_lrg.parquet").num_rows
+    stamps = json.loads((res / "candidates/stamps/part-1-of-1.report.json").read_text())
+    assert summ["n_parent"] == stamps["n_written"] == n_parent - stamps["n_skipped"]
+    assert summ["mock_sky"] and "by construction" in summ["note"]
+    assert (res / "candidates/candidates.csv").read_text().startswith("rank,galaxy_id,ra,dec,logit,brickname")
+    report = res / "report.html"
+    text = report.read_text()
+    for category in ("Answers", "Comparison", "Diagnostics", "Candidates", "Phase 3: LRG selection"):
+        assert category in text, category
+    if CHROMIUM is None:
+        pytest.skip("no chromium on PATH: the report's render check needs Debian's chromium (.ci/run installs it)")
+    png = work / "shot.png"
+    subprocess.run([str(REPO / "tools/report_screenshot.sh"), str(report), str(png)], check=True, timeout=300)
+    import numpy as np
+    from matplotlib.image import imread
+    img = imread(png)
+    assert img.shape[0] >= 900 and img.std() > 0.05  # something was drawn, not a blank page
+    dom = (work / "shot.dom.html").read_text()
+    assert "Please enable Javascript" not in dom or "jswarning" in dom and "hidden" in dom

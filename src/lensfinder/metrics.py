@@ -36,7 +36,7 @@ def scores_as_stored(logits, dtype: str = "logit_float32") -> np.ndarray:
     """The score each sample would have if stored as ``dtype``: ``logit_float32`` (gen3),
     or ``prob_<float32|float16|bfloat16>`` = sigmoid(logit) rounded to that precision
     (gen2 stored bf16 probabilities: every logit >= 6.24 becomes exactly 1.0). float64 out."""
-    x = torch.as_tensor(np.asarray(logits, dtype=np.float32))
+    x = torch.from_numpy(np.array(logits, dtype=np.float32))  # a copy: inputs may be read-only Arrow buffers
     if dtype == "logit_float32":
         return x.double().numpy()
     kind, _, prec = dtype.partition("_")

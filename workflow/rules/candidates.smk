@@ -10,6 +10,8 @@ rule candidate_manifest:
         parent=rules.parent_lrg.output.parent,
     output:
         f"{RESULTS}/candidates/parent_manifest.parquet",
+    conda:
+        "../../envs/train.yaml"
     log:
         "logs/candidates/manifest.log",
     script:
@@ -29,6 +31,8 @@ rule candidate_stamps:
         coadd_dir=SKY.coadd_dir,
     resources:
         mem_mb=6000,
+    conda:
+        "../../envs/train.yaml"
     log:
         "logs/candidates/stamps.log",
     benchmark:
@@ -67,6 +71,8 @@ rule candidates:
         n_gallery=CANDIDATES.get("gallery_size", 48),
         mock=SKY.mock,
     threads: 2
+    conda:
+        "../../envs/train.yaml"
     log:
         "logs/candidates/candidates.log",
     benchmark:

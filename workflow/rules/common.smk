@@ -84,3 +84,8 @@ def run_stamps(name):
     """Stamp shards of the dataset a run trains on."""
     ds = RUN_CONFIGS[name]["dataset"]
     return gather.inject(f"{RESULTS}/datasets/{ds}/stamps/part-{{scatteritem}}.parquet")
+
+
+def dataset_stamps(wildcards):
+    """Stamp shards of the dataset named by the ``dataset`` wildcard."""
+    return gather.inject(f"{RESULTS}/datasets/{wildcards.dataset}/stamps/part-{{scatteritem}}.parquet")

@@ -2,10 +2,6 @@
 # own gen2 history, and the gen2-vs-gen3 comparison.
 
 
-def dataset_stamps(wildcards):
-    return gather.inject(f"{RESULTS}/datasets/{wildcards.dataset}/stamps/part-{{scatteritem}}.parquet")
-
-
 rule flux_baseline:
     """How much of a dataset a classifier that never sees pixels solves (aperture fluxes
     and colours only): the "extra flux" shortcut of paired controls, measured."""
@@ -21,6 +17,8 @@ rule flux_baseline:
     params:
         dataset_dir=lambda wc: f"{RESULTS}/datasets/{wc.dataset}",
         seed=config["seed"],
+    conda:
+        "../../envs/train.yaml"
     log:
         "logs/flux_baseline/{dataset}.log",
     benchmark:
@@ -52,6 +50,8 @@ rule diagnose:
             category="Diagnostics",
             subcategory="{run}",
         ),
+    conda:
+        "../../envs/train.yaml"
     log:
         "logs/diagnose/{run}.log",
     script:
@@ -61,12 +61,16 @@ rule diagnose:
 rule gen2_history:
     """The user's own gen2 history.json checked for the bf16 saturation signature."""
     input:
-        history=config.get("diagnose", {}).get("gen2_history", "resources/gen2_history_request.json"),
+        # a user's path is relative to the working directory; the default ships with lensfinder
+        history=config.get("diagnose", {}).get("gen2_history")
+        or str(Path(workflow.basedir) / "resources/gen2_history_request.json"),
     output:
         f"{RESULTS}/diagnostics/gen2_history_analysis.json",
     params:
         n_neg=config.get("diagnose", {}).get("gen2_n_neg", 65090),
         n_pos=config.get("diagnose", {}).get("gen2_n_pos", 62910),
+    conda:
+        "../../envs/train.yaml"
     log:
         "logs/diagnose/gen2_history.log",
     script:
@@ -99,6 +103,8 @@ rule compare:
     params:
         rows=COMPARE_ROWS,
         configs={r["run"]: run_params(r["run"]) for r in COMPARE_ROWS},
+    conda:
+        "../../envs/train.yaml"
     log:
         "logs/compare.log",
     script:

@@ -18,6 +18,8 @@ rule answers:
             category="Answers",
         ),
         json=f"{RESULTS}/report/answers.json",
+    conda:
+        "../../envs/train.yaml"
     log:
         "logs/answers.log",
     script:
@@ -49,6 +51,8 @@ rule report:
     params:
         snakefile=workflow.main_snakefile,
         configfiles=[str(f) for f in workflow.configfiles],
+    conda:
+        "../../envs/report.yaml"
     log:
         "logs/report.log",
     script:
