@@ -178,7 +178,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 
 def test_compare_report_and_candidates_on_the_tiny_config(tiny_run):
     work, config = tiny_run
-    snakemake("--cores", "2", "--configfile", str(config), "compare", "report", cwd=work)
+    snakemake("--cores", "2", "compare", "report", "--configfile", str(config), cwd=work)
     res = work / "results"
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())["compare"]
     c = json.loads((res / "compare/comparison.json").read_text())
@@ -210,9 +210,10 @@ def test_compare_report_and_candidates_on_the_tiny_config(tiny_run):
         pytest.skip("no chromium on PATH: the report's render check needs Debian's chromium (.ci/run installs it)")
     png = work / "shot.png"
     subprocess.run([str(REPO / "tools/report_screenshot.sh"), str(report), str(png)], check=True, timeout=300)
-    import numpy as np
     from matplotlib.image import imread
     img = imread(png)
     assert img.shape[0] >= 900 and img.std() > 0.05  # something was drawn, not a blank page
     dom = (work / "shot.dom.html").read_text()
-    assert "Please enable Javascript" not in dom or "jswarning" in dom and "hidden" in dom
+    app = dom[dom.index('<div id="app">'):]
+    assert app.startswith('<div id="app"><div') and "<nav" in app  # React rendered the report's page
+    assert ">Answers<" in app and ">Comparison<" in app           # with our result categories
