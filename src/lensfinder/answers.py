@@ -200,7 +200,6 @@ def q4_expected(c, paths) -> tuple[str, list[str]]:
 
 def q5_loss(diag_ref, user, paths) -> tuple[str, list[str]]:
     o = diag_ref["overfitting"]
-    stored = diag_ref["score_dtype"]
     sat = [(t["epoch"], t["n_pos_saturated"], t["n_neg_saturated"], t["n_pos"]) for t in diag_ref["ties"]
            if t["score_dtype"] == "prob_bfloat16"]
     ev = [f"Train loss {o['train_loss_first']:.3g} (epoch 0) -> {o['train_loss_last']:.3g} (last); mean |logit| of "
@@ -241,7 +240,7 @@ def q6_other(c, diag_ref, paths) -> tuple[str, list[str]]:
               f"(best validation epoch by float32 tpr@fpr0.001: {diag_ref['overfitting']['best_epoch_float32_tpr@fpr0.001']}) "
               f"{_src(paths['comparison'])}")
     cfg = ref.get("config", {})
-    train, loader = cfg.get("train", {}), cfg.get("loader", {})
+    train = cfg.get("train", {})
     found = []
     if diag_ref["score_dtype"] != "logit_float32":
         found.append(f"validation scores ranked as {diag_ref['score_dtype']} (see Q2)")

@@ -16,7 +16,6 @@ import base64
 import html
 import io
 import json
-from pathlib import Path
 
 import matplotlib
 
@@ -26,16 +25,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
-import torch  # noqa: E402
 from astropy import units as u  # noqa: E402
 from astropy.coordinates import SkyCoord  # noqa: E402
 
 from lensfinder.gallery import rgb  # noqa: E402
 from lensfinder.manifest import VETO_RADIUS_ARCSEC  # noqa: E402
-from lensfinder.model import build_model  # noqa: E402
+from lensfinder.evaluate import load_best  # noqa: E402
 from lensfinder.stamps import iter_row_groups  # noqa: E402
-from lensfinder.tables import atomic_path, write_json, write_parquet  # noqa: E402
-from lensfinder.train import RunConfig, autocast_dtype, score_split  # noqa: E402
+from lensfinder.tables import atomic_path, write_json, write_parquet, write_png  # noqa: E402
+from lensfinder.train import autocast_dtype, score_split  # noqa: E402
 
 SPLIT = "parent"
 
@@ -70,14 +68,7 @@ def crossmatch(ra, dec, known: pd.DataFrame, radius_arcsec: float = VETO_RADIUS_
 
 def score_parent(run_config_path, best_path, stamp_paths) -> pd.DataFrame:
     """galaxy_id, ra, dec, brickname, logit (float32) of every parent stamp."""
-    c = json.loads(Path(run_config_path).read_text())
-    cfg = RunConfig.from_dict(c["name"], c["seed"], c["run"])
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    best = torch.load(best_path, map_location=device, weights_only=True)
-    if best["fingerprint"] != cfg.fingerprint():
-        raise RuntimeError(f"{best_path} was trained with another configuration than {run_config_path}")
-    model = build_model(cfg.model).to(device)
-    model.load_state_dict(best["model"])
+    cfg, model, device, _ = load_best(run_config_path, best_path)
     sid, _, logit = score_split(model, stamp_paths, SPLIT, cfg, device, autocast_dtype(cfg.train, device), 0, 1)
     meta = pa.concat_tables([pq.read_table(p, columns=["sample_id", "galaxy_id", "ra", "dec", "brickname"])
                              for p in stamp_paths]).to_pandas().set_index("sample_id")
@@ -152,9 +143,7 @@ def write_gallery(ranked: pd.DataFrame, stamps: dict, n: int, out_png, out_html,
                      f"{html.escape(str(r['brickname']))}{kl}</figcaption></figure>")
     fig.suptitle(f"top {len(top)} candidates (rank, float32 logit)", fontsize=9)
     fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    write_png(fig, out_png)
     page = ["<!doctype html><html><head><meta charset='utf-8'><title>Lens candidates</title><style>",
             "body{font-family:sans-serif;font-size:12px;margin:12px} figure{display:inline-block;margin:4px;",
             "text-align:center;width:140px} img{image-rendering:pixelated}</style></head><body>",

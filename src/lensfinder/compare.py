@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from lensfinder.diagnose import TARGET_KEYS, find_cliffs  # noqa: E402
 from lensfinder.metrics import wilson_interval  # noqa: E402
-from lensfinder.tables import atomic_path, write_json  # noqa: E402
+from lensfinder.tables import atomic_path, write_json, write_png  # noqa: E402
 
 EPOCH_KEYS = ("tpr@fpr1e-4", "tpr@fpr0.001", "fpr@tpr0.85", "n_neg_tied_at_top", "auc")
 
@@ -195,6 +195,4 @@ def plot_summary(summary: list[dict], path) -> None:
         ax.set_xlim(-0.02, 1.02)
     axes[0].set_yticks(y, [s["label"] for s in summary], fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    write_png(fig, path)

@@ -37,11 +37,11 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from lensfinder import BANDS, STAMP_SIZE  # noqa: E402
+from lensfinder import STAMP_SIZE  # noqa: E402
 from lensfinder.data import stamp_files  # noqa: E402
 from lensfinder.metrics import FPR_TARGETS, evaluate_scores, saturation_logit, scores_as_stored, wilson_interval  # noqa: E402
 from lensfinder.stamps import iter_row_groups  # noqa: E402
-from lensfinder.tables import atomic_path, write_json  # noqa: E402
+from lensfinder.tables import write_json, write_png  # noqa: E402
 
 TARGET_KEYS = ("tpr@fpr1e-4", "tpr@fpr0.001")
 METRIC_KEYS = TARGET_KEYS + ("fpr@tpr0.50", "fpr@tpr0.70", "fpr@tpr0.85", "auc", "tpr0")
@@ -219,7 +219,7 @@ def plot_ties(ties: list[dict], stored: str, path, title: str) -> None:
     a2.legend(fontsize=7)
     a1.set_title(title, fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
+    write_png(fig, path)
 
 
 def plot_overfitting(history: list[dict], path, title: str) -> None:
@@ -247,13 +247,7 @@ def plot_overfitting(history: list[dict], path, title: str) -> None:
     a3.legend(fontsize=7)
     a1.set_title(title, fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
-
-
-def _save(fig, path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    write_png(fig, path)
 
 
 # --------------------------------------------------------------------------- per run

@@ -21,7 +21,7 @@ import torch  # noqa: E402
 from lensfinder.data import stamp_files  # noqa: E402
 from lensfinder.metrics import evaluate_scores, roc, scores_as_stored  # noqa: E402
 from lensfinder.model import build_model  # noqa: E402
-from lensfinder.tables import atomic_path, write_json, write_parquet  # noqa: E402
+from lensfinder.tables import write_json, write_parquet, write_png  # noqa: E402
 from lensfinder.train import RunConfig, autocast_dtype, score_split, scores_table  # noqa: E402
 
 
@@ -39,9 +39,7 @@ def plot_roc(labels, logits, score_dtype: str, path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    write_png(fig, path)
 
 
 def plot_histograms(labels, logits, path, title: str) -> None:
@@ -55,13 +53,12 @@ def plot_histograms(labels, logits, path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    write_png(fig, path)
 
 
-def evaluate_run(run_config_path, best_path, dataset_dir, out_dir) -> dict:
-    """Score the test split with ``best.pt`` and write scores, metrics and plots."""
+def load_best(run_config_path, best_path):
+    """(RunConfig, model on the best device with ``best.pt``'s weights, device, checkpoint
+    dict). Refuses a checkpoint written by another configuration."""
     c = json.loads(Path(run_config_path).read_text())
     cfg = RunConfig.from_dict(c["name"], c["seed"], c["run"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -70,6 +67,12 @@ def evaluate_run(run_config_path, best_path, dataset_dir, out_dir) -> dict:
         raise RuntimeError(f"{best_path} was trained with another configuration than {run_config_path}")
     model = build_model(cfg.model).to(device)
     model.load_state_dict(best["model"])
+    return cfg, model, device, best
+
+
+def evaluate_run(run_config_path, best_path, dataset_dir, out_dir) -> dict:
+    """Score the test split with ``best.pt`` and write scores, metrics and plots."""
+    cfg, model, device, best = load_best(run_config_path, best_path)
     sid, labels, logits = score_split(model, stamp_files(dataset_dir), "test", cfg, device,
                                       autocast_dtype(cfg.train, device), rank=0, world=1)
     out = Path(out_dir)

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq  # noqa: E402
 from astropy.visualization import make_lupton_rgb  # noqa: E402
 
 from lensfinder.stamps import iter_row_groups  # noqa: E402
-from lensfinder.tables import atomic_path  # noqa: E402
+from lensfinder.tables import write_png  # noqa: E402
 
 # Relative band scales of the Legacy Surveys viewer (g 6.0 : r 3.4 : z 2.2), so the
 # z-band noise does not tint the sky red; stretch and Q in nanomaggies per pixel.
@@ -81,9 +81,7 @@ def write_gallery(stamp_paths, out_png, n_pairs: int = 12, title: str = "") -> i
     fig.suptitle(title or "positives (left) and controls (right), asinh g,r,z", fontsize=9)
     fig.tight_layout()
     out_png = Path(out_png)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    write_png(fig, out_png)
     return len(pairs)
 
 
