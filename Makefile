@@ -29,6 +29,9 @@ demo: install
 	@echo "                 stamps/part-*.parquet, stamps_report.json, gallery.png"
 	@echo "gen3 run:        results/runs/gen3/history.json (per-epoch validation metrics)"
 	@echo "gen3 test set:   results/runs/gen3/metrics.json, roc.png, score_hist.png, scores.parquet"
+	@echo
+	@echo "Next: $(BIN)/snakemake --cores $(CORES) compare report"
+	@echo "      -> results/report.html (answers, comparison, diagnostics, candidates)"
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

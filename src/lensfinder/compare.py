@@ -57,12 +57,12 @@ def _as_stored(metrics: dict) -> tuple[str, dict]:
 
 
 def summary_row(label: str, run: str, role: str, factor, dtype: str, m: dict, table: list[dict],
-                base: dict | None) -> dict:
+                base: dict | None, dataset: str | None = None) -> dict:
     """One line of the summary table: test TPRs with CIs, differences from the baseline,
     and the validation cliffs of the run's history in that dtype."""
     prefix = "" if dtype == table[0]["score_dtype"] else "f32_"
     n_pos = m["n_pos"]
-    row = {"label": label, "run": run, "role": role, "factor": factor, "score_dtype": dtype,
+    row = {"label": label, "run": run, "role": role, "factor": factor, "score_dtype": dtype, "dataset": dataset,
            "n_pos": n_pos, "n_neg": m["n_neg"], "min_resolvable_fpr": m["min_resolvable_fpr"],
            "auc": m["auc"], "n_neg_tied_at_top": m["n_neg_tied_at_top"],
            "epochs_run": len(table), "duplication_factor": table[-1]["duplication_factor"],
@@ -102,13 +102,14 @@ def compare_runs(rows: list[dict], inputs: dict, out_json, out_html, out_png, co
         dtype, m = _as_stored(info["test"])
         label = {"baseline": f"{r['run']} (all fixes)", "reference": f"{r['run']} (every gen2 setting)"}.get(
             r["role"], f"{base_run} + {r['factor']}")
+        ds = info["config"].get("dataset")
         summary.append(summary_row(label, r["run"], r["role"], r["factor"], dtype, m, info["epochs"],
-                                   None if r["role"] == "baseline" else base_m))
+                                   None if r["role"] == "baseline" else base_m, ds))
         if dtype != "logit_float32":
             # the same weights and scores, ranked as float32 logits: the cast alone removed
             summary.append(summary_row(f"{r['run']} without the {dtype} cast (same weights, float32 logits)",
                                        r["run"], r["role"] + "_float32", "cast removed", "logit_float32",
-                                       info["test"]["metrics"], info["epochs"], base_m))
+                                       info["test"]["metrics"], info["epochs"], base_m, ds))
     out = {"baseline": base_run, "reference": rows[-1]["run"], "summary": summary, "runs": runs}
     write_json(out, out_json)
     with atomic_path(out_html) as tmp:
@@ -135,13 +136,15 @@ def render_html(c: dict) -> str:
            "<h2>Test split, checkpoint each run kept: which factor changes the low-FPR TPR</h2>",
            "<p>TPR in percent with 95% Wilson intervals; &Delta; = this row minus the baseline with Newcombe's "
            "95% interval (bold: excludes 0). Scores ranked as the run stores them unless the row says otherwise. "
-           "FPRs below 1/n_neg cannot be resolved: there tpr@fpr equals TPR at zero false positives.</p>",
-           "<table><tr><th>run</th><th>score dtype</th><th>n_pos / n_neg</th>"]
+           "FPRs below 1/n_neg cannot be resolved: there tpr@fpr equals TPR at zero false positives. A row tested on "
+           "another dataset's test split than the baseline (test set column) differs from it in population too.</p>",
+           "<table><tr><th>run</th><th>test set</th><th>score dtype</th><th>n_pos / n_neg</th>"]
     for k in TARGET_KEYS:
         out.append(f"<th>{k}</th><th>&Delta; {k}</th>")
     out.append("<th>AUC</th><th>neg. tied at top</th><th>epochs</th><th>dup.</th><th>validation cliffs</th></tr>")
     for s in c["summary"]:
-        cells = [f"<td class='l'>{html.escape(s['label'])}</td><td class='l'>{s['score_dtype']}</td>",
+        cells = [f"<td class='l'>{html.escape(s['label'])}</td><td class='l'>{html.escape(str(s['dataset'] or ''))}</td>"
+                 f"<td class='l'>{s['score_dtype']}</td>",
                  f"<td>{s['n_pos']} / {s['n_neg']}</td>"]
         for k in TARGET_KEYS:
             cells.append(f"<td>{_pct(s[k])} {_ci(s[k + '_ci95'])}</td>")

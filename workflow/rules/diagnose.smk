@@ -102,7 +102,7 @@ rule compare:
         ),
     params:
         rows=COMPARE_ROWS,
-        configs={r["run"]: run_params(r["run"]) for r in COMPARE_ROWS},
+        configs={r["run"]: canonical(RUN_CONFIGS[r["run"]]) for r in COMPARE_ROWS},
     conda:
         "../../envs/train.yaml"
     log:
