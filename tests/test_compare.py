@@ -97,6 +97,6 @@ def test_answer_to_the_cliff_question_follows_the_numbers(tmp_path, saturating):
                                 tmp_path / "gen3/diagnostics.json", None, tmp_path / "a.html", tmp_path / "a.json")
     assert len(out) == 6 and all(a["evidence"] for a in out)
     q2 = out[1]["answer"]
-    assert q2.startswith("Score saturation") == saturating
+    assert q2.startswith("Ties in the stored scores") == saturating
     page = (tmp_path / "a.html").read_text()
     assert str(tmp_path / "gen2/diagnostics.json") in page  # every number names its file

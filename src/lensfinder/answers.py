@@ -137,10 +137,16 @@ def q2_cliff(c, diag_ref, user, paths) -> tuple[str, list[str]]:
         ev.append(f"Your gen2 history: {html.escape(user['verdict'])} {_src(paths['user'])}")
         ev += [html.escape(x) for x in user["explanation"]]
     if stored_cliffs and not f32_cliffs:
-        verdict = (f"Score saturation, not a ranking change: in this run the cliff exists when scores are ranked as "
-                   f"{stored} and disappears when the same weights' float32 logits are ranked. A control whose logit "
-                   f"exceeds the saturation point ties with every saturated lens; once more than fpr x n_neg "
-                   f"controls share the top score, tpr at that fpr is 0 -- a step, not a slope.")
+        eps = sorted({e for v in stored_cliffs.values() for e in v})
+        rows = {(t["epoch"], t["score_dtype"]): t for t in diag_ref["ties"]}
+        n_sat = sum(rows[(e, stored)]["n_neg_saturated"] > 0 for e in eps)
+        f32 = [rows[(e, "logit_float32")]["tpr@fpr0.001"] for e in eps]
+        verdict = (f"Ties in the stored scores, not a ranking change: in this run tpr@fpr falls to 0 at epoch(s) "
+                   f"{', '.join(map(str, eps))} when scores are ranked as {stored}, and the float32 logits of the same "
+                   f"weights give tpr@fpr0.001 = {_pct(min(f32))}-{_pct(max(f32))} there, with no cliff. At "
+                   f"{n_sat} of these epochs a control was saturated at exactly 1.0; at the others it sat in one of "
+                   f"{stored}'s coarse steps just below 1.0 together with lenses. Once more than fpr x n_neg controls "
+                   "share the top score, tpr at that fpr is 0 -- a step, not a slope.")
     elif user and user["saturation_signature_epochs"] or (user and any(user["cliffs"].values())):
         verdict = ("Your own history carries the saturation signature (computed below from your logged numbers). "
                    "This mock-sky run did not reach saturated controls "
