@@ -37,7 +37,12 @@ rule diagnose:
         audit=lambda wc: f"{RESULTS}/datasets/{RUN_CONFIGS[wc.run]['dataset']}/manifest_audit.json",
         flux_baseline=lambda wc: f"{RESULTS}/datasets/{RUN_CONFIGS[wc.run]['dataset']}/flux_baseline.json",
     output:
-        diagnostics=f"{RESULTS}/runs/{{run}}/diagnostics.json",
+        diagnostics=report(
+            f"{RESULTS}/runs/{{run}}/diagnostics.json",
+            caption="../report/diagnostics.rst",
+            category="Diagnostics",
+            subcategory="{run}",
+        ),
         ties=report(
             f"{RESULTS}/runs/{{run}}/ties.png",
             caption="../report/ties.rst",
@@ -65,7 +70,12 @@ rule gen2_history:
         history=config.get("diagnose", {}).get("gen2_history")
         or str(Path(workflow.basedir) / "resources/gen2_history_request.json"),
     output:
-        f"{RESULTS}/diagnostics/gen2_history_analysis.json",
+        report(
+            f"{RESULTS}/diagnostics/gen2_history_analysis.json",
+            caption="../report/gen2_history.rst",
+            category="Diagnostics",
+            subcategory="your gen2 history",
+        ),
     params:
         n_neg=config.get("diagnose", {}).get("gen2_n_neg", 65090),
         n_pos=config.get("diagnose", {}).get("gen2_n_pos", 62910),
