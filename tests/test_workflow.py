@@ -217,3 +217,16 @@ def test_compare_report_and_candidates_on_the_tiny_config(tiny_run):
     app = dom[dom.index('<div id="app">'):]
     assert app.startswith('<div id="app"><div') and "<nav" in app  # React rendered the report's page
     assert ">Answers<" in app and ">Comparison<" in app           # with our result categories
+
+
+def test_bad_gen2_history_fails_its_rule_with_one_clear_line(tmp_path):
+    bad = tmp_path / "history.json"
+    bad.write_text('[{"epoch": 0, "tpr@fpr1e-4": 0.7, "tpr@fpr0.001": 0.8}, {"epoch": 1, "tpr@fpr1e-4": NaN}]')
+    cfg = tmp_path / "diag.yaml"
+    cfg.write_text(yaml.safe_dump({"diagnose": {"gen2_history": str(bad), "gen2_n_neg": 1000}}))
+    proc = snakemake("--cores", "1", "results/diagnostics/gen2_history_analysis.json", "--configfile", str(cfg),
+                     cwd=tmp_path, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"gen2_history: {bad}: epoch 1: 'tpr@fpr1e-4' is nan" in out
+    assert "Traceback" not in (tmp_path / "logs/diagnose/gen2_history.log").read_text()
