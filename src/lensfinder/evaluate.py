@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from lensfinder.data import stamp_files  # noqa: E402
-from lensfinder.metrics import evaluate_scores, roc, scores_as_stored  # noqa: E402
+from lensfinder.metrics import evaluate_scores, roc, saturation_logit, scores_as_stored  # noqa: E402
 from lensfinder.model import build_model  # noqa: E402
 from lensfinder.tables import write_json, write_parquet, write_png  # noqa: E402
 from lensfinder.train import RunConfig, autocast_dtype, score_split, scores_table  # noqa: E402
@@ -47,7 +47,8 @@ def plot_histograms(labels, logits, path, title: str) -> None:
     bins = np.linspace(float(logits.min()), float(logits.max()) + 1e-6, 60)
     ax.hist(logits[labels == 0], bins=bins, histtype="step", label=f"controls ({(labels == 0).sum()})", log=True)
     ax.hist(logits[labels == 1], bins=bins, histtype="step", label=f"lenses ({(labels == 1).sum()})", log=True)
-    ax.axvline(np.log(255), color="grey", ls=":", lw=0.8, label="bf16 sigmoid saturates (6.24)")
+    sat = saturation_logit("prob_bfloat16")
+    ax.axvline(sat, color="grey", ls=":", lw=0.8, label=f"bf16 sigmoid saturates ({sat:.2f})")
     ax.set_xlabel("logit (float32)")
     ax.set_ylabel("count")
     ax.set_title(title, fontsize=9)
