@@ -102,11 +102,10 @@ def recall_summary(ranked: pd.DataFrame, known: pd.DataFrame, top_ks=(10, 100, 1
 
 
 def _png_bytes(img: np.ndarray, scale: int = 2) -> bytes:
-    fig = plt.figure(figsize=(img.shape[1] * scale / 100, img.shape[0] * scale / 100), dpi=100)
-    fig.figimage(np.kron(img, np.ones((scale, scale, 1), np.uint8)))
+    """(H, W, 3) uint8 -> PNG bytes, each pixel a scale x scale block, rows bottom-up as
+    ``imshow(origin="lower")`` shows them."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
+    plt.imsave(buf, np.kron(img, np.ones((scale, scale, 1), np.uint8)), format="png", origin="lower")
     return buf.getvalue()
 
 
