@@ -12,7 +12,7 @@ import html
 import json
 from pathlib import Path
 
-from lensfinder.tables import atomic_path
+from lensfinder.tables import atomic_path, write_json
 
 P = 0.05  # significance level of the memorisation test
 
@@ -29,11 +29,9 @@ def _src(path) -> str:
     return f"<code class='src'>{html.escape(str(path))}</code>"
 
 
-def _row(c: dict, run: str, role_suffix: str = "") -> dict | None:
-    for s in c["summary"]:
-        if s["run"] == run and s["role"].endswith(role_suffix) and (role_suffix or not s["role"].endswith("_float32")):
-            return s
-    return None
+def _row(c: dict, run: str, float32: bool = False) -> dict | None:
+    """The summary row of ``run`` as stored, or (``float32``) its re-ranked float32 row."""
+    return next((s for s in c["summary"] if s["run"] == run and s["role"].endswith("_float32") == float32), None)
 
 
 def _factor(c: dict, factor: str) -> dict | None:
@@ -111,7 +109,7 @@ def q2_cliff(c, diag_ref, user, paths) -> tuple[str, list[str]]:
     stored = diag_ref["score_dtype"]
     cl = diag_ref["cliffs"]
     ref = _row(c, c["reference"])
-    ref32 = _row(c, c["reference"], "_float32")
+    ref32 = _row(c, c["reference"], float32=True)
     stored_cliffs = {k: v for k, v in cl.get(stored, {}).items() if v}
     f32_cliffs = {k: v for k, v in cl.get("logit_float32", {}).items() if v}
     ev.append(f"{c['reference']} validation cliffs ranked as {stored}: {stored_cliffs or 'none'}; as float32 logits "
@@ -296,14 +294,11 @@ def write_answers(comparison_path, diag_ref_path, diag_base_path, user_path, out
     dr = json.loads(Path(diag_ref_path).read_text())
     db = json.loads(Path(diag_base_path).read_text())
     user = json.loads(Path(user_path).read_text()) if user_path else None
-    ds_ref = c["runs"][c["reference"]]["sources"]["history"].rsplit("/runs/", 1)[0]
     paths = {"comparison": comparison_path, "diag_ref": diag_ref_path, "diag_base": diag_base_path,
-             "user": user_path, "flux_ref": f"{ds_ref}/datasets/{dr['flux_baseline']['dataset']}/flux_baseline.json",
-             "flux_base": f"{ds_ref}/datasets/{db['flux_baseline']['dataset']}/flux_baseline.json"}
+             "user": user_path, "flux_ref": dr["sources"]["flux_baseline"], "flux_base": db["sources"]["flux_baseline"]}
     answers = [q1_paired(c, dr, db, paths), q2_cliff(c, dr, user, paths), q3_eval(c, dr, user, paths),
                q4_expected(c, paths), q5_loss(dr, user, paths), q6_other(c, dr, paths)]
     out = [{"question": q, "answer": a, "evidence": e} for q, (a, e) in zip(QUESTIONS, answers)]
-    from lensfinder.tables import write_json
     write_json(out, out_json)
     page = ["<!doctype html><html><head><meta charset='utf-8'><title>Answers</title><style>",
             "body{font-family:sans-serif;font-size:14px;margin:14px;max-width:60em} li{margin:4px 0}",

@@ -42,7 +42,7 @@ def epoch_table(history: dict) -> list[dict]:
     rows = []
     for e in history["epochs"]:
         f32 = e.get("logit_float32", e)
-        rows.append({"epoch": e["epoch"], "train_loss": e["train_loss"], "lr": e["lr"],
+        rows.append({"epoch": e["epoch"], "n_pos": e["n_pos"], "train_loss": e["train_loss"], "lr": e["lr"],
                      "duplication_factor": e["duplication_factor"], "score_dtype": e["score_dtype"],
                      **{k: e[k] for k in EPOCH_KEYS}, **{f"f32_{k}": f32[k] for k in EPOCH_KEYS}})
     return rows
@@ -67,7 +67,7 @@ def summary_row(label: str, run: str, role: str, factor, dtype: str, m: dict, ta
            "auc": m["auc"], "n_neg_tied_at_top": m["n_neg_tied_at_top"],
            "epochs_run": len(table), "duplication_factor": table[-1]["duplication_factor"],
            "val_cliff_epochs": {k: [table[i]["epoch"] for i in find_cliffs([r[prefix + k] for r in table],
-                                                                          table[0].get("n_pos"))]
+                                                                          table[0]["n_pos"])]
                                 for k in TARGET_KEYS}}
     for k in TARGET_KEYS:
         row[k] = m[k]
@@ -88,8 +88,6 @@ def compare_runs(rows: list[dict], inputs: dict, out_json, out_html, out_png, co
         hist = json.loads(Path(inputs[r["run"]]["history"]).read_text())
         metrics = json.loads(Path(inputs[r["run"]]["metrics"]).read_text())
         table = epoch_table(hist)
-        for t, e in zip(table, hist["epochs"]):
-            t["n_pos"] = e["n_pos"]
         runs[r["run"]] = {**r, "epochs": table, "best_epoch": hist.get("best_epoch"),
                           "stopped_early": hist.get("stopped_early"), "checkpoint_epoch": metrics.get("checkpoint_epoch"),
                           "test": metrics, "sources": inputs[r["run"]],

@@ -285,6 +285,8 @@ def diagnose_run(history_path, val_scores_path, manifest_path, audit_path, flux_
             "max_logit_neg": [e["max_logit_neg"] for e in epochs],
         },
         "flux_baseline": json.loads(Path(flux_baseline_path).read_text()),
+        "sources": {"history": str(history_path), "val_scores": str(val_scores_path), "manifest": str(manifest_path),
+                    "audit": str(audit_path), "flux_baseline": str(flux_baseline_path)},
     }
     write_json(out, out_json)
     plot_ties(ties, stored, ties_png, f"{hist['run']}: validation ties, stored ({stored}) vs float32 logits")

@@ -315,22 +315,19 @@ def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
              "epochs_since_best": 0, "partial": {"loss_sum": 0.0, "samples": 0, "skipped": 0}, "finished": False}
     last = work / "last.pt"
     data_fp = data_fingerprint(paths)
-    if last.exists():
-        ckpt = torch.load(last, map_location=device, weights_only=True)
-        if ckpt.get("data_fingerprint") != data_fp and ckpt["fingerprint"] == cfg.fingerprint():
-            # Same run, new stamps (Snakemake reran it because its input changed): the old
-            # state is stale. Keep it aside (ckpt.previous/) and train from scratch.
-            if ddp:
-                dist.barrier()  # every rank has read last.pt before it moves
-            if rank == 0:
-                print(f"[{cfg.name}] stamps changed since {last} was written: moving the old state to "
-                      f"{out / 'ckpt.previous'} and starting over", flush=True)
-                shutil.rmtree(out / "ckpt.previous", ignore_errors=True)
-                work.rename(out / "ckpt.previous")
-            if ddp:
-                dist.barrier()
-            ckpt = None
-    else:
+    ckpt = torch.load(last, map_location=device, weights_only=True) if last.exists() else None
+    if ckpt is not None and ckpt.get("data_fingerprint") != data_fp and ckpt["fingerprint"] == cfg.fingerprint():
+        # Same run, new stamps (Snakemake reran it because its input changed): the old
+        # state is stale. Keep it aside (ckpt.previous/) and train from scratch.
+        if ddp:
+            dist.barrier()  # every rank has read last.pt before it moves
+        if rank == 0:
+            print(f"[{cfg.name}] stamps changed since {last} was written: moving the old state to "
+                  f"{out / 'ckpt.previous'} and starting over", flush=True)
+            shutil.rmtree(out / "ckpt.previous", ignore_errors=True)
+            work.rename(out / "ckpt.previous")
+        if ddp:
+            dist.barrier()
         ckpt = None
     if ckpt is not None:
         if ckpt["fingerprint"] != cfg.fingerprint():

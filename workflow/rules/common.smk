@@ -80,12 +80,16 @@ def run_params(name):
     return canonical(d)
 
 
+def stamps_of(dataset):
+    """Stamp shards of one dataset (phase 4c's scatter/gather outputs)."""
+    return gather.inject(f"{RESULTS}/datasets/{dataset}/stamps/part-{{scatteritem}}.parquet")
+
+
 def run_stamps(name):
     """Stamp shards of the dataset a run trains on."""
-    ds = RUN_CONFIGS[name]["dataset"]
-    return gather.inject(f"{RESULTS}/datasets/{ds}/stamps/part-{{scatteritem}}.parquet")
+    return stamps_of(RUN_CONFIGS[name]["dataset"])
 
 
 def dataset_stamps(wildcards):
     """Stamp shards of the dataset named by the ``dataset`` wildcard."""
-    return gather.inject(f"{RESULTS}/datasets/{wildcards.dataset}/stamps/part-{{scatteritem}}.parquet")
+    return stamps_of(wildcards.dataset)

@@ -53,7 +53,7 @@ rule stamps_report:
 rule gallery:
     """Colour gallery of a dataset's stamps: positives next to their controls."""
     input:
-        stamps=gather.inject(f"{RESULTS}/datasets/{{{{dataset}}}}/stamps/part-{{scatteritem}}.parquet"),
+        stamps=dataset_stamps,
     output:
         png=report(
             f"{RESULTS}/datasets/{{dataset}}/gallery.png",
