@@ -11,7 +11,13 @@ min_version("9.0")
 from lensfinder.sky.source import sky_layout
 
 
-configfile: Path(workflow.basedir) / "config/config.yaml"
+# With no --configfile, the mock-sky demo (config/config.yaml). A config file you pass is
+# the whole configuration (config/dr10.yaml is complete); what it leaves out takes the
+# package's defaults, never the demo's. Stack `--configfile config/config.yaml yours.yaml`
+# to change a few demo settings. --config KEY=VALUE overrides apply either way.
+if not workflow.overwrite_configfiles:
+
+    configfile: Path(workflow.basedir) / "config/config.yaml"
 
 
 validate(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
@@ -20,6 +26,8 @@ report: "workflow/report/workflow.rst"
 
 
 RESULTS = config["results_dir"]
+LOGS = f"{RESULTS}/logs"  # per-job logs and benchmark TSVs live with the results they explain
+BENCH = f"{RESULTS}/benchmarks"
 SKY = sky_layout(config["sky"], RESULTS)
 
 

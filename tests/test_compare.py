@@ -7,6 +7,8 @@ import pytest
 
 from lensfinder import ablations, answers, compare, diagnose
 from lensfinder.metrics import evaluate_scores
+from lensfinder.tables import write_json
+from lensfinder.training.config import RunConfig, run_config_record
 from test_diagnose import saturating_val_scores
 
 
@@ -42,9 +44,11 @@ def _write_run(root, name, vs, dtype, train_cfg=None):
         epochs.append(rec)
     d = root / name
     d.mkdir(parents=True)
-    (d / "history.json").write_text(json.dumps({"run": name, "best_epoch": epochs[-1]["epoch"], "epochs": epochs}))
+    cfg = RunConfig.from_dict(name, 0, {})
+    write_json(run_config_record(cfg, "ds", 1, []), d / "run_config.json")
+    (d / "history.json").write_text(json.dumps({"run": name, "fingerprint": cfg.fingerprint(), "best_epoch": epochs[-1]["epoch"], "epochs": epochs}))
     last = vs[vs["epoch"] == vs["epoch"].max()]
-    m = {"run": name, "checkpoint_epoch": int(vs["epoch"].max()),
+    m = {"run": name, "fingerprint": cfg.fingerprint(), "checkpoint_epoch": int(vs["epoch"].max()),
          "metrics": evaluate_scores(last["label"], last["logit"], "logit_float32")}
     if dtype != "logit_float32":
         m[f"metrics_as_{dtype}"] = evaluate_scores(last["label"], last["logit"], dtype)
@@ -78,7 +82,7 @@ def _diag(tmp_path, name, vs, dtype):
                                                                      "tpr@fpr0.001_ci95": [0.0, 0.05]}}}}
     (d / "fb.json").write_text(json.dumps(fb))
     vs.to_parquet(d / "val_scores.parquet")
-    return diagnose.diagnose_run(d / "history.json", d / "val_scores.parquet", d / "manifest.parquet", d / "audit.json",
+    return diagnose.diagnose_run(d / "run_config.json", d / "history.json", d / "val_scores.parquet", d / "manifest.parquet", d / "audit.json",
                                  d / "fb.json", d / "diagnostics.json", d / "ties.png", d / "overfitting.png")
 
 

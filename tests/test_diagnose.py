@@ -70,8 +70,8 @@ def test_memorisation_signature_detects_controls_of_trained_twins():
 
 
 def test_flux_baseline_uses_summaries_only_and_finds_extra_flux(tmp_path):
-    write_stamp_files(tmp_path, n_files=1, groups=6, rows=60, seed=3)  # positives carry a ring of flux
-    res = diagnose.flux_baseline(tmp_path, seed=0, name="synthetic")
+    paths = write_stamp_files(tmp_path, n_files=1, groups=6, rows=60, seed=3)  # positives carry a ring of flux
+    res = diagnose.flux_baseline(paths, seed=0, name="synthetic")
     assert res["n_features"] == 25
     for model in ("logistic_regression", "gradient_boosting"):
         assert res["models"][model]["test"]["auc"] > 0.9  # the ring is extra flux in an annulus

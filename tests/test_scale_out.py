@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-from lensfinder.train import launch, scaled_lr, TrainConfig, write_run_config
+from lensfinder.train import scaled_lr
+from lensfinder.training.config import TrainConfig
 
 from conftest import REPO
-from stampdata import write_stamp_files
+from stampdata import train_run, write_stamp_files
 
 RUN = {"model": {"name": "convnext_atto"}, "loader": {"batch_size": 8, "num_workers": 0},
        "train": {"epochs": 2, "lr": 2e-3}}
@@ -47,17 +48,17 @@ def test_sigterm_checkpoints_and_the_rerun_reproduces_the_uninterrupted_run(tmp_
     data = tmp_path / "ds"
     write_stamp_files(data, n_files=2, groups=3, rows=16)
     ref = tmp_path / "ref"
-    assert launch(RUN, "pre", 1, data, ref) == 0
+    assert train_run(RUN, "pre", 1, data, ref) == 0
     run = tmp_path / "run"
     launch_cfg = write_run_config_like(run, data)
-    proc = subprocess.Popen([sys.executable, "-m", "lensfinder.train", "--config", str(launch_cfg), "--dataset-dir",
-                             str(data), "--out-dir", str(run)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "lensfinder.train", "--run-config", str(launch_cfg),
+                             "--out-dir", str(run)], stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()  # "[pre] training from epoch 0 ..."
     assert "training from epoch 0" in line
     proc.send_signal(signal.SIGTERM)  # as SLURM does at the time limit; handled at the next step
     assert proc.wait(timeout=120) == 75
     assert (run / "ckpt/last.pt").exists() and not (run / "best.pt").exists()
-    assert launch(RUN, "pre", 1, data, run) == 0  # the retry
+    assert train_run(RUN, "pre", 1, data, run) == 0  # the retry
     a = json.loads((ref / "history.json").read_text())["epochs"]
     b = json.loads((run / "history.json").read_text())["epochs"]
     for key in ("train_loss", "auc", "samples_seen", "lr"):
@@ -65,13 +66,9 @@ def test_sigterm_checkpoints_and_the_rerun_reproduces_the_uninterrupted_run(tmp_
 
 
 def write_run_config_like(out, data):
-    out.mkdir(parents=True)
+    from lensfinder.tables import write_json
+    from lensfinder.training.config import RunConfig, run_config_record
+    stamps = sorted(str(p) for p in data.glob("stamps/*.parquet"))
     path = out / "run_config.json"
-    path.write_text(json.dumps({"name": "pre", "seed": 1, "run": RUN, "dataset_dir": str(data)}))
+    write_json(run_config_record(RunConfig.from_dict("pre", 1, RUN), "ds", 1, stamps), path)
     return path
-
-
-def test_write_run_config_matches_the_rule(tmp_path):
-    path = write_run_config(REPO / "config/config.yaml", "gen3", tmp_path)
-    c = json.loads(path.read_text())
-    assert c["dataset_dir"].endswith("datasets/v5_unpaired") and c["run"]["model"]["name"]

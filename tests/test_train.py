@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from lensfinder import train as T
-from lensfinder.train import RunConfigMismatch, TrainConfig, launch, loss_fn, make_scheduler
+from lensfinder.train import TrainConfig, loss_fn, make_scheduler
 
-from stampdata import write_stamp_files
+from stampdata import train_run, write_stamp_files
 
 TINY = {"model": {"name": "convnext_atto", "drop_path_rate": 0.05}, "loader": {"batch_size": 16, "num_workers": 0},
         "train": {"epochs": 2, "lr": 2e-3, "early_stopping": {"patience": 5}}}
@@ -51,7 +51,7 @@ def test_schedules_per_step():
 
 
 def test_trains_writes_history_and_evaluation(dataset, tmp_path):
-    assert launch(TINY, "tiny", 1, dataset, tmp_path) == 0
+    assert train_run(TINY, "tiny", 1, dataset, tmp_path) == 0
     hist = _history(tmp_path)
     assert [h["epoch"] for h in hist] == [0, 1]
     for key in ("tpr@fpr1e-4", "tpr@fpr0.001", "fpr@tpr0.50", "fpr@tpr0.70", "fpr@tpr0.85", "train_loss", "auc",
@@ -60,43 +60,70 @@ def test_trains_writes_history_and_evaluation(dataset, tmp_path):
     assert hist[0]["duplication_factor"] == 1.0 and hist[1]["samples_seen"] == 2 * hist[0]["n_train"]
     assert (tmp_path / "best.pt").exists() and (tmp_path / "ckpt/val_scores/epoch_001.parquet").exists()
     from lensfinder.evaluate import evaluate_run
-    m = evaluate_run(tmp_path / "run_config.json", tmp_path / "best.pt", dataset, tmp_path)
+    m = evaluate_run(tmp_path / "run_config.json", tmp_path / "best.pt", sorted(dataset.glob("stamps/*.parquet")),
+                     tmp_path)
+    assert m["fingerprint"] == _fingerprint(tmp_path) and m["checkpoint_epoch"] == hist[-1]["best_epoch"]
     assert m["metrics"]["n_pos"] + m["metrics"]["n_neg"] > 0
     assert (tmp_path / "roc.png").stat().st_size > 5000
 
 
 def test_resume_after_kill_gives_the_same_history(dataset, tmp_path):
     ref = tmp_path / "ref"
-    assert launch(TINY, "tiny", 1, dataset, ref) == 0
+    assert train_run(TINY, "tiny", 1, dataset, ref) == 0
     run = tmp_path / "run"
     killed = {**TINY, "train": {**TINY["train"], "stop_after_steps": 3}}
-    assert launch(killed, "tiny", 1, dataset, run) == 75  # interrupted mid-epoch 0
+    assert train_run(killed, "tiny", 1, dataset, run) == 75  # interrupted mid-epoch 0
     assert (run / "ckpt/last.pt").exists() and not (run / "history.json").exists()
-    assert launch(killed, "tiny", 1, dataset, run) == 75  # killed again, in epoch 0 or 1
-    assert launch(TINY, "tiny", 1, dataset, run) == 0
+    assert train_run(killed, "tiny", 1, dataset, run) == 75  # killed again, in epoch 0 or 1
+    assert train_run(TINY, "tiny", 1, dataset, run) == 0
     a, b = _history(ref), _history(run)
     for key in ("train_loss", "auc", "tpr@fpr0.001", "lr", "samples_seen", "max_logit_neg"):
         np.testing.assert_allclose([h[key] for h in a], [h[key] for h in b], rtol=1e-5, err_msg=key)
 
 
-def test_incompatible_run_directory_refuses_to_resume(dataset, tmp_path):
+def _fingerprint(out):
+    return json.loads((out / "run_config.json").read_text())["fingerprint"]
+
+
+def test_changed_configuration_restarts_instead_of_resuming(dataset, tmp_path, capfd):
     killed = {**TINY, "train": {**TINY["train"], "stop_after_steps": 2}}
-    assert launch(killed, "tiny", 1, dataset, tmp_path) == 75
+    assert train_run(killed, "tiny", 1, dataset, tmp_path) == 75
     other = {**TINY, "train": {**TINY["train"], "lr": 5e-4}}
-    with pytest.raises(RunConfigMismatch, match="different configuration"):
-        launch(other, "tiny", 1, dataset, tmp_path)
+    assert train_run(other, "tiny", 1, dataset, tmp_path) == 0
+    assert "the run configuration changed" in capfd.readouterr().out
+    assert (tmp_path / "ckpt.previous/last.pt").exists()  # the other configuration's state, kept aside
+    h = json.loads((tmp_path / "history.json").read_text())
+    assert h["fingerprint"] == _fingerprint(tmp_path) and [e["epoch"] for e in h["epochs"]] == [0, 1]
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["fingerprint"] == _fingerprint(tmp_path)
+
+
+def test_evaluation_refuses_a_checkpoint_of_another_configuration(dataset, tmp_path):
+    from lensfinder.evaluate import StaleInput, evaluate_run
+    assert train_run(TINY, "tiny", 1, dataset, tmp_path) == 0
+    best = tmp_path / "best.pt"
+    stamps = sorted(dataset.glob("stamps/*.parquet"))
+    other = tmp_path / "other"
+    other.mkdir()
+    from lensfinder.tables import write_json
+    from lensfinder.training.config import RunConfig, run_config_record
+    changed = RunConfig.from_dict("tiny", 1, {**TINY, "train": {**TINY["train"], "lr": 5e-4}})
+    write_json(run_config_record(changed, "synthetic", 1, stamps), other / "run_config.json")
+    with pytest.raises(StaleInput, match="trained with configuration .* retrain the run"):
+        evaluate_run(other / "run_config.json", best, stamps, other)
+    with pytest.raises(StaleInput, match="other stamp files"):
+        evaluate_run(tmp_path / "run_config.json", best, stamps[:1], other)
 
 
 def test_changed_stamps_restart_training_instead_of_resuming(tmp_path):
     data = tmp_path / "data"
     write_stamp_files(data, n_files=1, groups=2, rows=16, seed=5)
     out = tmp_path / "run"
-    assert launch(TINY, "tiny", 1, data, out) == 0
+    assert train_run(TINY, "tiny", 1, data, out) == 0
     first = _history(out)
-    assert launch(TINY, "tiny", 1, data, out) == 0  # same stamps: the finished run is reused
+    assert train_run(TINY, "tiny", 1, data, out) == 0  # same stamps: the finished run is reused
     assert not (out / "ckpt.previous").exists()
     write_stamp_files(data, n_files=1, groups=2, rows=16, seed=6)  # phase 4c rewrote the stamps
-    assert launch(TINY, "tiny", 1, data, out) == 0
+    assert train_run(TINY, "tiny", 1, data, out) == 0
     assert (out / "ckpt.previous/last.pt").exists()  # the stale state is kept aside, not resumed
     second = _history(out)
     assert [h["epoch"] for h in second] == [0, 1] and second[0]["train_loss"] != first[0]["train_loss"]
@@ -115,7 +142,7 @@ def test_early_stopping_keeps_the_best_epoch(dataset, tmp_path, monkeypatch):
 
     monkeypatch.setattr(T, "evaluate_scores", fake)
     run = {**TINY, "train": {**TINY["train"], "epochs": 6, "early_stopping": {"patience": 2}}}
-    assert launch(run, "tiny", 1, dataset, tmp_path) == 0
+    assert train_run(run, "tiny", 1, dataset, tmp_path) == 0
     h = json.loads((tmp_path / "history.json").read_text())
     assert [e["epoch"] for e in h["epochs"]] == [0, 1, 2, 3]  # stopped 2 epochs after the best
     assert h["best_epoch"] == 1 and h["stopped_early"]
@@ -131,7 +158,7 @@ def test_two_process_torchrun_gloo_with_uneven_shards(tmp_path):
     write_stamp_files(data, n_files=1, groups=5, rows=20, seed=4)
     run = {**TINY, "train": {**TINY["train"], "epochs": 2}}
     ref = tmp_path / "ref"
-    assert launch(run, "ddp", 1, data, ref, nproc=2) == 0
+    assert train_run(run, "ddp", 1, data, ref, nproc=2) == 0
     h = _history(ref)
     assert all(e["samples_seen_epoch"] == e["n_train"] and e["duplication_factor"] == 1.0 for e in h)
     val = pq.read_table(ref / "ckpt/val_scores/epoch_000.parquet")
@@ -139,8 +166,8 @@ def test_two_process_torchrun_gloo_with_uneven_shards(tmp_path):
     assert sorted(val["sample_id"].to_pylist()) == sorted(truth.loc[truth.split == "val", "sample_id"])
     interrupted = tmp_path / "int"
     killed = {**run, "train": {**run["train"], "stop_after_steps": 3}}
-    assert launch(killed, "ddp", 1, data, interrupted, nproc=2) == 75
-    assert launch(run, "ddp", 1, data, interrupted, nproc=2) == 0
+    assert train_run(killed, "ddp", 1, data, interrupted, nproc=2) == 75
+    assert train_run(run, "ddp", 1, data, interrupted, nproc=2) == 0
     for key in ("train_loss", "auc", "samples_seen"):
         np.testing.assert_allclose([e[key] for e in h], [e[key] for e in _history(interrupted)], rtol=1e-5, err_msg=key)
 
@@ -153,7 +180,7 @@ def test_gen2_configuration_reproduces_its_mechanisms(dataset, tmp_path):
             "train": {"epochs": 3, "lr": 2e-3, "schedule": "gen2_epoch_tmax_per_step", "loss": "focal",
                       "focal_alpha": 0.25, "eval_score_dtype": "prob_bfloat16", "grad_clip": 0.0,
                       "early_stopping": {"enabled": False}}}
-    assert launch(gen2, "gen2", 1, dataset, tmp_path) == 0
+    assert train_run(gen2, "gen2", 1, dataset, tmp_path) == 0
     h = json.loads((tmp_path / "history.json").read_text())
     assert len(h["epochs"]) == 3 and not h["stopped_early"]
     assert all(e["duplication_factor"] == 2.0 for e in h["epochs"])

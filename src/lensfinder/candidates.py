@@ -30,7 +30,7 @@ from astropy.coordinates import SkyCoord  # noqa: E402
 
 from lensfinder.gallery import rgb  # noqa: E402
 from lensfinder.manifest import VETO_RADIUS_ARCSEC  # noqa: E402
-from lensfinder.evaluate import load_best  # noqa: E402
+from lensfinder.evaluate import load_best, provenance  # noqa: E402
 from lensfinder.stamps import iter_row_groups  # noqa: E402
 from lensfinder.tables import atomic_path, write_json, write_parquet, write_png  # noqa: E402
 from lensfinder.train import autocast_dtype, score_split  # noqa: E402
@@ -66,15 +66,16 @@ def crossmatch(ra, dec, known: pd.DataFrame, radius_arcsec: float = VETO_RADIUS_
     return np.where(hit, idx, -1), np.where(hit, sep.arcsec, np.nan)
 
 
-def score_parent(run_config_path, best_path, stamp_paths) -> pd.DataFrame:
-    """galaxy_id, ra, dec, brickname, logit (float32) of every parent stamp."""
-    cfg, model, device, _ = load_best(run_config_path, best_path)
+def score_parent(run_config_path, best_path, stamp_paths) -> tuple[pd.DataFrame, dict]:
+    """(galaxy_id, ra, dec, brickname, logit (float32) of every parent stamp; the model's
+    provenance: configuration fingerprint, checkpoint hash and epoch)."""
+    cfg, model, device, best = load_best(run_config_path, best_path)
     sid, _, logit = score_split(model, stamp_paths, SPLIT, cfg, device, autocast_dtype(cfg.train, device), 0, 1)
     meta = pa.concat_tables([pq.read_table(p, columns=["sample_id", "galaxy_id", "ra", "dec", "brickname"])
                              for p in stamp_paths]).to_pandas().set_index("sample_id")
     df = meta.loc[sid].reset_index()
     df["logit"] = logit
-    return df
+    return df, provenance(cfg, best, best_path)
 
 
 def rank_candidates(scored: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
@@ -158,12 +159,14 @@ def write_candidates(run_config_path, best_path, stamp_paths, known_lenses_path,
                      out_summary, out_png, out_html, n_gallery: int = 48, mock: bool = False) -> dict:
     """Rule body of ``candidates``."""
     known = pd.read_csv(known_lenses_path, usecols=["name", "ra", "dec"])
-    ranked = rank_candidates(score_parent(run_config_path, best_path, stamp_paths), known)
+    scored, model_info = score_parent(run_config_path, best_path, stamp_paths)
+    ranked = rank_candidates(scored, known)
     write_parquet(pa.Table.from_pandas(ranked, preserve_index=False), out_parquet)
     with atomic_path(out_csv) as tmp:
         ranked.to_csv(tmp, index=False, float_format="%.6f")
     summary = recall_summary(ranked, known, mock=mock)
     summary["run_config"] = str(run_config_path)
+    summary["model"] = model_info
     write_json(summary, out_summary)
     write_gallery(ranked, top_stamps(ranked, stamp_paths, n_gallery), n_gallery, out_png, out_html, summary)
     return summary

@@ -87,6 +87,10 @@ def compare_runs(rows: list[dict], inputs: dict, out_json, out_html, out_png, co
     for r in rows:
         hist = json.loads(Path(inputs[r["run"]]["history"]).read_text())
         metrics = json.loads(Path(inputs[r["run"]]["metrics"]).read_text())
+        if metrics.get("fingerprint") != hist.get("fingerprint"):
+            raise RuntimeError(f"{inputs[r['run']]['metrics']} (configuration {metrics.get('fingerprint')}) does not come "
+                               f"from the training of {inputs[r['run']]['history']} ({hist.get('fingerprint')}): "
+                               f"rerun evaluate for run {r['run']}")
         table = epoch_table(hist)
         runs[r["run"]] = {**r, "epochs": table, "best_epoch": hist.get("best_epoch"),
                           "stopped_early": hist.get("stopped_early"), "checkpoint_epoch": metrics.get("checkpoint_epoch"),

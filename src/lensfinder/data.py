@@ -14,8 +14,6 @@ non-finite pixels are dropped and counted in each batch's ``n_skipped``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
@@ -25,25 +23,9 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from lensfinder import seeding
 from lensfinder.stamps import StampFormatError, decode_stamps
+from lensfinder.training.config import LoaderConfig
 
 META_COLUMNS = ("psfsize_g", "psfsize_r", "psfsize_z", "psfdepth_g", "psfdepth_r", "psfdepth_z")
-
-
-@dataclass(frozen=True)
-class LoaderConfig:
-    """The ``loader`` section of a run."""
-
-    batch_size: int = 256
-    num_workers: int = 2
-    legacy_sharding: bool = False  # gen2's frags[rank::world] in every worker
-    normalize: str = "asinh"  # asinh | none
-    asinh_scale: dict = field(default_factory=lambda: {"g": 0.01, "r": 0.015, "z": 0.03})  # nanomaggies
-    augment: bool = True  # random flips and 90-degree rotations (training only)
-    metadata: bool = False  # deliver PSF size / depth features for the fusion head
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "LoaderConfig":
-        return cls(**(d or {}))
 
 
 def row_group_units(paths) -> list[tuple[str, int, int]]:
@@ -184,7 +166,3 @@ class StampStream(IterableDataset):
                 batch["meta"] = meta[start:start + bs]
             yield batch
 
-
-def stamp_files(dataset_dir) -> list[Path]:
-    """The stamp shards of a dataset directory (``<dir>/stamps/part-*.parquet``)."""
-    return sorted(Path(dataset_dir).glob("stamps/part-*.parquet"))

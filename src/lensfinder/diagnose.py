@@ -38,10 +38,10 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from lensfinder import STAMP_SIZE  # noqa: E402
-from lensfinder.data import stamp_files  # noqa: E402
 from lensfinder.metrics import FPR_TARGETS, evaluate_scores, saturation_logit, scores_as_stored, wilson_interval  # noqa: E402
 from lensfinder.stamps import iter_row_groups  # noqa: E402
 from lensfinder.tables import write_json, write_png  # noqa: E402
+from lensfinder.training.config import load_run_config  # noqa: E402
 
 TARGET_KEYS = ("tpr@fpr1e-4", "tpr@fpr0.001")
 METRIC_KEYS = TARGET_KEYS + ("fpr@tpr0.50", "fpr@tpr0.70", "fpr@tpr0.85", "auc", "tpr0")
@@ -126,27 +126,27 @@ def flux_features(stamps: np.ndarray) -> np.ndarray:
     return np.nan_to_num(feats, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def dataset_flux_features(dataset_dir) -> pd.DataFrame:
+def dataset_flux_features(stamp_paths) -> pd.DataFrame:
     """sample_id, label, split and :func:`flux_features` of every stamp of a dataset,
     streamed one row group at a time (memory: the features, not the stamps)."""
     parts = []
-    for path in stamp_files(dataset_dir):
+    for path in sorted(str(p) for p in stamp_paths):
         for table, stamps in iter_row_groups(path, columns=["sample_id", "label", "split"]):
             f = flux_features(stamps)
             d = table.to_pandas()
             parts.append(pd.concat([d.reset_index(drop=True), pd.DataFrame(f).add_prefix("feat_")], axis=1))
     if not parts:
-        raise FileNotFoundError(f"no stamp files under {dataset_dir}/stamps/")
+        raise FileNotFoundError("flux baseline: no stamp files given")
     return pd.concat(parts, ignore_index=True)
 
 
-def flux_baseline(dataset_dir, seed: int, name: str = "") -> dict:
+def flux_baseline(stamp_paths, seed: int, name: str = "") -> dict:
     """Fit flux-only classifiers on the train split, score val and test.
 
     Returns {"dataset", "features", "models": {model: {split: metrics}}}: logistic
     regression (standardised features) and gradient-boosted trees, both scored as float32
     log-odds with :func:`lensfinder.metrics.evaluate_scores`."""
-    df = dataset_flux_features(dataset_dir)
+    df = dataset_flux_features(stamp_paths)
     cols = [c for c in df.columns if c.startswith("feat_")]
     train = df[df["split"] == "train"]
     models = {
@@ -155,7 +155,7 @@ def flux_baseline(dataset_dir, seed: int, name: str = "") -> dict:
     }
     out = {"dataset": name, "n_features": len(cols),
            "features": f"asinh flux in annuli {APERTURE_EDGES_PIX} px per band + g-r, r-z colours per annulus",
-           "n_train": int(len(train)), "models": {}}
+           "n_train": int(len(train)), "n_rows": int(len(df)), "models": {}}
     for mname, model in models.items():
         model.fit(train[cols].to_numpy(), train["label"].to_numpy())
         res = {}
@@ -251,10 +251,15 @@ def plot_overfitting(history: list[dict], path, title: str) -> None:
 
 
 # --------------------------------------------------------------------------- per run
-def diagnose_run(history_path, val_scores_path, manifest_path, audit_path, flux_baseline_path,
+def diagnose_run(run_config_path, history_path, val_scores_path, manifest_path, audit_path, flux_baseline_path,
                  out_json, ties_png, overfit_png) -> dict:
-    """Rule body of ``diagnose``: every diagnostic of one run in one JSON plus two plots."""
+    """Rule body of ``diagnose``: every diagnostic of one run in one JSON plus two plots.
+    Refuses a history written by another configuration than ``run_config_path``."""
+    cfg, _ = load_run_config(run_config_path)
     hist = json.loads(Path(history_path).read_text())
+    if hist.get("fingerprint") != cfg.fingerprint():
+        raise RuntimeError(f"{history_path} comes from configuration {hist.get('fingerprint')}, but "
+                           f"{run_config_path} is {cfg.fingerprint()}: retrain the run (snakemake train_{cfg.name})")
     epochs = hist["epochs"]
     if not epochs:
         raise ValueError(f"{history_path}: no epochs recorded")
@@ -266,7 +271,7 @@ def diagnose_run(history_path, val_scores_path, manifest_path, audit_path, flux_
     last = epochs[-1]
     best_f32 = max(epochs, key=lambda e: (e.get("logit_float32", e)["tpr@fpr0.001"], e.get("logit_float32", e)["auc"]))
     out = {
-        "run": hist["run"], "score_dtype": stored,
+        "run": hist["run"], "fingerprint": hist["fingerprint"], "score_dtype": stored,
         "saturation_logit": {d: saturation_logit(d) for d in ("prob_bfloat16", "prob_float16", "prob_float32")},
         "ties": ties, "cliffs": cliff_summary(ties),
         "memorisation": memorisation(vs, manifest),

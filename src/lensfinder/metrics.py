@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
-FPR_TARGETS = (1e-4, 1e-3)
-TPR_TARGETS = (0.50, 0.70, 0.85)
+from lensfinder.contracts import FPR_TARGETS, TPR_TARGETS, fpr_key, metric_key
+
 PAUC_MAX_FPR = 1e-2
 
 
@@ -118,12 +118,12 @@ def evaluate_scores(labels, scores, score_dtype: str = "logit_float32") -> dict:
     }
     for f in FPR_TARGETS:
         t = tpr_at_fpr(fpr, tpr, f)
-        key = "tpr@fpr1e-4" if f == 1e-4 else f"tpr@fpr{f:g}"
+        key = metric_key(f)
         out[key] = t
         out[f"{key}_ci95"] = wilson_interval(round(t * n_pos), n_pos)
         out[f"{key}_resolvable"] = bool(f >= 1.0 / n_neg)
     for t in TPR_TARGETS:
-        out[f"fpr@tpr{t:.2f}"] = fpr_at_tpr(fpr, tpr, t)
+        out[fpr_key(t)] = fpr_at_tpr(fpr, tpr, t)
     neg_sorted = np.sort(s[labels == 0])[::-1]
     for k, name in ((0, "tpr0"), (10, "tpr10")):
         # threshold just above the (k+1)-th highest negative: at most k false positives

@@ -9,30 +9,11 @@ maps: the default patch 4 / output stride 16 ends at 4x4. Weights are random
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import timm
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The ``model`` section of a run."""
-
-    name: str = "convnext_tiny"
-    patch_size: int = 4
-    output_stride: int = 16
-    drop_rate: float = 0.1
-    drop_path_rate: float = 0.1
-    metadata: bool = False  # fuse PSF size/depth features via an MLP
-    meta_hidden: int = 32
-    channels_last: bool = True
-    compile: bool = False
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "ModelConfig":
-        return cls(**(d or {}))
+from lensfinder.training.config import ModelConfig
 
 
 class LensClassifier(nn.Module):

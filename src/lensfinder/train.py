@@ -29,7 +29,7 @@ import signal
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -41,78 +41,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from lensfinder import seeding
-from lensfinder.data import LoaderConfig, StampStream, stamp_files
+from lensfinder.data import StampStream
 from lensfinder.metrics import evaluate_scores
-from lensfinder.model import ModelConfig, build_model
+from lensfinder.model import build_model
+from lensfinder.training.config import RunConfig, TrainConfig, load_run_config
 from lensfinder.tables import atomic_path, write_json, write_parquet
 
 GEN2_HISTORY_KEYS = ("tpr@fpr1e-4", "tpr@fpr0.001", "fpr@tpr0.50", "fpr@tpr0.70", "fpr@tpr0.85")
-
-
-class RunConfigMismatch(RuntimeError):
-    """A run directory made by a different configuration: refusing to resume."""
-
-
-@dataclass(frozen=True)
-class EarlyStopping:
-    enabled: bool = True
-    metric: str = "tpr@fpr0.001"
-    tiebreak: str = "pauc"
-    patience: int = 3
-    min_delta: float = 0.0
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The ``train`` section of a run."""
-
-    epochs: int = 12
-    lr: float = 3e-4
-    weight_decay: float = 1e-2
-    warmup_frac: float = 0.05
-    min_lr: float = 1e-6
-    schedule: str = "cosine_steps"  # cosine_steps | gen2_epoch_tmax_per_step
-    loss: str = "bce"  # bce | focal
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
-    precision: str = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU | bf16 | fp16 | fp32
-    grad_clip: float = 1.0  # max grad norm; 0 disables
-    ema_decay: float = 0.0  # 0 disables the EMA of weights
-    eval_score_dtype: str = "logit_float32"  # gen2: prob_bfloat16
-    # LR for the effective batch (batch_size x world size): lr x f(effective / reference)
-    # with f = linear (Goyal et al. 2017) or sqrt (common for AdamW); none keeps lr.
-    lr_scaling: str = "none"
-    lr_reference_batch: int = 256
-    early_stopping: EarlyStopping = EarlyStopping()
-    stop_after_steps: int = 0  # testing aid: behave as if SIGTERM arrived after this many steps
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "TrainConfig":
-        d = dict(d or {})
-        d["early_stopping"] = EarlyStopping(**d.get("early_stopping", {}))
-        return cls(**d)
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    name: str
-    seed: int
-    model: ModelConfig = ModelConfig()
-    loader: LoaderConfig = LoaderConfig()
-    train: TrainConfig = TrainConfig()
-
-    @classmethod
-    def from_dict(cls, name: str, seed: int, d: dict) -> "RunConfig":
-        model = ModelConfig.from_dict(d.get("model"))
-        # the loader delivers metadata exactly when the model fuses it
-        loader = LoaderConfig.from_dict({**(d.get("loader") or {}), "metadata": model.metadata})
-        return cls(name=name, seed=seed, model=model, loader=loader, train=TrainConfig.from_dict(d.get("train")))
-
-    def fingerprint(self) -> str:
-        """Hash of everything that shapes the training trajectory (not the stop aid)."""
-        d = asdict(self)
-        d["train"].pop("stop_after_steps")
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def data_fingerprint(paths) -> str:
@@ -128,6 +63,17 @@ def data_fingerprint(paths) -> str:
         h.update(f"{Path(p).name}:{st.st_size}:{st.st_mtime_ns}".encode())
         h.update(json.dumps(md, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
+
+
+def _stale_reason(ckpt: dict | None, fingerprint: str, data_fp: str) -> str | None:
+    """Why a saved training state must not be resumed (None: resume it)."""
+    if ckpt is None:
+        return None
+    if ckpt.get("fingerprint") != fingerprint:
+        return f"the run configuration changed (fingerprint {ckpt.get('fingerprint')} -> {fingerprint})"
+    if ckpt.get("data_fingerprint") != data_fp:
+        return "the stamps changed"
+    return None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -267,8 +213,9 @@ def _better(cand: tuple, best: tuple | None, min_delta: float) -> bool:
     return abs(cand[0] - best[0]) <= min_delta and cand[1] > best[1]
 
 
-def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
-    """Train (or resume) run ``cfg`` on the stamps of ``dataset_dir``.
+def train(cfg: RunConfig, stamp_paths, out_dir) -> dict:
+    """Train (or resume) run ``cfg`` on the stamp files ``stamp_paths`` (the rule's declared
+    inputs; nothing is discovered on disk).
 
     Working state lives in ``out_dir/ckpt/`` (``last.pt``, the running ``best.pt``,
     ``history.json``, ``val_scores/epoch_NNN.parquet``) -- not workflow outputs, so a
@@ -287,9 +234,9 @@ def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     amp_dtype = autocast_dtype(cfg.train, device)
-    paths = stamp_files(dataset_dir)
+    paths = sorted(str(p) for p in stamp_paths)
     if not paths:
-        raise FileNotFoundError(f"no stamp files under {dataset_dir}/stamps/")
+        raise FileNotFoundError(f"{cfg.name}: no stamp files given")
     tc = cfg.train
 
     torch.manual_seed(_rank_seed(cfg.seed, 0))  # identical initial weights on every rank
@@ -316,13 +263,14 @@ def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
     last = work / "last.pt"
     data_fp = data_fingerprint(paths)
     ckpt = torch.load(last, map_location=device, weights_only=True) if last.exists() else None
-    if ckpt is not None and ckpt.get("data_fingerprint") != data_fp and ckpt["fingerprint"] == cfg.fingerprint():
-        # Same run, new stamps (Snakemake reran it because its input changed): the old
-        # state is stale. Keep it aside (ckpt.previous/) and train from scratch.
+    stale = _stale_reason(ckpt, cfg.fingerprint(), data_fp)
+    if stale:
+        # Snakemake reran this job because its configuration or stamps changed: the old
+        # state must not be resumed. Keep it aside (ckpt.previous/) and train from scratch.
         if ddp:
             dist.barrier()  # every rank has read last.pt before it moves
         if rank == 0:
-            print(f"[{cfg.name}] stamps changed since {last} was written: moving the old state to "
+            print(f"[{cfg.name}] {stale} since {last} was written: moving the old state to "
                   f"{out / 'ckpt.previous'} and starting over", flush=True)
             shutil.rmtree(out / "ckpt.previous", ignore_errors=True)
             work.rename(out / "ckpt.previous")
@@ -330,10 +278,6 @@ def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
             dist.barrier()
         ckpt = None
     if ckpt is not None:
-        if ckpt["fingerprint"] != cfg.fingerprint():
-            raise RunConfigMismatch(
-                f"{out}: last.pt was written by a different configuration (fingerprint {ckpt['fingerprint']} != "
-                f"{cfg.fingerprint()}); refusing to resume. Use a new run name or delete {out}.")
         raw_model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
@@ -480,9 +424,11 @@ def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
                 if improved or not es.enabled:
                     # without early stopping gen2 kept the last weights; with it, the best
                     _save({"model": eval_model.state_dict(), "epoch": epoch, "fingerprint": cfg.fingerprint(),
-                           "config": json.dumps(asdict(cfg), default=str)}, work / "best.pt")
+                           "data_fingerprint": data_fp, "config": json.dumps(asdict(cfg), default=str)},
+                          work / "best.pt")
                 checkpoint(last)
-                write_json({"run": cfg.name, "fingerprint": cfg.fingerprint(), "best_epoch": state["best_epoch"],
+                write_json({"run": cfg.name, "fingerprint": cfg.fingerprint(), "data_fingerprint": data_fp,
+                            "best_epoch": state["best_epoch"],
                             "stopped_early": bool(es.enabled and state["epoch"] < tc.epochs), "epochs": state["history"]},
                            work / "history.json")
                 print(f"[{cfg.name}] epoch {epoch} loss {rec['train_loss']:.4f} "
@@ -496,46 +442,33 @@ def train(cfg: RunConfig, dataset_dir, out_dir) -> dict:
 
 
 # --------------------------------------------------------------------------- launching
-def launch(run: dict, name: str, seed: int, dataset_dir, out_dir, nproc: int = 1) -> int:
-    """Run training in this process (``nproc`` 1) or under ``torchrun`` with ``nproc``
-    processes on this node (the same code path). Returns an exit status: 0 finished,
-    75 interrupted (checkpoint written; rerun to resume)."""
+def launch(run_config, stamp_paths, out_dir) -> int:
+    """Train the run of ``run_config`` (a ``run_config.json``) on ``stamp_paths`` in this
+    process, or under ``torchrun`` with the record's ``nproc`` processes on this node (the
+    same code path). Returns an exit status: 0 finished, 75 interrupted (checkpoint
+    written; rerun to resume)."""
+    cfg, rec = load_run_config(run_config)
     out = Path(out_dir)
-    cfg_path = out / "run_config.json"
-    write_json({"name": name, "seed": seed, "run": run, "dataset_dir": str(dataset_dir)}, cfg_path)
-    if nproc <= 1:
-        result = train(RunConfig.from_dict(name, seed, run), dataset_dir, out)
+    if rec["nproc"] <= 1:
+        result = train(cfg, stamp_paths, out)
         return 0 if result["status"] == "finished" else 75
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "lensfinder.train", "--config", str(cfg_path), "--dataset-dir", str(dataset_dir), "--out-dir", str(out)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={rec['nproc']}",
+           "-m", "lensfinder.train", "--run-config", str(run_config), "--out-dir", str(out),
+           "--stamps", *map(str, stamp_paths)]
     import subprocess
     rc = subprocess.run(cmd, check=False).returncode
     return 75 if rc != 0 and (out / "ckpt" / "INTERRUPTED").exists() else rc
 
 
-def write_run_config(config_yaml, run: str, out_dir, results_dir: str = "results") -> Path:
-    """Write ``out_dir/run_config.json`` for ``run`` of a workflow config file, as the
-    train rule does -- for launching training outside Snakemake (multi-node sbatch)."""
-    import yaml
-    cfg = yaml.safe_load(Path(config_yaml).read_text())
-    r = dict(cfg["runs"][run])
-    dataset = r.pop("dataset")
-    r.pop("nproc", None)  # as the train rule's params (workflow/rules/common.smk run_params)
-    path = Path(out_dir) / "run_config.json"
-    write_json({"name": run, "seed": cfg.get("seed", 20261124), "run": r,
-                "dataset_dir": f"{cfg.get('results_dir', results_dir)}/datasets/{dataset}"}, path)
-    return path
-
-
 def main(argv=None) -> int:
     import argparse
     ap = argparse.ArgumentParser(description="Train one lensfinder run (use under torchrun for DDP).")
-    ap.add_argument("--config", required=True, help="run_config.json written by launch()")
-    ap.add_argument("--dataset-dir", required=True)
+    ap.add_argument("--run-config", required=True, help="runs/<run>/run_config.json (the run_config rule's output)")
     ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--stamps", nargs="*", help="stamp files (default: the run_config's 'stamps')")
     args = ap.parse_args(argv)
-    c = json.loads(Path(args.config).read_text())
-    result = train(RunConfig.from_dict(c["name"], c["seed"], c["run"]), args.dataset_dir, args.out_dir)
+    cfg, rec = load_run_config(args.run_config)
+    result = train(cfg, args.stamps or rec["stamps"], args.out_dir)
     if dist.is_initialized():
         dist.destroy_process_group()
     return 0 if result["status"] == "finished" else 75

@@ -2,6 +2,10 @@
 
 CANDIDATES = config.get("candidates", {})
 CANDIDATE_RUN = CANDIDATES.get("run", "gen3")
+if CANDIDATES and CANDIDATE_RUN not in RUN_CONFIGS:
+    raise ValueError(f"candidates.run: {CANDIDATE_RUN!r} is not a run of this config (runs: {', '.join(RUNS)})")
+# Parent cutouts are cut exactly as the candidate model's training stamps were.
+CANDIDATE_DATASET = RUN_CONFIGS[CANDIDATE_RUN]["dataset"] if CANDIDATE_RUN in RUN_CONFIGS else None
 
 
 rule candidate_manifest:
@@ -13,7 +17,7 @@ rule candidate_manifest:
     conda:
         "../../envs/train.yaml"
     log:
-        "logs/candidates/manifest.log",
+        LOGS + "/candidates/manifest.log",
     script:
         "../scripts/candidate_manifest.py"
 
@@ -27,16 +31,16 @@ rule candidate_stamps:
         stamps=f"{RESULTS}/candidates/stamps/part-1-of-1.parquet",
         report=f"{RESULTS}/candidates/stamps/part-1-of-1.report.json",
     params:
-        inject=inject_params(DATASETS[0]) if DATASETS else {},
+        inject=inject_params(CANDIDATE_DATASET) if CANDIDATE_DATASET else {},
         coadd_dir=SKY.coadd_dir,
     resources:
         mem_mb=6000,
     conda:
         "../../envs/train.yaml"
     log:
-        "logs/candidates/stamps.log",
+        LOGS + "/candidates/stamps.log",
     benchmark:
-        "benchmarks/rules/candidates/stamps.tsv"
+        BENCH + "/candidates/stamps.tsv"
     script:
         "../scripts/candidate_stamps.py"
 
@@ -44,6 +48,7 @@ rule candidate_stamps:
 rule candidates:
     """Ranked candidate table, top-N gallery and the known-lens recall check."""
     input:
+        run_config=f"{RESULTS}/runs/{CANDIDATE_RUN}/run_config.json",
         best=f"{RESULTS}/runs/{CANDIDATE_RUN}/best.pt",
         metrics=f"{RESULTS}/runs/{CANDIDATE_RUN}/metrics.json",
         stamps=rules.candidate_stamps.output.stamps,
@@ -67,15 +72,14 @@ rule candidates:
             category="Candidates",
         ),
     params:
-        run_config=f"{RESULTS}/runs/{CANDIDATE_RUN}/run_config.json",
         n_gallery=CANDIDATES.get("gallery_size", 48),
         mock=SKY.mock,
     threads: 2
     conda:
         "../../envs/train.yaml"
     log:
-        "logs/candidates/candidates.log",
+        LOGS + "/candidates/candidates.log",
     benchmark:
-        "benchmarks/rules/candidates/candidates.tsv"
+        BENCH + "/candidates/candidates.tsv"
     script:
         "../scripts/candidates.py"

@@ -1,10 +1,12 @@
 # Input functions and shared names of the rule files.
 from pathlib import Path
 
+import os
+
 from lensfinder.ablations import ablation_runs, comparison_rows
 from lensfinder.sky.bricks import coadd_path
 from lensfinder.sky.mock import bricks_in_sweep
-
+from lensfinder.training.config import ConfigError, RunConfig
 
 
 def canonical(value):
@@ -37,7 +39,30 @@ def mock_brick_files(wildcards):
 
 
 DATASETS = list(config["datasets"])
-KNOWN_LENSES = str(Path(workflow.basedir) / "resources/known_lenses.csv.gz")
+
+
+def workdir_relative(path):
+    """A file shipped with lensfinder, as a path relative to the working directory: rule
+    inputs must not be absolute, or moving the project would rerun everything after them."""
+    return os.path.relpath(Path(workflow.basedir) / path)
+
+
+KNOWN_LENSES = workdir_relative("resources/known_lenses.csv.gz")
+
+
+def check_split_fractions(name, d):
+    """Every split must get rows: an empty val split ends training after its first epoch,
+    an empty test split ends evaluation (both long after phase 4c)."""
+    fr = d.get("split_fractions")
+    if fr is None:
+        return
+    empty = [s for s in ("train", "val", "test") if fr[s] <= 0]
+    if empty or abs(sum(fr.values()) - 1) > 1e-6:
+        raise ValueError(f"datasets.{name}.split_fractions {fr}: train, val and test must each be > 0 and sum to 1")
+
+
+for _name, _d in config["datasets"].items():
+    check_split_fractions(_name, _d)
 
 
 def dataset_params(name):
@@ -72,12 +97,26 @@ RUN_CONFIGS = {**config.get("runs", {}), **ablation_runs(config.get("runs", {}),
 RUNS = list(RUN_CONFIGS)
 
 
+def resolve_run(name):
+    """A run's RunConfig with every package default filled. Checked at workflow start: a bad
+    key, value, metric or dataset name stops Snakemake before any job, naming the key."""
+    d = RUN_CONFIGS[name]
+    if d["dataset"] not in DATASETS:
+        raise ValueError(f"runs.{name}.dataset: {d['dataset']!r} is not a dataset of this config "
+                         f"(datasets: {', '.join(DATASETS)})")
+    try:
+        return RunConfig.from_dict(name, config["seed"], d)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+RESOLVED_RUNS = {name: resolve_run(name) for name in RUNS}
+
+
 def run_params(name):
-    """A run's settings (model, loader, train), keys sorted."""
-    d = dict(RUN_CONFIGS[name])
-    for k in ("dataset", "nproc"):
-        d.pop(k, None)
-    return canonical(d)
+    """A run's settings (model, loader, train) with defaults filled, keys sorted: writing a
+    default out in the YAML changes nothing, changing a package default reruns the run."""
+    return canonical(RESOLVED_RUNS[name].sections())
 
 
 def stamps_of(dataset):
@@ -93,3 +132,9 @@ def run_stamps(name):
 def dataset_stamps(wildcards):
     """Stamp shards of the dataset named by the ``dataset`` wildcard."""
     return stamps_of(wildcards.dataset)
+
+
+wildcard_constraints:
+    run="|".join(RUNS) or "(?!)",
+    dataset="|".join(DATASETS),
+    scatteritem=r"\d+-of-\d+",

@@ -15,14 +15,13 @@ rule flux_baseline:
             subcategory="flux-only baselines",
         ),
     params:
-        dataset_dir=lambda wc: f"{RESULTS}/datasets/{wc.dataset}",
         seed=config["seed"],
     conda:
         "../../envs/train.yaml"
     log:
-        "logs/flux_baseline/{dataset}.log",
+        LOGS + "/flux_baseline/{dataset}.log",
     benchmark:
-        "benchmarks/rules/flux_baseline/{dataset}.tsv"
+        BENCH + "/flux_baseline/{dataset}.tsv"
     script:
         "../scripts/flux_baseline.py"
 
@@ -31,6 +30,7 @@ rule diagnose:
     """Ties and saturation per epoch (stored dtype vs float32 logits), memorisation of
     paired twins, leakage, duplication factor and the overfitting view of one run."""
     input:
+        run_config=rules.run_config.output[0],
         history=rules.train.output.history,
         val_scores=rules.train.output.val_scores,
         manifest=lambda wc: f"{RESULTS}/datasets/{RUN_CONFIGS[wc.run]['dataset']}/manifest.parquet",
@@ -58,7 +58,7 @@ rule diagnose:
     conda:
         "../../envs/train.yaml"
     log:
-        "logs/diagnose/{run}.log",
+        LOGS + "/diagnose/{run}.log",
     script:
         "../scripts/diagnose.py"
 
@@ -68,7 +68,7 @@ rule gen2_history:
     input:
         # a user's path is relative to the working directory; the default ships with lensfinder
         history=config.get("diagnose", {}).get("gen2_history")
-        or str(Path(workflow.basedir) / "resources/gen2_history_request.json"),
+        or workdir_relative("resources/gen2_history_request.json"),
     output:
         report(
             f"{RESULTS}/diagnostics/gen2_history_analysis.json",
@@ -82,7 +82,7 @@ rule gen2_history:
     conda:
         "../../envs/train.yaml"
     log:
-        "logs/diagnose/gen2_history.log",
+        LOGS + "/diagnose/gen2_history.log",
     script:
         "../scripts/gen2_history.py"
 
@@ -116,6 +116,6 @@ rule compare:
     conda:
         "../../envs/train.yaml"
     log:
-        "logs/compare.log",
+        LOGS + "/compare.log",
     script:
         "../scripts/compare.py"

@@ -22,9 +22,9 @@ rule inject:
     conda:
         "../../envs/sky.yaml"
     log:
-        "logs/inject/{dataset}/{scatteritem}.log",
+        LOGS + "/inject/{dataset}/{scatteritem}.log",
     benchmark:
-        "benchmarks/rules/inject/{dataset}/{scatteritem}.tsv"
+        BENCH + "/inject/{dataset}/{scatteritem}.tsv"
     script:
         "../scripts/inject.py"
 
@@ -43,9 +43,9 @@ rule stamps_report:
     conda:
         "../../envs/sky.yaml"
     log:
-        "logs/stamps_report/{dataset}.log",
+        LOGS + "/stamps_report/{dataset}.log",
     benchmark:
-        "benchmarks/rules/stamps_report/{dataset}.tsv"
+        BENCH + "/stamps_report/{dataset}.tsv"
     script:
         "../scripts/stamps_report.py"
 
@@ -66,9 +66,9 @@ rule gallery:
     conda:
         "../../envs/sky.yaml"
     log:
-        "logs/gallery/{dataset}.log",
+        LOGS + "/gallery/{dataset}.log",
     benchmark:
-        "benchmarks/rules/gallery/{dataset}.tsv"
+        BENCH + "/gallery/{dataset}.tsv"
     script:
         "../scripts/gallery.py"
 

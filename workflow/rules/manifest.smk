@@ -21,8 +21,8 @@ rule manifest:
     conda:
         "../../envs/sky.yaml"
     log:
-        "logs/manifest/{dataset}.log",
+        LOGS + "/manifest/{dataset}.log",
     benchmark:
-        "benchmarks/rules/manifest/{dataset}.tsv"
+        BENCH + "/manifest/{dataset}.tsv"
     script:
         "../scripts/manifest.py"

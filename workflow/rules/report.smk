@@ -21,7 +21,7 @@ rule answers:
     conda:
         "../../envs/train.yaml"
     log:
-        "logs/answers.log",
+        LOGS + "/answers.log",
     script:
         "../scripts/answers.py"
 
@@ -43,19 +43,20 @@ rule report_inputs:
 
 
 rule report:
-    """results/report.html: Snakemake's report (runs `snakemake --report` on report_inputs
-    with this invocation's config files; --nolock because this job runs inside the
-    workflow that holds the lock)."""
+    """results/report.html: Snakemake's report of report_inputs, rendered by `snakemake
+    --report` with this invocation's merged config (every --configfile and --config, in one
+    file: the nested run sees exactly what this one did). --nolock because this job runs
+    inside the workflow that holds the lock."""
     input:
         rules.report_inputs.input,
     output:
         f"{RESULTS}/report.html",
     params:
         snakefile=workflow.main_snakefile,
-        configfiles=[str(f) for f in workflow.configfiles],
+        config=canonical(config),
     conda:
         "../../envs/report.yaml"
     log:
-        "logs/report.log",
+        LOGS + "/report.log",
     script:
         "../scripts/report.py"

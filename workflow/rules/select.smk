@@ -16,9 +16,9 @@ rule select_lrg:
     conda:
         "../../envs/sky.yaml"
     log:
-        "logs/select_lrg/{sweep}.log",
+        LOGS + "/select_lrg/{sweep}.log",
     benchmark:
-        "benchmarks/rules/select_lrg/{sweep}.tsv"
+        BENCH + "/select_lrg/{sweep}.tsv"
     script:
         "../scripts/select_lrg.py"
 
@@ -38,8 +38,8 @@ rule parent_lrg:
     conda:
         "../../envs/sky.yaml"
     log:
-        "logs/parent_lrg.log",
+        LOGS + "/parent_lrg.log",
     benchmark:
-        "benchmarks/rules/parent_lrg.tsv"
+        BENCH + "/parent_lrg.tsv"
     script:
         "../scripts/parent_lrg.py"

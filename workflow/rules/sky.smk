@@ -24,9 +24,9 @@ if SKY.mock:
         conda:
             "../../envs/sky.yaml"
         log:
-            "logs/mock_brick/{bri}/{brick}.log",
+            LOGS + "/mock_brick/{bri}/{brick}.log",
         benchmark:
-            "benchmarks/rules/mock_brick/{bri}/{brick}.tsv"
+            BENCH + "/mock_brick/{bri}/{brick}.tsv"
         script:
             "../scripts/mock_brick.py"
 
@@ -39,8 +39,8 @@ if SKY.mock:
         conda:
             "../../envs/sky.yaml"
         log:
-            "logs/mock_sky/{sweep}.log",
+            LOGS + "/mock_sky/{sweep}.log",
         benchmark:
-            "benchmarks/rules/mock_sky/{sweep}.tsv"
+            BENCH + "/mock_sky/{sweep}.tsv"
         script:
             "../scripts/mock_sky.py"

@@ -1,10 +1,33 @@
 # Phase 5: training and evaluation, one of each per named run.
 
+localrules:
+    run_config,
+
+
+rule run_config:
+    """A run's settings with every default filled, from the merged config (all --configfile
+    and --config): the one file train, evaluate, diagnose and candidates read them from, and
+    the fingerprint every product of the run is checked against."""
+    output:
+        f"{RESULTS}/runs/{{run}}/run_config.json",
+    params:
+        run=lambda wc: run_params(wc.run),
+        seed=config["seed"],
+        dataset=lambda wc: RUN_CONFIGS[wc.run]["dataset"],
+        nproc=lambda wc: RUN_CONFIGS[wc.run].get("nproc", 1),
+        stamps=lambda wc: run_stamps(wc.run),
+    log:
+        LOGS + "/run_config/{run}.log",
+    script:
+        "../scripts/run_config.py"
+
 
 rule train:
     """Train one run (DDP via torchrun when nproc > 1). Resumes from its checkpoint
-    directory after a kill; a run directory from another config refuses to resume."""
+    directory after a kill; a changed configuration or changed stamps start it over (the
+    old state kept in ckpt.previous/)."""
     input:
+        run_config=rules.run_config.output[0],
         stamps=lambda wc: run_stamps(wc.run),
     output:
         best=f"{RESULTS}/runs/{{run}}/best.pt",
@@ -15,21 +38,15 @@ rule train:
             subcategory="{run}",
         ),
         val_scores=f"{RESULTS}/runs/{{run}}/val_scores.parquet",
-    params:
-        run=lambda wc: run_params(wc.run),
-        seed=config["seed"],
-        nproc=lambda wc: RUN_CONFIGS[wc.run].get("nproc", 1),
-        dataset_dir=lambda wc: f"{RESULTS}/datasets/{RUN_CONFIGS[wc.run]['dataset']}",
-        out_dir=lambda wc: f"{RESULTS}/runs/{wc.run}",
     threads: 2
     resources:
         mem_mb=8000,
     conda:
         "../../envs/train.yaml"
     log:
-        "logs/train/{run}.log",
+        LOGS + "/train/{run}.log",
     benchmark:
-        "benchmarks/rules/train/{run}.tsv"
+        BENCH + "/train/{run}.tsv"
     script:
         "../scripts/train.py"
 
@@ -37,6 +54,7 @@ rule train:
 rule evaluate:
     """Score the test split once with the run's best checkpoint; metrics and plots."""
     input:
+        run_config=rules.run_config.output[0],
         best=rules.train.output.best,
         history=rules.train.output.history,
         stamps=lambda wc: run_stamps(wc.run),
@@ -60,17 +78,13 @@ rule evaluate:
             category="Phase 5: evaluation",
             subcategory="{run}",
         ),
-    params:
-        run_config=lambda wc: f"{RESULTS}/runs/{wc.run}/run_config.json",
-        dataset_dir=lambda wc: f"{RESULTS}/datasets/{RUN_CONFIGS[wc.run]['dataset']}",
-        out_dir=lambda wc: f"{RESULTS}/runs/{wc.run}",
     threads: 2
     conda:
         "../../envs/train.yaml"
     log:
-        "logs/evaluate/{run}.log",
+        LOGS + "/evaluate/{run}.log",
     benchmark:
-        "benchmarks/rules/evaluate/{run}.tsv"
+        BENCH + "/evaluate/{run}.tsv"
     script:
         "../scripts/evaluate.py"
 
