@@ -16,6 +16,9 @@ from conftest import REPO
 
 pytestmark = pytest.mark.workflow
 
+# A --configfile is the whole configuration; the tests stack theirs on the demo's.
+DEMO = str(REPO / "config/config.yaml")
+
 
 def snakemake(*args, cwd=REPO, check=True) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(cwd), *args]
@@ -56,7 +59,7 @@ def test_dry_run_of_default_dag(tmp_path):
 def tiny_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("tiny")
     config = REPO / "tests/data/config_tiny.yaml"
-    snakemake("--cores", "2", "--configfile", str(config), cwd=work)
+    snakemake("--cores", "2", "--configfile", DEMO, str(config), cwd=work)
     return work, config
 
 
@@ -81,30 +84,30 @@ def test_tiny_run_produces_sky_parent_sample_and_stamps(tiny_run):
     assert len(list((work / "results/mock_sky/sweep").glob("sweep-*.fits"))) == 2
     assert len(list((work / "results/mock_sky/coadd").rglob("*.fits.fz"))) == 2 * 6
     assert (work / "results/phase3/selection_summary.json").exists()
-    assert list((work / "logs").rglob("*.log")) and list((work / "benchmarks/rules").rglob("*.tsv"))
+    assert list((work / "results/logs").rglob("*.log")) and list((work / "results/benchmarks").rglob("*.tsv"))
 
 
 def test_rerun_is_a_no_op_and_phase3_param_reruns_phase3_only(tiny_run, tmp_path):
     work, config = tiny_run
-    assert planned_jobs(snakemake("-n", "--configfile", str(config), cwd=work)) == {}
+    assert planned_jobs(snakemake("-n", "--configfile", DEMO, str(config), cwd=work)) == {}
     changed = yaml.safe_load(config.read_text())
     changed["select"]["maskbits"] = ["BRIGHT", "GALAXY"]
     cfg2 = tmp_path / "changed.yaml"
     cfg2.write_text(yaml.safe_dump(changed))
-    jobs = planned_jobs(snakemake("-n", "--configfile", str(cfg2), cwd=work))
+    jobs = planned_jobs(snakemake("-n", "--configfile", DEMO, str(cfg2), cwd=work))
     assert "mock_brick" not in jobs and "mock_sky" not in jobs
     assert jobs["select_lrg"] == 2 and jobs["parent_lrg"] == 1
     changed["select"]["maskbits"] = ["BRIGHT", "GALAXY", "CLUSTER"]
     changed["datasets"]["v5_unpaired"]["priors"] = {"theta_e": [1.0, 2.5]}
     cfg2.write_text(yaml.safe_dump(changed))
-    jobs = planned_jobs(snakemake("-n", "--configfile", str(cfg2), cwd=work))
+    jobs = planned_jobs(snakemake("-n", "--configfile", DEMO, str(cfg2), cwd=work))
     # a prior of one dataset reruns phases 4a/4c of that dataset only
     # (gen3 trains on v5_unpaired, so it retrains and re-evaluates; gen2 is untouched)
     assert jobs == {"manifest": 1, "inject": 2, "stamps_report": 1, "gallery": 1, "train": 1, "evaluate": 1, "all": 1}
     changed["datasets"]["v5_unpaired"].pop("priors")
     changed["sky"]["mock"]["n_blue"] = 41
     cfg2.write_text(yaml.safe_dump(changed))
-    jobs = planned_jobs(snakemake("-n", "--configfile", str(cfg2), cwd=work))
+    jobs = planned_jobs(snakemake("-n", "--configfile", DEMO, str(cfg2), cwd=work))
     assert jobs["mock_brick"] == 2 and jobs["select_lrg"] == 2
 
 
@@ -118,23 +121,23 @@ def test_real_dr10_source_reads_the_same_files(tiny_run, tmp_path):
         "select": {"chunk_rows": 50},
     }
     (tmp_path / "dr10.yaml").write_text(yaml.safe_dump(cfg))
-    jobs = planned_jobs(snakemake("-n", "--configfile", str(tmp_path / "dr10.yaml"), cwd=tmp_path))
+    jobs = planned_jobs(snakemake("-n", "--configfile", DEMO, str(tmp_path / "dr10.yaml"), cwd=tmp_path))
     assert "mock_brick" not in jobs and jobs["select_lrg"] == 2
-    snakemake("parent_lrg", "--cores", "2", "--configfile", str(tmp_path / "dr10.yaml"), cwd=tmp_path)
+    snakemake("parent_lrg", "--cores", "2", "--configfile", DEMO, str(tmp_path / "dr10.yaml"), cwd=tmp_path)
     ours = pq.read_table(tmp_path / "out/phase3/parent_lrg.parquet")
     assert ours.equals(pq.read_table(work / "results/phase3/parent_lrg.parquet"))
 
 
 def test_invalid_config_is_rejected_at_start(tmp_path):
     (tmp_path / "bad.yaml").write_text("sky: {source: moon}\n")
-    proc = snakemake("-n", "--configfile", str(tmp_path / "bad.yaml"), cwd=tmp_path, check=False)
+    proc = snakemake("-n", "--configfile", DEMO, str(tmp_path / "bad.yaml"), cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "moon" in proc.stdout + proc.stderr
 
 
 def test_missing_sweep_dir_is_a_clear_error(tmp_path):
     cfg = {"sky": {"source": "dr10", "dr10": {"sweep_dir": str(tmp_path / "nope"), "coadd_dir": "x"}}}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    proc = snakemake("-n", "--configfile", str(tmp_path / "c.yaml"), cwd=tmp_path, check=False)
+    proc = snakemake("-n", "--configfile", DEMO, str(tmp_path / "c.yaml"), cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "sweep_dir" in proc.stdout + proc.stderr and "does not exist" in proc.stdout + proc.stderr
 
 
@@ -147,9 +150,9 @@ def test_bad_sweep_fails_the_job_with_the_file_named(tiny_run, tmp_path):
     (sweeps / good.name).write_bytes(data[: len(data) // 2])
     cfg = {"results_dir": "out", "sky": {"source": "dr10", "dr10": {"sweep_dir": str(sweeps), "coadd_dir": "x"}}}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    proc = snakemake("--cores", "1", "--configfile", str(tmp_path / "c.yaml"), cwd=tmp_path, check=False)
+    proc = snakemake("--cores", "1", "--configfile", DEMO, str(tmp_path / "c.yaml"), cwd=tmp_path, check=False)
     assert proc.returncode != 0
-    log = (tmp_path / f"logs/select_lrg/{good.stem}.log").read_text()
+    log = (tmp_path / f"out/logs/select_lrg/{good.stem}.log").read_text()
     assert f"{good.name}: truncated" in log
     assert not (tmp_path / "out/phase3/parent_lrg.parquet").exists()
 
@@ -163,9 +166,9 @@ def test_snakemake_retries_resume_an_interrupted_training(tiny_run, tmp_path):
     override = yaml.safe_load(config.read_text())
     override["runs"]["gen3"]["train"]["stop_after_steps"] = 2
     (tmp_path / "interrupting.yaml").write_text(yaml.safe_dump(override))
-    snakemake("train_gen3", "--cores", "2", "--retries", "10", "--configfile", str(config),
+    snakemake("train_gen3", "--cores", "2", "--retries", "10", "--configfile", DEMO, str(config),
               str(tmp_path / "interrupting.yaml"), cwd=tmp_path)
-    attempts = (tmp_path / "logs/train/gen3.log").read_text()
+    attempts = (tmp_path / "results/logs/train/gen3.log").read_text()
     ref = json.loads((work / "results/runs/gen3/history.json").read_text())["epochs"]
     got = json.loads((tmp_path / "results/runs/gen3/history.json").read_text())["epochs"]
     assert "training from epoch 0 step 2" in attempts or "training from epoch 1" in attempts
@@ -178,7 +181,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 
 def test_compare_report_and_candidates_on_the_tiny_config(tiny_run):
     work, config = tiny_run
-    snakemake("--cores", "2", "compare", "report", "--configfile", str(config), cwd=work)
+    snakemake("--cores", "2", "compare", "report", "--configfile", DEMO, str(config), cwd=work)
     res = work / "results"
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())["compare"]
     c = json.loads((res / "compare/comparison.json").read_text())
@@ -224,9 +227,9 @@ def test_bad_gen2_history_fails_its_rule_with_one_clear_line(tmp_path):
     bad.write_text('[{"epoch": 0, "tpr@fpr1e-4": 0.7, "tpr@fpr0.001": 0.8}, {"epoch": 1, "tpr@fpr1e-4": NaN}]')
     cfg = tmp_path / "diag.yaml"
     cfg.write_text(yaml.safe_dump({"diagnose": {"gen2_history": str(bad), "gen2_n_neg": 1000}}))
-    proc = snakemake("--cores", "1", "results/diagnostics/gen2_history_analysis.json", "--configfile", str(cfg),
+    proc = snakemake("--cores", "1", "results/diagnostics/gen2_history_analysis.json", "--configfile", DEMO, str(cfg),
                      cwd=tmp_path, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert f"gen2_history: {bad}: epoch 1: 'tpr@fpr1e-4' is nan" in out
-    assert "Traceback" not in (tmp_path / "logs/diagnose/gen2_history.log").read_text()
+    assert "Traceback" not in (tmp_path / "results/logs/diagnose/gen2_history.log").read_text()

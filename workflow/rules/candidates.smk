@@ -17,7 +17,7 @@ rule candidate_manifest:
     conda:
         "../../envs/train.yaml"
     log:
-        LOGS + "/candidates/manifest.log",
+        f"{LOGS}/candidates/manifest.log",
     script:
         "../scripts/candidate_manifest.py"
 
@@ -38,9 +38,9 @@ rule candidate_stamps:
     conda:
         "../../envs/train.yaml"
     log:
-        LOGS + "/candidates/stamps.log",
+        f"{LOGS}/candidates/stamps.log",
     benchmark:
-        BENCH + "/candidates/stamps.tsv"
+        f"{BENCH}/candidates/stamps.tsv"
     script:
         "../scripts/candidate_stamps.py"
 
@@ -78,8 +78,8 @@ rule candidates:
     conda:
         "../../envs/train.yaml"
     log:
-        LOGS + "/candidates/candidates.log",
+        f"{LOGS}/candidates/candidates.log",
     benchmark:
-        BENCH + "/candidates/candidates.tsv"
+        f"{BENCH}/candidates/candidates.tsv"
     script:
         "../scripts/candidates.py"

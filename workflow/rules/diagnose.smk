@@ -19,9 +19,9 @@ rule flux_baseline:
     conda:
         "../../envs/train.yaml"
     log:
-        LOGS + "/flux_baseline/{dataset}.log",
+        f"{LOGS}/flux_baseline/{{dataset}}.log",
     benchmark:
-        BENCH + "/flux_baseline/{dataset}.tsv"
+        f"{BENCH}/flux_baseline/{{dataset}}.tsv"
     script:
         "../scripts/flux_baseline.py"
 
@@ -58,7 +58,7 @@ rule diagnose:
     conda:
         "../../envs/train.yaml"
     log:
-        LOGS + "/diagnose/{run}.log",
+        f"{LOGS}/diagnose/{{run}}.log",
     script:
         "../scripts/diagnose.py"
 
@@ -82,7 +82,7 @@ rule gen2_history:
     conda:
         "../../envs/train.yaml"
     log:
-        LOGS + "/diagnose/gen2_history.log",
+        f"{LOGS}/diagnose/gen2_history.log",
     script:
         "../scripts/gen2_history.py"
 
@@ -116,6 +116,6 @@ rule compare:
     conda:
         "../../envs/train.yaml"
     log:
-        LOGS + "/compare.log",
+        f"{LOGS}/compare.log",
     script:
         "../scripts/compare.py"

@@ -22,9 +22,9 @@ rule inject:
     conda:
         "../../envs/sky.yaml"
     log:
-        LOGS + "/inject/{dataset}/{scatteritem}.log",
+        f"{LOGS}/inject/{{dataset}}/{{scatteritem}}.log",
     benchmark:
-        BENCH + "/inject/{dataset}/{scatteritem}.tsv"
+        f"{BENCH}/inject/{{dataset}}/{{scatteritem}}.tsv"
     script:
         "../scripts/inject.py"
 
@@ -43,9 +43,9 @@ rule stamps_report:
     conda:
         "../../envs/sky.yaml"
     log:
-        LOGS + "/stamps_report/{dataset}.log",
+        f"{LOGS}/stamps_report/{{dataset}}.log",
     benchmark:
-        BENCH + "/stamps_report/{dataset}.tsv"
+        f"{BENCH}/stamps_report/{{dataset}}.tsv"
     script:
         "../scripts/stamps_report.py"
 
@@ -66,9 +66,9 @@ rule gallery:
     conda:
         "../../envs/sky.yaml"
     log:
-        LOGS + "/gallery/{dataset}.log",
+        f"{LOGS}/gallery/{{dataset}}.log",
     benchmark:
-        BENCH + "/gallery/{dataset}.tsv"
+        f"{BENCH}/gallery/{{dataset}}.tsv"
     script:
         "../scripts/gallery.py"
 

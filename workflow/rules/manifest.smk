@@ -21,8 +21,8 @@ rule manifest:
     conda:
         "../../envs/sky.yaml"
     log:
-        LOGS + "/manifest/{dataset}.log",
+        f"{LOGS}/manifest/{{dataset}}.log",
     benchmark:
-        BENCH + "/manifest/{dataset}.tsv"
+        f"{BENCH}/manifest/{{dataset}}.tsv"
     script:
         "../scripts/manifest.py"

@@ -21,7 +21,7 @@ rule answers:
     conda:
         "../../envs/train.yaml"
     log:
-        LOGS + "/answers.log",
+        f"{LOGS}/answers.log",
     script:
         "../scripts/answers.py"
 
@@ -57,6 +57,6 @@ rule report:
     conda:
         "../../envs/report.yaml"
     log:
-        LOGS + "/report.log",
+        f"{LOGS}/report.log",
     script:
         "../scripts/report.py"

@@ -16,9 +16,9 @@ rule select_lrg:
     conda:
         "../../envs/sky.yaml"
     log:
-        LOGS + "/select_lrg/{sweep}.log",
+        f"{LOGS}/select_lrg/{{sweep}}.log",
     benchmark:
-        BENCH + "/select_lrg/{sweep}.tsv"
+        f"{BENCH}/select_lrg/{{sweep}}.tsv"
     script:
         "../scripts/select_lrg.py"
 
@@ -38,8 +38,8 @@ rule parent_lrg:
     conda:
         "../../envs/sky.yaml"
     log:
-        LOGS + "/parent_lrg.log",
+        f"{LOGS}/parent_lrg.log",
     benchmark:
-        BENCH + "/parent_lrg.tsv"
+        f"{BENCH}/parent_lrg.tsv"
     script:
         "../scripts/parent_lrg.py"

@@ -24,9 +24,9 @@ if SKY.mock:
         conda:
             "../../envs/sky.yaml"
         log:
-            LOGS + "/mock_brick/{bri}/{brick}.log",
+            f"{LOGS}/mock_brick/{{bri}}/{{brick}}.log",
         benchmark:
-            BENCH + "/mock_brick/{bri}/{brick}.tsv"
+            f"{BENCH}/mock_brick/{{bri}}/{{brick}}.tsv"
         script:
             "../scripts/mock_brick.py"
 
@@ -39,8 +39,8 @@ if SKY.mock:
         conda:
             "../../envs/sky.yaml"
         log:
-            LOGS + "/mock_sky/{sweep}.log",
+            f"{LOGS}/mock_sky/{{sweep}}.log",
         benchmark:
-            BENCH + "/mock_sky/{sweep}.tsv"
+            f"{BENCH}/mock_sky/{{sweep}}.tsv"
         script:
             "../scripts/mock_sky.py"

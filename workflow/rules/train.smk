@@ -16,8 +16,10 @@ rule run_config:
         dataset=lambda wc: RUN_CONFIGS[wc.run]["dataset"],
         nproc=lambda wc: RUN_CONFIGS[wc.run].get("nproc", 1),
         stamps=lambda wc: run_stamps(wc.run),
+    conda:
+        "../../envs/train.yaml"
     log:
-        LOGS + "/run_config/{run}.log",
+        f"{LOGS}/run_config/{{run}}.log",
     script:
         "../scripts/run_config.py"
 
@@ -44,9 +46,9 @@ rule train:
     conda:
         "../../envs/train.yaml"
     log:
-        LOGS + "/train/{run}.log",
+        f"{LOGS}/train/{{run}}.log",
     benchmark:
-        BENCH + "/train/{run}.tsv"
+        f"{BENCH}/train/{{run}}.tsv"
     script:
         "../scripts/train.py"
 
@@ -82,9 +84,9 @@ rule evaluate:
     conda:
         "../../envs/train.yaml"
     log:
-        LOGS + "/evaluate/{run}.log",
+        f"{LOGS}/evaluate/{{run}}.log",
     benchmark:
-        BENCH + "/evaluate/{run}.tsv"
+        f"{BENCH}/evaluate/{{run}}.tsv"
     script:
         "../scripts/evaluate.py"
 
