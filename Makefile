@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 CORES ?= all
 DEMO_TARGET ?= train_gen3
+SNAKEMAKE_FLAGS ?=
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lensfinder-installed
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml envs/pip-constraints.txt
 	touch $@
 
 demo: install
-	$(BIN)/snakemake --cores $(CORES) $(DEMO_TARGET)
+	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_FLAGS) $(DEMO_TARGET)
 	@echo
 	@echo "Mock sky:        results/mock_sky/ (sweep/*.fits, coadd/<bri>/<brick>/*.fits.fz)"
 	@echo "Parent sample:   results/phase3/parent_lrg.parquet (+ selection_summary.json)"
@@ -37,4 +38,4 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean-results:
-	rm -rf results logs benchmarks/rules .snakemake
+	rm -rf results .snakemake

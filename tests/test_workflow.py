@@ -180,9 +180,16 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 
 
 def test_compare_report_and_candidates_on_the_tiny_config(tiny_run):
+    """In a directory that already holds the tiny run's results/, a second results_dir given
+    by --config: the report embeds that run's files and settings only."""
     work, config = tiny_run
-    snakemake("--cores", "2", "compare", "report", "--configfile", DEMO, str(config), cwd=work)
-    res = work / "results"
+    snakemake("--cores", "2", "compare", "report", "--configfile", DEMO, str(config), "--config", "results_dir=results_B",
+              cwd=work)
+    res = work / "results_B"
+    embedded = json.loads(re.search(r"var results = (\{.*?\});\n", (res / "report.html").read_text()).group(1))
+    assert embedded and all(path.startswith("results_B/") for path in embedded), sorted(embedded)[:5]
+    assert "'epochs': 2," in (res / "report.html").read_text()  # the tiny config's runs, not the demo's 30 epochs
+    assert "'epochs': 30," not in (res / "report.html").read_text()
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())["compare"]
     c = json.loads((res / "compare/comparison.json").read_text())
     assert set(c["runs"]) == {"gen3", "gen2", *(f"gen3_with_{f}" for f in cfg["ablations"])}
@@ -192,7 +199,7 @@ def test_compare_report_and_candidates_on_the_tiny_config(tiny_run):
         lo, hi = s["delta_tpr@fpr0.001_ci95"]
         assert lo <= s["delta_tpr@fpr0.001"] <= hi
     answers = json.loads((res / "report/answers.json").read_text())
-    assert len(answers) == 6 and all("results/" in " ".join(a["evidence"]) for a in answers)
+    assert len(answers) == 6 and all("results_B/" in " ".join(a["evidence"]) for a in answers)
     d = json.loads((res / "runs/gen2/diagnostics.json").read_text())
     assert {t["score_dtype"] for t in d["ties"]} == {"prob_bfloat16", "logit_float32"}
     assert d["memorisation"]["applicable"] and d["duplication_factor"]["per_epoch"][0] > 1.5  # paired; x2 workers
@@ -233,3 +240,87 @@ def test_bad_gen2_history_fails_its_rule_with_one_clear_line(tmp_path):
     assert proc.returncode != 0
     assert f"gen2_history: {bad}: epoch 1: 'tpr@fpr1e-4' is nan" in out
     assert "Traceback" not in (tmp_path / "results/logs/diagnose/gen2_history.log").read_text()
+
+
+def _copy_run(work, dest):
+    """A copy of a finished workflow directory, Snakemake's metadata included (it holds the
+    params each output was made with, which decide what a changed setting reruns)."""
+    shutil.copytree(work, dest, ignore=shutil.ignore_patterns("locks", "incomplete", "shot*"))
+    return dest
+
+
+def _stacked(tmp_path, config, edit) -> str:
+    cfg = yaml.safe_load(config.read_text())
+    edit(cfg)
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def test_changed_run_setting_retrains_reevaluates_and_records_the_new_fingerprint(tiny_run, tmp_path):
+    work, config = tiny_run
+    run = _copy_run(work, tmp_path / "w")
+    old = json.loads((run / "results/runs/gen3/metrics.json").read_text())
+    changed = _stacked(tmp_path, config, lambda c: c["runs"]["gen3"].setdefault("train", {}).update(lr=5e-4))
+    jobs = planned_jobs(snakemake("-n", "train_gen3", "--configfile", DEMO, changed, cwd=run))
+    assert jobs == {"run_config": 1, "train": 1, "evaluate": 1, "train_gen3": 1}
+    snakemake("train_gen3", "--cores", "2", "--configfile", DEMO, changed, cwd=run)
+    rc = json.loads((run / "results/runs/gen3/run_config.json").read_text())
+    assert rc["run"]["train"]["lr"] == 5e-4 and rc["fingerprint"] != old["fingerprint"]
+    for product in ("metrics.json", "history.json"):
+        assert json.loads((run / "results/runs/gen3" / product).read_text())["fingerprint"] == rc["fingerprint"]
+    assert "the run configuration changed" in (run / "results/logs/train/gen3.log").read_text()
+    assert planned_jobs(snakemake("-n", "train_gen3", "--configfile", DEMO, changed, cwd=run)) == {}
+    # and back: the first configuration is trained again, never reported from stale files
+    jobs = planned_jobs(snakemake("-n", "train_gen3", "--configfile", DEMO, str(config), cwd=run))
+    assert jobs == {"run_config": 1, "train": 1, "evaluate": 1, "train_gen3": 1}
+
+
+def _counts(run, dataset, shards):
+    """Rows per split of the current shards, and the manifest's rows, of one dataset."""
+    d = run / "results/datasets" / dataset
+    parts = [d / f"stamps/part-{i}-of-{shards}.parquet" for i in range(1, shards + 1)]
+    split = pq.read_table(parts, columns=["split"]).column("split").to_pylist()
+    report = json.loads((d / "stamps_report.json").read_text())
+    assert report["n_written"] + report["n_skipped"] == pq.read_metadata(d / "manifest.parquet").num_rows
+    return {s: split.count(s) for s in ("train", "val", "test")}, report["n_written"]
+
+
+def test_changing_the_shard_count_back_and_forth_never_reads_stale_shards(tiny_run, tmp_path):
+    work, config = tiny_run
+    run = _copy_run(work, tmp_path / "w")
+    targets = ["train_gen3", "results/datasets/v5_unpaired/flux_baseline.json"]
+    for shards in (3, 2):
+        changed = _stacked(tmp_path, config, lambda c: c["inject"].update(shards=shards))
+        snakemake(*targets, "--cores", "2", "--configfile", DEMO, changed, cwd=run)
+        by_split, n_written = _counts(run, "v5_unpaired", shards)
+        assert len(list((run / "results/datasets/v5_unpaired/stamps").glob("part-*-of-*.parquet"))) == 5  # stale ones stay
+        hist = json.loads((run / "results/runs/gen3/history.json").read_text())["epochs"]
+        assert all(e["samples_seen_epoch"] == e["n_train"] == by_split["train"] for e in hist)
+        assert hist[0]["n_pos"] + hist[0]["n_neg"] == by_split["val"]
+        m = json.loads((run / "results/runs/gen3/metrics.json").read_text())["metrics"]
+        assert m["n_pos"] + m["n_neg"] == by_split["test"]
+        fb = json.loads((run / "results/datasets/v5_unpaired/flux_baseline.json").read_text())
+        assert fb["n_rows"] == n_written and fb["n_train"] == by_split["train"]
+
+
+def test_a_typo_in_a_metric_name_fails_before_any_job_with_the_valid_names(tmp_path):
+    bad = tmp_path / "typo.yaml"
+    bad.write_text(yaml.safe_dump({"runs": {"gen3": {"dataset": "v5_unpaired",
+                                                     "train": {"early_stopping": {"metric": "tpr@fpr1e-3"}}}}}))
+    proc = snakemake("--cores", "1", "--configfile", DEMO, str(bad), cwd=tmp_path, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "runs.gen3.train.early_stopping.metric: 'tpr@fpr1e-3' is not one of" in out
+    assert "'tpr@fpr0.001'" in out and "'tpr@fpr1e-4'" in out
+    assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_a_run_on_an_unknown_dataset_fails_at_start_naming_the_datasets(tmp_path):
+    bad = tmp_path / "typo.yaml"
+    bad.write_text(yaml.safe_dump({"runs": {"gen3": {"dataset": "v5_unpaird"}}}))
+    proc = snakemake("-n", "--configfile", DEMO, str(bad), cwd=tmp_path, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "runs.gen3.dataset: 'v5_unpaird' is not a dataset of this config (datasets: v4_paired, v5_unpaired)" in out
+    assert "InputFunctionException" not in out

@@ -5,6 +5,8 @@ module for the sweep list at DAG-build time, so both sources give the same DAG s
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +33,7 @@ def sky_layout(sky: dict, results_dir: str = "results") -> SkyLayout:
         names = mock_sweep_names(sky["mock"]["bricks"])
         return SkyLayout(f"{root}/sweep", f"{root}/coadd", tuple(n[: -len(".fits")] for n in names), True)
     dr10 = sky["dr10"]
-    sweep_dir = Path(dr10["sweep_dir"])
+    sweep_dir = Path(expand_path(dr10["sweep_dir"], "sky.dr10.sweep_dir"))
     if dr10.get("sweeps"):
         names = [s[: -len(".fits")] if s.endswith(".fits") else s for s in dr10["sweeps"]]
     else:
@@ -43,4 +45,14 @@ def sky_layout(sky: dict, results_dir: str = "results") -> SkyLayout:
     bad = [n for n in names if not SWEEP_RE.match(n + ".fits")]
     if bad:
         raise ValueError(f"not DR10 sweep file names: {bad}")
-    return SkyLayout(str(sweep_dir), str(dr10["coadd_dir"]), tuple(names), False)
+    return SkyLayout(str(sweep_dir), expand_path(dr10["coadd_dir"], "sky.dr10.coadd_dir"), tuple(names), False)
+
+
+def expand_path(path: str, key: str) -> str:
+    """``$VAR`` / ``${VAR}`` in a configured path, from the environment (e.g. legacypipe's
+    ``LEGACY_SURVEY_DIR``); an unset variable is an error naming the key."""
+    missing = [m[0] or m[1] for m in re.findall(r"\$\{(\w+)\}|\$(\w+)", path) if (m[0] or m[1]) not in os.environ]
+    if missing:
+        raise ValueError(f"{key} {path!r} uses ${missing[0]}, which is not set in the environment "
+                         f"(e.g. export LEGACY_SURVEY_DIR=/global/cfs/cdirs/cosmo/data/legacysurvey/dr10 at NERSC)")
+    return os.path.expandvars(path)
