@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lensfinder.stamps import encode_stamps
+from lensfinder.stamps import encode_stamps, writer_options
 
 
 def write_stamp_files(root, n_files=2, groups=5, rows=24, seed=0, nan_rows=(), bad_type=False):
@@ -32,7 +32,7 @@ def write_stamp_files(root, n_files=2, groups=5, rows=24, seed=0, nan_rows=(), b
                           "stamp": stamp, **{c: np.full(n, v, np.float32) for c, v in
                           (("psfsize_g", 1.4), ("psfsize_r", 1.3), ("psfsize_z", 1.2), ("psfdepth_g", 1000.0),
                            ("psfdepth_r", 300.0), ("psfdepth_z", 60.0))}})
-            writer = writer or pq.ParquetWriter(path, t.schema)
+            writer = writer or pq.ParquetWriter(path, t.schema, **writer_options(t.schema))
             writer.write_table(t)
         writer.close()
         paths.append(path)

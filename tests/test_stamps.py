@@ -46,3 +46,34 @@ def test_corrupt_npz_row_is_named():
     col = pa.array([encode_npz(_stamps(1))[0].as_py(), b"garbage"])
     with pytest.raises(StampFormatError, match="row 1"):
         decode_npz(col, where="part-1.parquet")
+
+
+def test_a_corrupted_stamp_page_is_an_error_naming_file_and_row_group(tmp_path):
+    """Stamp files carry page CRCs: a flipped byte inside the uncompressed stamp data (the
+    footer intact) is caught on read instead of training on finite garbage."""
+    from stampdata import write_stamp_files
+
+    from lensfinder.data import StampStream
+    from lensfinder.stamps import iter_row_groups
+    from lensfinder.training.config import LoaderConfig
+
+    (path,) = write_stamp_files(tmp_path, n_files=1, groups=2, rows=8)
+    data = bytearray(path.read_bytes())
+    data[len(data) * 3 // 4] ^= 0x5A  # inside the second row group's stamp page
+    path.write_bytes(bytes(data))
+    with pytest.raises(StampFormatError, match=r"part-1-of-1\.parquet: row group 1: corrupted or unreadable"):
+        for _ in iter_row_groups(path):
+            pass
+    stream = StampStream([path], "train", LoaderConfig(batch_size=4, num_workers=0), seed=0, train=False,
+                         rank=0, world_size=1)
+    with pytest.raises(StampFormatError, match=r"part-1-of-1\.parquet: row group 1"):
+        list(stream)
+
+
+def test_a_file_that_is_not_parquet_is_named(tmp_path):
+    from lensfinder.stamps import iter_row_groups
+
+    bad = tmp_path / "part-1-of-1.parquet"
+    bad.write_text("<html>502 Bad Gateway</html>")
+    with pytest.raises(StampFormatError, match=r"part-1-of-1\.parquet: not a readable Parquet stamp file"):
+        next(iter_row_groups(bad))

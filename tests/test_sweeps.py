@@ -47,6 +47,26 @@ def test_truncated_file_is_a_clear_error(mock_sky, tmp_path, keep):
         next(iter_sweep(bad))
 
 
+def test_a_file_cut_inside_the_table_header_names_the_file(mock_sky, tmp_path):
+    bad = tmp_path / "header-cut.fits"
+    bad.write_bytes(mock_sky.sweeps[0].read_bytes()[: 2 * 2880])  # primary HDU + part of the table header
+    with pytest.raises(SweepError, match=r"header-cut\.fits: not a readable FITS sweep file"):
+        next(iter_sweep(bad))
+    with pytest.raises(SweepError, match=r"header-cut\.fits"):
+        sweep_num_rows(bad)
+
+
+def test_a_text_flux_column_names_the_file_and_column(mock_sky, tmp_path):
+    with fits.open(mock_sky.sweeps[0]) as hdul:
+        data = hdul[1].data
+        cols = [fits.Column(name="FLUX_R", format="20A", array=np.char.mod("%.4f", data["FLUX_R"]))
+                if c.name == "FLUX_R" else c for c in hdul[1].columns]
+        bad = tmp_path / "text-flux.fits"
+        fits.BinTableHDU.from_columns(cols).writeto(bad)
+    with pytest.raises(SweepError, match=r"text-flux\.fits: column FLUX_R is stored as text"):
+        next(iter_sweep(bad))
+
+
 def test_not_fits_is_a_clear_error(tmp_path):
     bad = tmp_path / "sweep.fits"
     bad.write_text("<html>not found</html>")

@@ -242,9 +242,11 @@ def test_bad_gen2_history_fails_its_rule_with_one_clear_line(tmp_path):
     assert "Traceback" not in (tmp_path / "results/logs/diagnose/gen2_history.log").read_text()
 
 
-def _copy_run(work, dest):
+def _copy_run(work, tmp_path):
     """A copy of a finished workflow directory, Snakemake's metadata included (it holds the
-    params each output was made with, which decide what a changed setting reruns)."""
+    params each output was made with, which decide what a changed setting reruns), at the
+    same depth as the original: inputs shipped with lensfinder are workdir-relative paths."""
+    dest = tmp_path.parent / f"{tmp_path.name}_copy"
     shutil.copytree(work, dest, ignore=shutil.ignore_patterns("locks", "incomplete", "shot*"))
     return dest
 
@@ -259,7 +261,7 @@ def _stacked(tmp_path, config, edit) -> str:
 
 def test_changed_run_setting_retrains_reevaluates_and_records_the_new_fingerprint(tiny_run, tmp_path):
     work, config = tiny_run
-    run = _copy_run(work, tmp_path / "w")
+    run = _copy_run(work, tmp_path)
     old = json.loads((run / "results/runs/gen3/metrics.json").read_text())
     changed = _stacked(tmp_path, config, lambda c: c["runs"]["gen3"].setdefault("train", {}).update(lr=5e-4))
     jobs = planned_jobs(snakemake("-n", "train_gen3", "--configfile", DEMO, changed, cwd=run))
@@ -288,7 +290,7 @@ def _counts(run, dataset, shards):
 
 def test_changing_the_shard_count_back_and_forth_never_reads_stale_shards(tiny_run, tmp_path):
     work, config = tiny_run
-    run = _copy_run(work, tmp_path / "w")
+    run = _copy_run(work, tmp_path)
     targets = ["train_gen3", "results/datasets/v5_unpaired/flux_baseline.json"]
     for shards in (3, 2):
         changed = _stacked(tmp_path, config, lambda c: c["inject"].update(shards=shards))
@@ -324,3 +326,20 @@ def test_a_run_on_an_unknown_dataset_fails_at_start_naming_the_datasets(tmp_path
     assert proc.returncode != 0
     assert "runs.gen3.dataset: 'v5_unpaird' is not a dataset of this config (datasets: v4_paired, v5_unpaired)" in out
     assert "InputFunctionException" not in out
+
+
+def test_the_schema_sets_no_default_that_the_package_owns():
+    """Run, dataset, prior, injection and selection defaults live in the package's
+    dataclasses and constants; the schema only checks those sections."""
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+
+    def defaults(node, path=""):
+        if isinstance(node, dict):
+            found = [path] if "default" in node and path else []
+            return found + [d for k, v in node.items() for d in defaults(v, f"{path}/{k}")]
+        if isinstance(node, list):
+            return [d for i, v in enumerate(node) for d in defaults(v, f"{path}/{i}")]
+        return []
+
+    owned = ("/properties/runs", "/properties/datasets", "/properties/select", "/definitions/inject")
+    assert [d for d in defaults(schema) if d.startswith(owned)] == []

@@ -31,7 +31,7 @@ from astropy.coordinates import SkyCoord  # noqa: E402
 from lensfinder.gallery import rgb  # noqa: E402
 from lensfinder.manifest import VETO_RADIUS_ARCSEC  # noqa: E402
 from lensfinder.evaluate import load_best, provenance  # noqa: E402
-from lensfinder.stamps import iter_row_groups  # noqa: E402
+from lensfinder.stamps import iter_row_groups, open_stamps, read_row_group  # noqa: E402
 from lensfinder.tables import atomic_path, write_json, write_parquet, write_png  # noqa: E402
 from lensfinder.train import autocast_dtype, score_split  # noqa: E402
 
@@ -71,8 +71,9 @@ def score_parent(run_config_path, best_path, stamp_paths) -> tuple[pd.DataFrame,
     provenance: configuration fingerprint, checkpoint hash and epoch)."""
     cfg, model, device, best = load_best(run_config_path, best_path)
     sid, _, logit = score_split(model, stamp_paths, SPLIT, cfg, device, autocast_dtype(cfg.train, device), 0, 1)
-    meta = pa.concat_tables([pq.read_table(p, columns=["sample_id", "galaxy_id", "ra", "dec", "brickname"])
-                             for p in stamp_paths]).to_pandas().set_index("sample_id")
+    cols = ["sample_id", "galaxy_id", "ra", "dec", "brickname"]
+    meta = pa.concat_tables([read_row_group(pf, p, i, cols) for p in stamp_paths
+                             for pf in [open_stamps(p)] for i in range(pf.num_row_groups)]).to_pandas().set_index("sample_id")
     df = meta.loc[sid].reset_index()
     df["logit"] = logit
     return df, provenance(cfg, best, best_path)

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from lensfinder import seeding
-from lensfinder.stamps import StampFormatError, decode_stamps
+from lensfinder.stamps import StampFormatError, decode_stamps, open_stamps, read_row_group
 from lensfinder.training.config import LoaderConfig
 
 META_COLUMNS = ("psfsize_g", "psfsize_r", "psfsize_z", "psfdepth_g", "psfdepth_r", "psfdepth_z")
@@ -32,7 +31,7 @@ def row_group_units(paths) -> list[tuple[str, int, int]]:
     """(path, row group index, rows) of every row group of the stamp files, sorted."""
     units = []
     for p in sorted(str(p) for p in paths):
-        md = pq.ParquetFile(p).metadata
+        md = open_stamps(p).metadata
         units += [(p, i, md.row_group(i).num_rows) for i in range(md.num_row_groups)]
     return units
 
@@ -94,7 +93,7 @@ class StampStream(IterableDataset):
         if not hasattr(self, "_split_rows"):
             self._split_rows = {}
             for path, rg, _ in self.units:
-                col = pq.ParquetFile(path).read_row_group(rg, columns=["split"])["split"]
+                col = read_row_group(open_stamps(path), path, rg, ["split"])["split"]
                 self._split_rows[(path, rg)] = int(pc.sum(pc.equal(col, self.split)).as_py() or 0)
         return self._split_rows
 
@@ -134,7 +133,7 @@ class StampStream(IterableDataset):
 
     def _unit_batches(self, path: str, rg: int):
         cols = ["sample_id", "label", "split", "stamp"] + (list(META_COLUMNS) if self.cfg.metadata else [])
-        table = pq.ParquetFile(path).read_row_group(rg, columns=cols)
+        table = read_row_group(open_stamps(path), path, rg, cols)
         table = table.filter(pc.equal(table["split"], self.split))
         if table.num_rows == 0:
             return

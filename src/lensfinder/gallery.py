@@ -13,10 +13,9 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
 from astropy.visualization import make_lupton_rgb  # noqa: E402
 
-from lensfinder.stamps import iter_row_groups  # noqa: E402
+from lensfinder.stamps import iter_row_groups, open_stamps  # noqa: E402
 from lensfinder.tables import write_png  # noqa: E402
 
 # Relative band scales of the Legacy Surveys viewer (g 6.0 : r 3.4 : z 2.2), so the
@@ -86,4 +85,4 @@ def write_gallery(stamp_paths, out_png, n_pairs: int = 12, title: str = "") -> i
 
 
 def _n_groups(path) -> int:
-    return pq.ParquetFile(path).num_row_groups
+    return open_stamps(path).num_row_groups

@@ -28,6 +28,7 @@ from lensfinder.sky.sweeps import iter_sweep
 from lensfinder.tables import ParquetStreamWriter, write_json
 
 DEFAULT_MASKBITS = ("BRIGHT", "GALAXY", "CLUSTER")
+CHUNK_ROWS = 100_000  # sweep rows per read: bounds a phase-3 job's memory, not the sky's size
 """Legacy Surveys MASKBITS that veto an LRG (desitarget's default imaging mask)."""
 
 SELECTION_COLUMNS = (
@@ -175,7 +176,7 @@ def _empty_summary(maskbits) -> dict:
 
 
 def select_sweep(sweep_path: str | os.PathLike, out_path: str | os.PathLike,
-                 summary_path: str | os.PathLike | None = None, chunk_rows: int = 100_000,
+                 summary_path: str | os.PathLike | None = None, chunk_rows: int = CHUNK_ROWS,
                  maskbits: Iterable[str] = DEFAULT_MASKBITS) -> dict:
     """Select LRGs from one sweep file into ``out_path`` (Parquet, :data:`PARENT_SCHEMA`).
 

@@ -36,8 +36,11 @@ def writer_options(schema: pa.Schema, stamp_compression: str = "none") -> dict:
     decoding costs ~4.5x in read throughput (benchmarks/stamp_decode.py), and training reads
     every stamp every epoch."""
     names = schema.names
+    # Page CRCs: an uncompressed stamp page that rots on disk would otherwise decode as
+    # finite garbage (up to ~3e38) and train silently; readers verify them (open_stamps).
     return {"compression": {n: (stamp_compression if n == "stamp" else "zstd") for n in names},
-            "use_dictionary": [n for n in names if n not in ("stamp", "stamp_npz")]}
+            "use_dictionary": [n for n in names if n not in ("stamp", "stamp_npz")],
+            "write_page_checksum": True}
 
 DIAGNOSTIC_FIELDS = [
     pa.field("arc_flux_g", pa.float32()), pa.field("arc_flux_r", pa.float32()), pa.field("arc_flux_z", pa.float32()),
@@ -53,6 +56,24 @@ controls."""
 
 class StampFormatError(ValueError):
     """A stamp file or row that does not hold what the format promises; names file/row."""
+
+
+def open_stamps(path: str | os.PathLike) -> pq.ParquetFile:
+    """A stamp file opened for reading with page checksums verified; a file that is not
+    Parquet is a :class:`StampFormatError` naming it."""
+    try:
+        return pq.ParquetFile(path, page_checksum_verification=True)
+    except (OSError, pa.ArrowException) as exc:
+        raise StampFormatError(f"{path}: not a readable Parquet stamp file ({exc})") from exc
+
+
+def read_row_group(pf: pq.ParquetFile, path, index: int, columns: list[str] | None = None) -> pa.Table:
+    """Row group ``index`` of an :func:`open_stamps` file; a page failing its checksum (or
+    otherwise unreadable) is a :class:`StampFormatError` naming the file and row group."""
+    try:
+        return pf.read_row_group(index, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise StampFormatError(f"{path}: row group {index}: corrupted or unreadable ({exc})") from exc
 
 
 def stamp_schema(manifest_schema: pa.Schema, with_npz: bool) -> pa.Schema:
@@ -128,12 +149,12 @@ def iter_row_groups(path: str | os.PathLike, columns: list[str] | None = None,
                     row_groups: list[int] | None = None) -> Iterator[tuple[pa.Table, np.ndarray]]:
     """Yield (table without the stamp column, stamps (N, 3, 64, 64) float32) per row group,
     so memory holds one row group at a time. ``columns`` limits the other columns read."""
-    pf = pq.ParquetFile(path)
+    pf = open_stamps(path)
     if "stamp" not in pf.schema_arrow.names:
         raise StampFormatError(f"{path}: no 'stamp' column")
     want = None if columns is None else list(dict.fromkeys(list(columns) + ["stamp"]))
     for i in row_groups if row_groups is not None else range(pf.num_row_groups):
-        t = pf.read_row_group(i, columns=want)
+        t = read_row_group(pf, path, i, want)
         try:
             stamps = decode_stamps(t["stamp"])
         except StampFormatError as exc:

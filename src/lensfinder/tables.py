@@ -7,6 +7,7 @@ Snakemake's own incomplete-file tracking is not the only safety net).
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -26,6 +27,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A killed job leaves its temporary file behind; the one job that writes this output
+    # (Snakemake runs one per output) removes them when it runs again.
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)

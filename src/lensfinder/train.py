@@ -44,6 +44,7 @@ from lensfinder import seeding
 from lensfinder.data import StampStream
 from lensfinder.metrics import evaluate_scores
 from lensfinder.model import build_model
+from lensfinder.stamps import open_stamps
 from lensfinder.training.config import RunConfig, TrainConfig, load_run_config
 from lensfinder.tables import atomic_path, write_json, write_parquet
 
@@ -58,7 +59,7 @@ def data_fingerprint(paths) -> str:
     h = hashlib.sha256()
     for p in paths:
         st = Path(p).stat()
-        md = pq.ParquetFile(p).metadata.to_dict()
+        md = open_stamps(p).metadata.to_dict()
         md.pop("created_by", None)
         h.update(f"{Path(p).name}:{st.st_size}:{st.st_mtime_ns}".encode())
         h.update(json.dumps(md, sort_keys=True, default=str).encode())

@@ -1,9 +1,10 @@
 # Candidates: the best model of a run scores the real, un-injected parent sample.
 
-CANDIDATES = config.get("candidates", {})
-CANDIDATE_RUN = CANDIDATES.get("run", "gen3")
-if CANDIDATES and CANDIDATE_RUN not in RUN_CONFIGS:
-    raise ValueError(f"candidates.run: {CANDIDATE_RUN!r} is not a run of this config (runs: {', '.join(RUNS)})")
+CANDIDATES = config["candidates"]
+CANDIDATE_RUN = CANDIDATES["run"]
+if RUNS and CANDIDATE_RUN not in RUN_CONFIGS:
+    raise ValueError(f"candidates.run: {CANDIDATE_RUN!r} is not a run of this config (runs: {', '.join(RUNS)}); "
+                     "set candidates.run")
 # Parent cutouts are cut exactly as the candidate model's training stamps were.
 CANDIDATE_DATASET = RUN_CONFIGS[CANDIDATE_RUN]["dataset"] if CANDIDATE_RUN in RUN_CONFIGS else None
 
@@ -72,7 +73,7 @@ rule candidates:
             category="Candidates",
         ),
     params:
-        n_gallery=CANDIDATES.get("gallery_size", 48),
+        n_gallery=CANDIDATES["gallery_size"],
         mock=SKY.mock,
     threads: 2
     conda:

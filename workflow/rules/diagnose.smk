@@ -67,7 +67,7 @@ rule gen2_history:
     """The user's own gen2 history.json checked for the bf16 saturation signature."""
     input:
         # a user's path is relative to the working directory; the default ships with lensfinder
-        history=config.get("diagnose", {}).get("gen2_history")
+        history=config["diagnose"].get("gen2_history")
         or workdir_relative("resources/gen2_history_request.json"),
     output:
         report(
@@ -77,8 +77,8 @@ rule gen2_history:
             subcategory="your gen2 history",
         ),
     params:
-        n_neg=config.get("diagnose", {}).get("gen2_n_neg", 65090),
-        n_pos=config.get("diagnose", {}).get("gen2_n_pos", 62910),
+        n_neg=config["diagnose"]["gen2_n_neg"],
+        n_pos=config["diagnose"]["gen2_n_pos"],
     conda:
         "../../envs/train.yaml"
     log:

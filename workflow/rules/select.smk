@@ -1,4 +1,5 @@
 # Phase 3: DESI LRG selection, one job per sweep file (scatter), then gathered.
+from lensfinder.select import CHUNK_ROWS, DEFAULT_MASKBITS
 
 
 rule select_lrg:
@@ -9,8 +10,8 @@ rule select_lrg:
         parquet=f"{RESULTS}/phase3/per_sweep/{{sweep}}.parquet",
         summary=f"{RESULTS}/phase3/per_sweep/{{sweep}}.summary.json",
     params:
-        maskbits=config["select"]["maskbits"],
-        chunk_rows=config["select"]["chunk_rows"],
+        maskbits=config["select"].get("maskbits", list(DEFAULT_MASKBITS)),
+        chunk_rows=config["select"].get("chunk_rows", CHUNK_ROWS),
     resources:
         mem_mb=4000,
     conda:

@@ -58,6 +58,19 @@ def _column_map(path: Path, hdu: fits.BinTableHDU, columns: Iterable[str]) -> di
     return {c: present[c.upper()] for c in columns}
 
 
+def _check_types(path: Path, hdu: fits.BinTableHDU, colmap: dict[str, str]) -> None:
+    """A column the DR10 spec makes numeric must be numeric on disk (a string-typed flux
+    would otherwise flow on as text and fail far from its cause)."""
+    for col, fits_name in colmap.items():
+        if col not in SWEEP_COLUMNS:
+            continue
+        want = numpy_dtype(col).kind
+        have = hdu.columns.dtype.fields[fits_name][0].base.kind
+        if want in "iufb" and have in "SU":
+            raise SweepError(f"{path}: column {col} is stored as text (FITS format {hdu.columns[fits_name].format}); "
+                             f"DR10 stores it as {numpy_dtype(col)}")
+
+
 def _normalise(name: str, values: np.ndarray) -> pa.Array:
     dtype = numpy_dtype(name) if name in SWEEP_COLUMNS else None
     if (dtype is not None and dtype.kind == "U") or values.dtype.kind in "SU":
@@ -79,7 +92,7 @@ def sweep_num_rows(path: str | os.PathLike) -> int:
             return int(_table_hdu(path, hdul).header["NAXIS2"])
     except SweepError:
         raise
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, IndexError) as exc:
         raise SweepError(f"{path}: not a readable FITS sweep file ({exc})") from exc
 
 
@@ -132,10 +145,16 @@ def iter_sweep(
     except (OSError, ValueError) as exc:
         raise SweepError(f"{path}: not a readable FITS sweep file ({exc})") from exc
     with hdul:
-        hdu = _table_hdu(path, hdul)
+        try:  # astropy parses HDU headers lazily: a header cut short fails here
+            hdu = _table_hdu(path, hdul)
+            n = int(hdu.header["NAXIS2"])
+            offset = hdu.fileinfo()["datLoc"]
+        except SweepError:
+            raise
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            raise SweepError(f"{path}: not a readable FITS sweep file ({exc})") from exc
         colmap = _column_map(path, hdu, columns)
-        n = int(hdu.header["NAXIS2"])
-        offset = hdu.fileinfo()["datLoc"]
+        _check_types(path, hdu, colmap)
         disk = _disk_dtype(path, hdu)
         with open(path, "rb") as fh:
             fh.seek(offset)
