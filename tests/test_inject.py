@@ -44,7 +44,17 @@ def test_shards_cover_every_brick_once():
     names = np.array(["b"] * 5 + ["a"] * 3 + ["c"] * 7 + ["d"])
     shards = shard_bricks(names, 3)
     assert sorted(sum(shards, [])) == ["a", "b", "c", "d"]
-    assert shard_bricks(names, 10)[0] == ["a"]  # more shards than bricks: some empty
+    many = shard_bricks(names, 10)  # more shards than bricks: one brick each, the rest empty
+    assert sorted(map(len, many)) == [0] * 6 + [1] * 4
+
+
+def test_shards_are_balanced_by_rows_whatever_the_brick_order():
+    # small bricks first in name order: a cut by cumulative rows put all of them in shard 0
+    names = np.array(["a"] + ["b"] + ["c"] + ["d"] * 100 + ["e"] * 60 + ["f"] * 50)
+    shards = shard_bricks(names, 3)
+    rows = {b: int((names == b).sum()) for b in "abcdef"}
+    assert sorted(sum(rows[b] for b in s) for s in shards) == [53, 60, 100]  # the best split
+    assert all(s for s in shard_bricks(np.array(["a", "b", "c", "d"] + ["e"] * 40), 2))
 
 
 def test_stamps_controls_are_raw_cutouts_and_positives_carry_arcs(mock_sky, manifests, tmp_path):

@@ -46,12 +46,17 @@ class InjectConfig:
 
 
 def shard_bricks(bricknames: np.ndarray, n_shards: int) -> list[list[str]]:
-    """Assign whole bricks to ``n_shards`` shards, balancing rows: bricks in name order,
-    cut where the cumulative row count crosses k/n_shards of the total."""
+    """Assign whole bricks to ``n_shards`` shards, balancing rows greedily (largest brick
+    first, each to the shard with the fewest rows so far; ties by brick name and shard
+    index, so the assignment is deterministic). Each shard's bricks are in name order."""
     names, counts = np.unique(bricknames, return_counts=True)
-    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    shard = np.minimum((start * n_shards) // max(len(bricknames), 1), n_shards - 1)
-    return [list(names[shard == k]) for k in range(n_shards)]
+    load = [0] * n_shards
+    shards: list[list[str]] = [[] for _ in range(n_shards)]
+    for i in sorted(range(len(names)), key=lambda i: (-counts[i], names[i])):
+        k = min(range(n_shards), key=lambda k: (load[k], k))
+        shards[k].append(str(names[i]))
+        load[k] += int(counts[i])
+    return [sorted(s) for s in shards]
 
 
 def _lens_systems(rows: pa.Table, dx_pix: np.ndarray, dy_pix: np.ndarray) -> LensSystems:

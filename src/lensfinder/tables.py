@@ -59,10 +59,11 @@ class ParquetStreamWriter:
     """
 
     def __init__(self, path: str | os.PathLike, schema: pa.Schema, compression: str | dict = PARQUET_COMPRESSION,
-                 use_dictionary: bool | list[str] = True):
+                 use_dictionary: bool | list[str] = True, write_page_checksum: bool = False):
         self._ctx = atomic_path(path)
         self._tmp = self._ctx.__enter__()
-        self._writer = pq.ParquetWriter(self._tmp, schema, compression=compression, use_dictionary=use_dictionary)
+        self._writer = pq.ParquetWriter(self._tmp, schema, compression=compression, use_dictionary=use_dictionary,
+                                        write_page_checksum=write_page_checksum)
         self.n_rows = 0
 
     def write(self, table: pa.Table) -> None:

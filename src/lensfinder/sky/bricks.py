@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +23,63 @@ SWEEP_RE = re.compile(r"^sweep-(\d{3})([pm])(\d{3})-(\d{3})([pm])(\d{3})\.fits$"
 SWEEP_BOX_DEG = 5
 
 
+# The Legacy Surveys brick grid (survey-bricks.fits; desiutil.brick.Bricks(0.25) computes
+# the same tiling): rows of 0.25 deg in Dec centred on multiples of 0.25 deg; each row is
+# cut into an even number of equal RA bricks no wider than 0.25 deg at the row edge nearer
+# the equator; one brick at each pole. Written out here (a dozen lines) so the package does
+# not depend on desiutil at run time; tests/test_bricks.py checks it against desiutil.
+BRICK_SIZE_DEG = 0.25
+
+
+def _row_dec(row: int) -> float:
+    return min(90.0, -90.0 + row * BRICK_SIZE_DEG)
+
+
+@lru_cache(maxsize=None)
+def _row_bricks(row: int) -> tuple[np.ndarray, list[str]]:
+    """(RA centres, brick names) of one Dec row of the grid."""
+    dec = _row_dec(row)
+    if abs(dec) == 90.0:
+        ra = np.array([180.0])
+    else:
+        declo = max(0.0, abs(dec) - BRICK_SIZE_DEG / 2)
+        ncol = int(np.ceil(360 / BRICK_SIZE_DEG * np.cos(np.deg2rad(declo)) / 2) * 2)
+        edges = np.linspace(0, 360, ncol + 1)
+        ra = 0.5 * (edges[:-1] + edges[1:])
+    # names as survey-bricks spells them: RA and |Dec| x 10 truncated (via x 10000, so that
+    # 39.599999999999994 reads as 0396)
+    sign = "p" if dec >= 0 else "m"
+    dec_tok = f"{abs(dec) * 10000:06.0f}"[:3]
+    return ra, [f"{r * 10000:07.0f}"[:4] + sign + dec_tok for r in ra]
+
+
+def _rows_named(dec_token: str, sign: str) -> list[int]:
+    tenths = int(dec_token) * (1 if sign == "p" else -1)
+    centre = tenths / 10.0
+    near = round((centre + 90) / BRICK_SIZE_DEG)
+    return [r for r in (near - 1, near, near + 1) if 0 <= r <= 720 and _row_bricks(r)[1][0][4:] == sign + dec_token]
+
+
 def brick_center(brickname: str) -> tuple[float, float]:
-    """(ra, dec) in degrees encoded in a brick name such as ``1501p022``."""
+    """(ra, dec) in degrees of a brick of the Legacy Surveys grid (``1503p022`` ->
+    (150.375, 2.25)). A name that is not on the grid is a ValueError."""
     m = BRICKNAME_RE.match(brickname)
     if not m:
         raise ValueError(f"not a Legacy Surveys brick name: {brickname!r}")
-    ra = int(m.group(1)) / 10.0
-    dec = int(m.group(3)) / 10.0 * (1 if m.group(2) == "p" else -1)
-    return ra, dec
+    for row in _rows_named(m.group(3), m.group(2)):
+        ra, names = _row_bricks(row)
+        if brickname in names:
+            return float(ra[names.index(brickname)]), _row_dec(row)
+    raise ValueError(f"{brickname!r} is not a brick of the Legacy Surveys grid (0.25 deg rows; e.g. "
+                     f"{brickname_at(int(m.group(1)) / 10 + 0.05, int(m.group(3)) / 10 * (1 if m.group(2) == 'p' else -1))!r} "
+                     "is one nearby)")
 
 
 def brickname_at(ra: float, dec: float) -> str:
-    """Brick-style name for a position (the encoding of :func:`brick_center`)."""
-    sign = "p" if dec >= 0 else "m"
-    return f"{int(math.floor(ra * 10 + 1e-9)) % 3600:04d}{sign}{int(math.floor(abs(dec) * 10 + 1e-9)):03d}"
+    """Name of the grid brick containing (ra, dec) in degrees."""
+    row = int(np.clip(np.floor((dec + 90 + BRICK_SIZE_DEG / 2) / BRICK_SIZE_DEG), 0, 720))
+    centres, names = _row_bricks(row)
+    return names[min(int((ra % 360) / 360 * len(centres)), len(centres) - 1)]
 
 
 def coadd_path(coadd_dir: str | Path, brickname: str, kind: str, band: str) -> Path:
