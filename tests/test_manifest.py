@@ -141,3 +141,15 @@ def test_invalid_dataset_config_is_rejected():
         cfg(control="twins", split="sky")
     with pytest.raises(ValueError, match="split_fractions"):
         cfg(control="paired", split="sky", split_fractions={"train": 0.9, "val": 0.2, "test": 0.1})
+
+
+def test_a_split_without_both_classes_fails_phase_4a_naming_the_dataset():
+    from lensfinder.manifest import EmptySplit, check_splits
+
+    audit = {"dataset": "v5_unpaired", "split_scheme": "sky", "healpix_nside": 1024, "n_rows": 40,
+             "counts": {"train": {"positives": 3, "controls": 7}, "val": {"positives": 17, "controls": 13},
+                        "test": {"positives": 0, "controls": 0}}}
+    with pytest.raises(EmptySplit, match=r"dataset v5_unpaired: split\(s\) without positives or controls: \{'test'"):
+        check_splits(audit)
+    audit["counts"]["test"] = {"positives": 1, "controls": 1}
+    check_splits(audit)

@@ -343,3 +343,12 @@ def test_the_schema_sets_no_default_that_the_package_owns():
 
     owned = ("/properties/runs", "/properties/datasets", "/properties/select", "/definitions/inject")
     assert [d for d in defaults(schema) if d.startswith(owned)] == []
+
+
+def test_a_sky_split_the_mock_footprint_cannot_fill_fails_at_start(tmp_path):
+    coarse = tmp_path / "coarse.yaml"
+    coarse.write_text(yaml.safe_dump({"datasets": {"v5_unpaired": {"control": "unpaired_matched", "split": "sky",
+                                                                    "healpix_nside": 16}}}))
+    proc = snakemake("-n", "--configfile", DEMO, str(coarse), cwd=tmp_path, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "datasets.v5_unpaired: split(s)" in out and "raise healpix_nside" in out

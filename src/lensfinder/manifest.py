@@ -296,13 +296,52 @@ def manifest_table(m: pd.DataFrame) -> pa.Table:
     return t.cast(pa.schema([f.with_type(pa.float32()) if f.name in MANIFEST_PARAMS else f for f in t.schema]))
 
 
+class EmptySplit(ValueError):
+    """A split without positives or without controls: training or evaluation cannot use it."""
+
+
+def check_splits(audit: dict) -> None:
+    """Every split needs positives and controls (train to learn, val for early stopping,
+    test for the metrics); fail in phase 4a rather than after phase 4c and an epoch."""
+    bad = {s: c for s, c in audit["counts"].items() if min(c.values()) == 0}
+    if bad:
+        hint = (f" With split: sky, raise datasets.{audit['dataset']}.healpix_nside (now {audit['healpix_nside']}) "
+                "or cover more sky." if audit["split_scheme"] == "sky" else "")
+        raise EmptySplit(f"dataset {audit['dataset']}: split(s) without positives or controls: {bad} "
+                         f"(of {audit['n_rows']} rows).{hint}")
+
+
+def sky_split_pixels(bricks, brick_size_pix: int, cfg: DatasetConfig, seed: int) -> dict[str, int]:
+    """HEALPix pixels of each split inside the footprint of square mock bricks (degrees from
+    :func:`lensfinder.sky.bricks.brick_center`): a split with none here cannot receive a row,
+    so the workflow refuses the configuration before any job runs."""
+    from lensfinder import PIXSCALE
+    from lensfinder.sky.bricks import brick_center
+
+    hp = HEALPix(nside=cfg.healpix_nside, order="nested")
+    half = brick_size_pix * PIXSCALE / 3600 / 2
+    step = min(half, hp.pixel_resolution.to_value(u.deg) / 4)
+    offsets = np.arange(-half, half + step / 2, step)
+    pix = set()
+    for b in bricks:
+        ra0, dec0 = brick_center(b)
+        dd, rr = np.meshgrid(dec0 + offsets, offsets, indexing="ij")
+        ra = ra0 + rr / np.cos(np.radians(dd))
+        pix.update(hp.lonlat_to_healpix(ra.ravel() * u.deg, dd.ravel() * u.deg).tolist())
+    units = np.array(sorted(pix), dtype=np.int64)
+    splits = _split_of(seeding.uniform(seeding.row_keys(seed, cfg.name, "split", cfg.split, units)), cfg.split_fractions)
+    return {s: int((splits == s).sum()) for s in SPLITS}
+
+
 def write_manifest(parent_path, dataset: DatasetConfig, seed: int, known_lenses_path,
                    manifest_path, audit_path) -> dict:
     """Phase-4a rule body: read the parent sample and known lenses, write the manifest
-    Parquet and its audit JSON. Returns the audit."""
+    Parquet and its audit JSON. Returns the audit. Raises :class:`EmptySplit` when a split
+    has no positives or no controls."""
     parent = pd.read_parquet(parent_path)
     known = pd.read_csv(known_lenses_path, usecols=["ra", "dec"])
     m, audit = build_manifest(parent, dataset, seed, known)
+    check_splits(audit)
     write_parquet(manifest_table(m), manifest_path)
     write_json(audit, audit_path)
     return audit

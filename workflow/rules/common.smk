@@ -5,7 +5,8 @@ import os
 
 from lensfinder.ablations import ablation_runs, comparison_rows
 from lensfinder.sky.bricks import coadd_path
-from lensfinder.sky.mock import bricks_in_sweep
+from lensfinder.manifest import DatasetConfig, sky_split_pixels
+from lensfinder.sky.mock import MockSkyConfig, bricks_in_sweep
 from lensfinder.training.config import ConfigError, RunConfig
 
 
@@ -61,8 +62,23 @@ def check_split_fractions(name, d):
         raise ValueError(f"datasets.{name}.split_fractions {fr}: train, val and test must each be > 0 and sum to 1")
 
 
+def check_sky_splits(name, d):
+    """On the mock sky the footprint is known before anything runs: a sky split with no
+    HEALPix pixel inside it would reach phase 4a empty."""
+    if not SKY.mock or d["split"] != "sky":
+        return
+    pixels = sky_split_pixels(MOCK["bricks"], MOCK.get("brick_size_pix", MockSkyConfig.brick_size_pix),
+                              DatasetConfig.from_dict(name, d), config["seed"])
+    empty = [s for s, n in pixels.items() if n == 0]
+    if empty:
+        raise ValueError(f"datasets.{name}: split(s) {empty} get no HEALPix pixel of the mock sky at healpix_nside "
+                         f"{d.get('healpix_nside', DatasetConfig.healpix_nside)} (pixels per split: {pixels}); "
+                         "raise healpix_nside or add sky.mock.bricks")
+
+
 for _name, _d in config["datasets"].items():
     check_split_fractions(_name, _d)
+    check_sky_splits(_name, _d)
 
 
 def dataset_params(name):
