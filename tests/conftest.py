@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +12,26 @@ import pytest
 from lensfinder.sky.mock import MockSkyConfig, bricks_in_sweep, sweep_names, write_brick, write_sweep
 
 REPO = Path(__file__).resolve().parents[1]
+# A --configfile is the whole configuration; the workflow tests stack theirs on the demo's.
+DEMO = str(REPO / "config/config.yaml")
+TINY = REPO / "tests/data/config_tiny.yaml"
+
+
+def snakemake(*args, cwd=REPO, check=True) -> subprocess.CompletedProcess:
+    """``snakemake -s <repo>/Snakefile -d <cwd> *args``, its output captured."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(cwd), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The whole default DAG on the tiny config (stacked on the demo's), run once."""
+    work = tmp_path_factory.mktemp("tiny")
+    snakemake("--cores", "2", "--configfile", DEMO, str(TINY), cwd=work)
+    return work, TINY
 
 
 @dataclass

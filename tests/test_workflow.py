@@ -6,26 +6,14 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import DEMO, REPO, snakemake
 
 pytestmark = pytest.mark.workflow
-
-# A --configfile is the whole configuration; the tests stack theirs on the demo's.
-DEMO = str(REPO / "config/config.yaml")
-
-
-def snakemake(*args, cwd=REPO, check=True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(cwd), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
 
 
 def planned_jobs(proc) -> dict[str, int]:
@@ -53,14 +41,6 @@ def test_dry_run_of_default_dag(tmp_path):
     n_datasets = len(cfg["datasets"])
     assert jobs["manifest"] == jobs["stamps_report"] == jobs["gallery"] == n_datasets
     assert jobs["inject"] == n_datasets * cfg["inject"]["shards"]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("tiny")
-    config = REPO / "tests/data/config_tiny.yaml"
-    snakemake("--cores", "2", "--configfile", DEMO, str(config), cwd=work)
-    return work, config
 
 
 def test_tiny_run_produces_sky_parent_sample_and_stamps(tiny_run):

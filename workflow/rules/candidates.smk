@@ -16,7 +16,7 @@ rule candidate_manifest:
     output:
         f"{RESULTS}/candidates/parent_manifest.parquet",
     conda:
-        "../../envs/train.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/candidates/manifest.log",
     script:
@@ -37,7 +37,7 @@ rule candidate_stamps:
     resources:
         mem_mb=6000,
     conda:
-        "../../envs/train.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/candidates/stamps.log",
     benchmark:
@@ -77,7 +77,7 @@ rule candidates:
         mock=SKY.mock,
     threads: 2
     conda:
-        "../../envs/train.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/candidates/candidates.log",
     benchmark:

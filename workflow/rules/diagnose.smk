@@ -17,7 +17,7 @@ rule flux_baseline:
     params:
         seed=config["seed"],
     conda:
-        "../../envs/train.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/flux_baseline/{{dataset}}.log",
     benchmark:
@@ -56,7 +56,7 @@ rule diagnose:
             subcategory="{run}",
         ),
     conda:
-        "../../envs/train.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/diagnose/{{run}}.log",
     script:
@@ -80,7 +80,7 @@ rule gen2_history:
         n_neg=config["diagnose"]["gen2_n_neg"],
         n_pos=config["diagnose"]["gen2_n_pos"],
     conda:
-        "../../envs/train.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/diagnose/gen2_history.log",
     script:
@@ -114,7 +114,7 @@ rule compare:
         rows=COMPARE_ROWS,
         configs={r["run"]: canonical(RUN_CONFIGS[r["run"]]) for r in COMPARE_ROWS},
     conda:
-        "../../envs/train.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/compare.log",
     script:

@@ -20,7 +20,7 @@ rule inject:
     resources:
         mem_mb=6000,
     conda:
-        "../../envs/sky.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/inject/{{dataset}}/{{scatteritem}}.log",
     benchmark:
@@ -41,7 +41,7 @@ rule stamps_report:
             subcategory="{dataset}",
         ),
     conda:
-        "../../envs/sky.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/stamps_report/{{dataset}}.log",
     benchmark:
@@ -64,7 +64,7 @@ rule gallery:
     params:
         n_pairs=config["inject"]["gallery_pairs"],
     conda:
-        "../../envs/sky.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/gallery/{{dataset}}.log",
     benchmark:

@@ -19,7 +19,7 @@ rule manifest:
         dataset=lambda wc: dataset_params(wc.dataset),
         seed=config["seed"],
     conda:
-        "../../envs/sky.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/manifest/{{dataset}}.log",
     benchmark:

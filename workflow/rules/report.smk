@@ -19,7 +19,7 @@ rule answers:
         ),
         json=f"{RESULTS}/report/answers.json",
     conda:
-        "../../envs/train.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/answers.log",
     script:
@@ -55,7 +55,7 @@ rule report:
         snakefile=workflow.main_snakefile,
         config=canonical(config),
     conda:
-        "../../envs/report.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/report.log",
     script:

@@ -15,7 +15,7 @@ rule select_lrg:
     resources:
         mem_mb=4000,
     conda:
-        "../../envs/sky.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/select_lrg/{{sweep}}.log",
     benchmark:
@@ -37,7 +37,7 @@ rule parent_lrg:
             category="Phase 3: LRG selection",
         ),
     conda:
-        "../../envs/sky.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/parent_lrg.log",
     benchmark:

@@ -22,7 +22,7 @@ if SKY.mock:
         params:
             mock=MOCK,
         conda:
-            "../../envs/sky.yaml"
+            "../../envs/lensfinder.yaml"
         log:
             f"{LOGS}/mock_brick/{{bri}}/{{brick}}.log",
         benchmark:
@@ -37,7 +37,7 @@ if SKY.mock:
         output:
             sweep=f"{SKY.sweep_dir}/{{sweep}}.fits",
         conda:
-            "../../envs/sky.yaml"
+            "../../envs/lensfinder.yaml"
         log:
             f"{LOGS}/mock_sky/{{sweep}}.log",
         benchmark:

@@ -17,7 +17,7 @@ rule run_config:
         nproc=lambda wc: RUN_CONFIGS[wc.run].get("nproc", 1),
         stamps=lambda wc: run_stamps(wc.run),
     conda:
-        "../../envs/train.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/run_config/{{run}}.log",
     script:
@@ -44,7 +44,7 @@ rule train:
     resources:
         mem_mb=8000,
     conda:
-        "../../envs/train.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/train/{{run}}.log",
     benchmark:
@@ -82,7 +82,7 @@ rule evaluate:
         ),
     threads: 2
     conda:
-        "../../envs/train.yaml"
+        "../../envs/lensfinder.yaml"
     log:
         f"{LOGS}/evaluate/{{run}}.log",
     benchmark:
