@@ -1,9 +1,11 @@
 """Cluster execution: the SLURM profile plans the DAG; SIGTERM preemption resumes."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -44,31 +46,37 @@ def test_lr_scaling_rule():
     assert scaled_lr(TrainConfig(lr=1e-3), 1024) == 1e-3
 
 
-def test_sigterm_checkpoints_and_the_rerun_reproduces_the_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_sigterm_checkpoints_and_the_rerun_reproduces_the_uninterrupted_run(tmp_path, workers):
+    """SIGTERM to the whole process group, DataLoader workers included, as SLURM sends it
+    at a time limit: the workers ignore it, the main process checkpoints and exits 75."""
     data = tmp_path / "ds"
     write_stamp_files(data, n_files=2, groups=3, rows=16)
+    run_cfg = {**RUN, "loader": {**RUN["loader"], "num_workers": workers}}
     ref = tmp_path / "ref"
-    assert train_run(RUN, "pre", 1, data, ref) == 0
+    assert train_run(run_cfg, "pre", 1, data, ref) == 0
     run = tmp_path / "run"
-    launch_cfg = write_run_config_like(run, data)
+    launch_cfg = write_run_config_like(run, data, run_cfg)
     proc = subprocess.Popen([sys.executable, "-m", "lensfinder.train", "--run-config", str(launch_cfg),
-                             "--out-dir", str(run)], stdout=subprocess.PIPE, text=True)
+                             "--out-dir", str(run)], stdout=subprocess.PIPE, text=True, start_new_session=True)
     line = proc.stdout.readline()  # "[pre] training from epoch 0 ..."
     assert "training from epoch 0" in line
-    proc.send_signal(signal.SIGTERM)  # as SLURM does at the time limit; handled at the next step
+    time.sleep(1.0)  # the first batches are in flight: the workers exist
+    os.killpg(proc.pid, signal.SIGTERM)  # handled at the next step
     assert proc.wait(timeout=120) == 75
+    assert "interrupted at epoch" in proc.stdout.read()
     assert (run / "ckpt/last.pt").exists() and not (run / "best.pt").exists()
-    assert train_run(RUN, "pre", 1, data, run) == 0  # the retry
+    assert train_run(run_cfg, "pre", 1, data, run) == 0  # the retry
     a = json.loads((ref / "history.json").read_text())["epochs"]
     b = json.loads((run / "history.json").read_text())["epochs"]
     for key in ("train_loss", "auc", "samples_seen", "lr"):
         np.testing.assert_allclose([h[key] for h in a], [h[key] for h in b], rtol=1e-5, err_msg=key)
 
 
-def write_run_config_like(out, data):
+def write_run_config_like(out, data, run=RUN):
     from lensfinder.tables import write_json
     from lensfinder.training.config import RunConfig, run_config_record
     stamps = sorted(str(p) for p in data.glob("stamps/*.parquet"))
     path = out / "run_config.json"
-    write_json(run_config_record(RunConfig.from_dict("pre", 1, RUN), "ds", 1, stamps), path)
+    write_json(run_config_record(RunConfig.from_dict("pre", 1, run), "ds", 1, stamps), path)
     return path

@@ -146,6 +146,14 @@ class _Stopper:
         signal.signal(signal.SIGTERM, self._old)
 
 
+def ignore_sigterm(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: SLURM's time limit sends SIGTERM to every process of
+    the job, DataLoader workers included; a worker that died of it would crash the main
+    process ("worker killed by signal") before it could checkpoint. Workers ignore it and
+    the main process, which checkpoints and exits, shuts them down."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _save(obj, path: Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -161,7 +169,8 @@ def score_split(model, paths, split: str, cfg: RunConfig, device, amp_dtype, ran
     """(sample_id, label, float32 logit) of every sample of ``split``, gathered exactly
     across ranks (each rank scores its own row groups; no padding, no duplicates)."""
     ds = StampStream(paths, split, cfg.loader, cfg.seed, train=False, rank=rank, world_size=world)
-    loader = DataLoader(ds, batch_size=None, num_workers=cfg.loader.num_workers)
+    loader = DataLoader(ds, batch_size=None, num_workers=cfg.loader.num_workers,
+                        worker_init_fn=ignore_sigterm if cfg.loader.num_workers else None)
     model.eval()
     ids, labels, logits = [], [], []
     for b in loader:
@@ -313,6 +322,7 @@ def train(cfg: RunConfig, stamp_paths, out_dir) -> dict:
             epoch = state["epoch"]
             train_ds.set_epoch(epoch)
             loader = DataLoader(train_ds, batch_size=None, num_workers=cfg.loader.num_workers,
+                                worker_init_fn=ignore_sigterm if cfg.loader.num_workers else None,
                                 persistent_workers=False)
             model.train()
             t0 = time.perf_counter()
@@ -381,6 +391,8 @@ def train(cfg: RunConfig, stamp_paths, out_dir) -> dict:
                 checkpoint(last)
                 if rank == 0:  # torchrun reports any failing worker as exit 1: leave a marker
                     (work / "INTERRUPTED").write_text(f"epoch {epoch} step {state['step_in_epoch']}\n")
+                    print(f"[{cfg.name}] interrupted at epoch {epoch} step {state['step_in_epoch']}: "
+                          f"checkpoint written to {last}", flush=True)
                 return {"status": "interrupted", "epoch": epoch, "step_in_epoch": state["step_in_epoch"]}
 
             # ---- end of epoch: reduce, evaluate, early stopping, checkpoints
