@@ -5,8 +5,7 @@ from pathlib import Path
 
 from lensfinder.train import launch
 
-# appended: each attempt of a preempted and retried job (interrupted at / training from) stays readable
-sys.stderr = open(snakemake.log[0], "a")  # tracebacks land in the rule's log too
+sys.stderr = open(snakemake.log[0], "w")  # tracebacks land in the rule's log too
 sys.stdout = sys.stderr
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 status = launch(snakemake.input.run_config, snakemake.input.stamps, Path(snakemake.output.best).parent)
