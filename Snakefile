@@ -1,6 +1,5 @@
 # lensfinder: DR10 strong-lens finding, phases 3 -> 5. Thin on purpose: config + schema
 # validation, the rule files, and the target rules. All logic lives in src/lensfinder.
-import os
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
@@ -10,10 +9,10 @@ min_version("9.0")
 # The Snakefile and every rule script import this checkout's package: `make` installs it
 # editable into .venv, and jobs also get its src/ on PYTHONPATH, so a job in the conda
 # environment (envs/lensfinder.yaml, --sdm conda) or on a cluster node runs the same code.
-_SRC = str(Path(workflow.basedir) / "src")
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
-
+from lensfinder.environment import export_pythonpath
 from lensfinder.sky.source import sky_layout
+
+export_pythonpath(str(Path(workflow.basedir) / "src"))
 
 
 # With no --configfile, the mock-sky demo (config/config.yaml). A config file you pass is
