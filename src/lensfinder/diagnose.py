@@ -41,7 +41,7 @@ from lensfinder import STAMP_SIZE  # noqa: E402
 from lensfinder.metrics import FPR_TARGETS, evaluate_scores, saturation_logit, scores_as_stored, wilson_interval  # noqa: E402
 from lensfinder.stamps import iter_row_groups  # noqa: E402
 from lensfinder.tables import write_json, write_png  # noqa: E402
-from lensfinder.training.config import load_run_config  # noqa: E402
+from lensfinder.training.config import load_run_config, require_same_run  # noqa: E402
 
 TARGET_KEYS = ("tpr@fpr1e-4", "tpr@fpr0.001")
 METRIC_KEYS = TARGET_KEYS + ("fpr@tpr0.50", "fpr@tpr0.70", "fpr@tpr0.85", "auc", "tpr0")
@@ -257,9 +257,7 @@ def diagnose_run(run_config_path, history_path, val_scores_path, manifest_path, 
     Refuses a history written by another configuration than ``run_config_path``."""
     cfg, _ = load_run_config(run_config_path)
     hist = json.loads(Path(history_path).read_text())
-    if hist.get("fingerprint") != cfg.fingerprint():
-        raise RuntimeError(f"{history_path} comes from configuration {hist.get('fingerprint')}, but "
-                           f"{run_config_path} is {cfg.fingerprint()}: retrain the run (snakemake train_{cfg.name})")
+    require_same_run(history_path, hist.get("fingerprint"), cfg, run_config_path)
     epochs = hist["epochs"]
     if not epochs:
         raise ValueError(f"{history_path}: no epochs recorded")

@@ -22,7 +22,7 @@ from lensfinder.metrics import evaluate_scores, roc, saturation_logit, scores_as
 from lensfinder.model import build_model  # noqa: E402
 from lensfinder.tables import write_json, write_parquet, write_png  # noqa: E402
 from lensfinder.train import autocast_dtype, data_fingerprint, score_split, scores_table  # noqa: E402
-from lensfinder.training.config import load_run_config  # noqa: E402
+from lensfinder.training.config import StaleInput, load_run_config, require_same_run  # noqa: E402
 
 
 def plot_roc(labels, logits, score_dtype: str, path, title: str) -> None:
@@ -57,10 +57,6 @@ def plot_histograms(labels, logits, path, title: str) -> None:
     write_png(fig, path)
 
 
-class StaleInput(RuntimeError):
-    """A product of another configuration or other stamps was handed to a consumer."""
-
-
 def file_sha256(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -75,9 +71,7 @@ def load_best(run_config_path, best_path):
     cfg, _ = load_run_config(run_config_path)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     best = torch.load(best_path, map_location=device, weights_only=True)
-    if best["fingerprint"] != cfg.fingerprint():
-        raise StaleInput(f"{best_path} was trained with configuration {best['fingerprint']}, but {run_config_path} "
-                         f"is {cfg.fingerprint()}: retrain the run (snakemake train_{cfg.name})")
+    require_same_run(best_path, best["fingerprint"], cfg, run_config_path)
     model = build_model(cfg.model).to(device)
     model.load_state_dict(best["model"])
     return cfg, model, device, best

@@ -30,7 +30,8 @@ import pyarrow as pa
 from astropy.coordinates import SkyCoord
 from astropy_healpix import HEALPix
 
-from lensfinder import seeding
+from lensfinder import PIXSCALE, seeding
+from lensfinder.sky.bricks import brick_center
 from lensfinder.sky.shapes import e1e2_to_q_theta
 from lensfinder.tables import write_json, write_parquet
 
@@ -315,9 +316,6 @@ def sky_split_pixels(bricks, brick_size_pix: int, cfg: DatasetConfig, seed: int)
     """HEALPix pixels of each split inside the footprint of square mock bricks (degrees from
     :func:`lensfinder.sky.bricks.brick_center`): a split with none here cannot receive a row,
     so the workflow refuses the configuration before any job runs."""
-    from lensfinder import PIXSCALE
-    from lensfinder.sky.bricks import brick_center
-
     hp = HEALPix(nside=cfg.healpix_nside, order="nested")
     half = brick_size_pix * PIXSCALE / 3600 / 2
     step = min(half, hp.pixel_resolution.to_value(u.deg) / 4)

@@ -28,8 +28,8 @@ from lensfinder.sky.sweeps import iter_sweep
 from lensfinder.tables import ParquetStreamWriter, write_json
 
 DEFAULT_MASKBITS = ("BRIGHT", "GALAXY", "CLUSTER")
-CHUNK_ROWS = 100_000  # sweep rows per read: bounds a phase-3 job's memory, not the sky's size
 """Legacy Surveys MASKBITS that veto an LRG (desitarget's default imaging mask)."""
+CHUNK_ROWS = 100_000  # sweep rows per read: bounds a phase-3 job's memory, not the sky's size
 
 SELECTION_COLUMNS = (
     "FLUX_G", "FLUX_R", "FLUX_Z", "FLUX_W1",

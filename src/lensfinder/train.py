@@ -154,6 +154,13 @@ def ignore_sigterm(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def stamp_loader(ds, num_workers: int) -> DataLoader:
+    """A DataLoader over a batching :class:`StampStream` whose workers leave SIGTERM to the
+    main process (:func:`ignore_sigterm`)."""
+    return DataLoader(ds, batch_size=None, num_workers=num_workers,
+                      worker_init_fn=ignore_sigterm if num_workers else None)
+
+
 def _save(obj, path: Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -169,8 +176,7 @@ def score_split(model, paths, split: str, cfg: RunConfig, device, amp_dtype, ran
     """(sample_id, label, float32 logit) of every sample of ``split``, gathered exactly
     across ranks (each rank scores its own row groups; no padding, no duplicates)."""
     ds = StampStream(paths, split, cfg.loader, cfg.seed, train=False, rank=rank, world_size=world)
-    loader = DataLoader(ds, batch_size=None, num_workers=cfg.loader.num_workers,
-                        worker_init_fn=ignore_sigterm if cfg.loader.num_workers else None)
+    loader = stamp_loader(ds, cfg.loader.num_workers)
     model.eval()
     ids, labels, logits = [], [], []
     for b in loader:
@@ -321,9 +327,7 @@ def train(cfg: RunConfig, stamp_paths, out_dir) -> dict:
         while state["epoch"] < tc.epochs and not state["finished"]:
             epoch = state["epoch"]
             train_ds.set_epoch(epoch)
-            loader = DataLoader(train_ds, batch_size=None, num_workers=cfg.loader.num_workers,
-                                worker_init_fn=ignore_sigterm if cfg.loader.num_workers else None,
-                                persistent_workers=False)
+            loader = stamp_loader(train_ds, cfg.loader.num_workers)
             model.train()
             t0 = time.perf_counter()
             bar = None

@@ -21,6 +21,10 @@ class ConfigError(ValueError):
     """A run setting that cannot work; the message names the key and the valid values."""
 
 
+class StaleInput(RuntimeError):
+    """A product of another configuration or other stamps was handed to a consumer."""
+
+
 def _build(cls, d: dict | None, where: str, **fixed):
     """``cls(**d)`` with unknown keys and bad enumeration values reported by name."""
     d = dict(d or {})
@@ -161,6 +165,14 @@ def run_config_record(cfg: RunConfig, dataset: str, nproc: int, stamps: list[str
     the dataset and stamp files it trains on, and the fingerprint products are checked by."""
     return {"name": cfg.name, "seed": cfg.seed, "fingerprint": cfg.fingerprint(), "dataset": dataset,
             "nproc": int(nproc), "stamps": [str(s) for s in stamps], "run": cfg.sections()}
+
+
+def require_same_run(product_path, found_fingerprint, cfg: "RunConfig", run_config_path) -> None:
+    """Refuse a run product (checkpoint, history) trained by another configuration than
+    ``run_config_path``'s, naming both files and the rule that remakes it."""
+    if found_fingerprint != cfg.fingerprint():
+        raise StaleInput(f"{product_path} was trained with configuration {found_fingerprint}, but {run_config_path} "
+                         f"is {cfg.fingerprint()}: retrain the run (snakemake train_{cfg.name})")
 
 
 def load_run_config(path) -> tuple[RunConfig, dict]:
