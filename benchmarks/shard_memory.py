@@ -41,7 +41,7 @@ print(json.dumps({"vmhwm_kb": int(hwm), "n_written": r["n_written"], "seconds": 
 LOADER = """
 import json, sys, time
 from torch.utils.data import DataLoader
-from lensfinder.data import LoaderConfig, StampStream
+from lensfinder.training.data import LoaderConfig, StampStream
 workers = int(sys.argv[2])
 ds = StampStream([sys.argv[1]], sys.argv[3], LoaderConfig(batch_size=256, num_workers=workers), 0, train=True)
 t = time.perf_counter()

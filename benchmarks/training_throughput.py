@@ -27,8 +27,8 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader
 
-from lensfinder.data import LoaderConfig, StampStream
-from lensfinder.model import ModelConfig, build_model
+from lensfinder.training.data import LoaderConfig, StampStream
+from lensfinder.training.model import ModelConfig, build_model
 from lensfinder.stamps import ROW_GROUP_ROWS, encode_stamps, writer_options
 
 

@@ -41,11 +41,11 @@ def write_stamp_files(root, n_files=2, groups=5, rows=24, seed=0, nan_rows=(), b
 
 def train_run(run: dict, name: str, seed: int, data_dir, out_dir, nproc: int = 1) -> int:
     """Write ``out_dir/run_config.json`` as the run_config rule does, then train on the
-    stamp files under ``data_dir`` (this test's own files) with lensfinder.train.launch."""
+    stamp files under ``data_dir`` (this test's own files) with lensfinder.training.launch.launch."""
     from pathlib import Path
 
     from lensfinder.tables import write_json
-    from lensfinder.train import launch
+    from lensfinder.training.launch import launch
     from lensfinder.training.config import RunConfig, run_config_record
 
     stamps = sorted(str(p) for p in Path(data_dir).glob("stamps/part-*.parquet"))

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from lensfinder.data import LoaderConfig, StampStream, dihedral
+from lensfinder.training.data import LoaderConfig, StampStream, dihedral
 from lensfinder.stamps import StampFormatError
 
 from stampdata import write_stamp_files

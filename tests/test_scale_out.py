@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from lensfinder.train import scaled_lr
+from lensfinder.training.objectives import scaled_lr
 from lensfinder.training.config import TrainConfig
 
 from conftest import REPO
@@ -57,7 +57,7 @@ def test_sigterm_checkpoints_and_the_rerun_reproduces_the_uninterrupted_run(tmp_
     assert train_run(run_cfg, "pre", 1, data, ref) == 0
     run = tmp_path / "run"
     launch_cfg = write_run_config_like(run, data, run_cfg)
-    proc = subprocess.Popen([sys.executable, "-m", "lensfinder.train", "--run-config", str(launch_cfg),
+    proc = subprocess.Popen([sys.executable, "-m", "lensfinder.training.launch", "--run-config", str(launch_cfg),
                              "--out-dir", str(run)], stdout=subprocess.PIPE, text=True, start_new_session=True)
     line = proc.stdout.readline()  # "[pre] training from epoch 0 ..."
     assert "training from epoch 0" in line

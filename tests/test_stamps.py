@@ -53,7 +53,7 @@ def test_a_corrupted_stamp_page_is_an_error_naming_file_and_row_group(tmp_path):
     footer intact) is caught on read instead of training on finite garbage."""
     from stampdata import write_stamp_files
 
-    from lensfinder.data import StampStream
+    from lensfinder.training.data import StampStream
     from lensfinder.stamps import iter_row_groups
     from lensfinder.training.config import LoaderConfig
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from lensfinder import train as T
-from lensfinder.train import TrainConfig, loss_fn, make_scheduler
+from lensfinder.training import loop
+from lensfinder.training.config import TrainConfig
+from lensfinder.training.objectives import loss_fn, make_scheduler
 
 from stampdata import train_run, write_stamp_files
 
@@ -133,14 +134,14 @@ def test_changed_stamps_restart_training_instead_of_resuming(tmp_path):
 
 def test_early_stopping_keeps_the_best_epoch(dataset, tmp_path, monkeypatch):
     scripted = iter([0.2, 0.6, 0.4, 0.3, 0.5, 0.9])
-    real = T.evaluate_scores
+    real = loop.evaluate_scores
 
     def fake(labels, scores, dtype="logit_float32"):
         m = real(labels, scores, dtype)
         m["tpr@fpr0.001"] = next(scripted)
         return m
 
-    monkeypatch.setattr(T, "evaluate_scores", fake)
+    monkeypatch.setattr(loop, "evaluate_scores", fake)
     run = {**TINY, "train": {**TINY["train"], "epochs": 6, "early_stopping": {"patience": 2}}}
     assert train_run(run, "tiny", 1, dataset, tmp_path) == 0
     h = json.loads((tmp_path / "history.json").read_text())
@@ -185,4 +186,6 @@ def test_gen2_configuration_reproduces_its_mechanisms(dataset, tmp_path):
     assert len(h["epochs"]) == 3 and not h["stopped_early"]
     assert all(e["duplication_factor"] == 2.0 for e in h["epochs"])
     assert all(e["score_dtype"] == "prob_bfloat16" and "logit_float32" in e for e in h["epochs"])
-    assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == 2  # the last epoch
+    # the published model is the last epoch, and the history names the same one
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == 2 == h["best_epoch"]
+    assert [e["best_epoch"] for e in h["epochs"]] == [0, 1, 2]

@@ -30,10 +30,9 @@ from astropy.coordinates import SkyCoord  # noqa: E402
 
 from lensfinder.gallery import rgb  # noqa: E402
 from lensfinder.manifest import VETO_RADIUS_ARCSEC  # noqa: E402
-from lensfinder.evaluate import load_best, provenance  # noqa: E402
 from lensfinder.stamps import iter_row_groups, open_stamps, read_row_group  # noqa: E402
 from lensfinder.tables import atomic_path, write_json, write_parquet, write_png  # noqa: E402
-from lensfinder.train import autocast_dtype, score_split  # noqa: E402
+from lensfinder.training.inference import SelectedModel  # noqa: E402
 
 SPLIT = "parent"
 
@@ -69,14 +68,14 @@ def crossmatch(ra, dec, known: pd.DataFrame, radius_arcsec: float = VETO_RADIUS_
 def score_parent(run_config_path, best_path, stamp_paths) -> tuple[pd.DataFrame, dict]:
     """(galaxy_id, ra, dec, brickname, logit (float32) of every parent stamp; the model's
     provenance: configuration fingerprint, checkpoint hash and epoch)."""
-    cfg, model, device, best = load_best(run_config_path, best_path)
-    sid, _, logit = score_split(model, stamp_paths, SPLIT, cfg, device, autocast_dtype(cfg.train, device), 0, 1)
+    sel = SelectedModel(run_config_path, best_path)
+    sid, _, logit = sel.score(stamp_paths, SPLIT)
     cols = ["sample_id", "galaxy_id", "ra", "dec", "brickname"]
     meta = pa.concat_tables([read_row_group(pf, p, i, cols) for p in stamp_paths
                              for pf in [open_stamps(p)] for i in range(pf.num_row_groups)]).to_pandas().set_index("sample_id")
     df = meta.loc[sid].reset_index()
     df["logit"] = logit
-    return df, provenance(cfg, best, best_path)
+    return df, sel.provenance()
 
 
 def rank_candidates(scored: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:

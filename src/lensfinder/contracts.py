@@ -20,5 +20,10 @@ def fpr_key(tpr: float) -> str:
     return f"fpr@tpr{tpr:.2f}"
 
 
+TPR_KEYS = tuple(metric_key(f) for f in FPR_TARGETS)
+FPR_KEYS = tuple(fpr_key(t) for t in TPR_TARGETS)
+# the low-FPR metrics gen2 logged per epoch, under its own names
+GEN2_HISTORY_KEYS = TPR_KEYS + FPR_KEYS
+
 # Scalars of every validation record that grow with quality: what early stopping may watch.
 HIGHER_IS_BETTER = (*(metric_key(f) for f in FPR_TARGETS), "auc", "pauc", "tpr0", "tpr10")

@@ -8,7 +8,6 @@ score dtype would give), a ROC plot with a log FPR axis and per-class score hist
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import matplotlib
@@ -16,13 +15,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 from lensfinder.metrics import evaluate_scores, roc, saturation_logit, scores_as_stored  # noqa: E402
-from lensfinder.model import build_model  # noqa: E402
 from lensfinder.tables import write_json, write_parquet, write_png  # noqa: E402
-from lensfinder.train import autocast_dtype, data_fingerprint, score_split, scores_table  # noqa: E402
-from lensfinder.training.config import StaleInput, load_run_config, require_same_run  # noqa: E402
+from lensfinder.training.checkpoint import data_fingerprint  # noqa: E402
+from lensfinder.training.config import StaleInput  # noqa: E402
+from lensfinder.training.inference import SelectedModel, scores_table  # noqa: E402
 
 
 def plot_roc(labels, logits, score_dtype: str, path, title: str) -> None:
@@ -57,51 +55,24 @@ def plot_histograms(labels, logits, path, title: str) -> None:
     write_png(fig, path)
 
 
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def load_best(run_config_path, best_path):
-    """(RunConfig, model on the best device with ``best.pt``'s weights, device, checkpoint
-    dict). Refuses a checkpoint written by another configuration."""
-    cfg, _ = load_run_config(run_config_path)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    best = torch.load(best_path, map_location=device, weights_only=True)
-    require_same_run(best_path, best["fingerprint"], cfg, run_config_path)
-    model = build_model(cfg.model).to(device)
-    model.load_state_dict(best["model"])
-    return cfg, model, device, best
-
-
-def provenance(cfg, best: dict, best_path) -> dict:
-    """What a run product came from: configuration fingerprint, checkpoint file and epoch."""
-    return {"fingerprint": cfg.fingerprint(), "data_fingerprint": best.get("data_fingerprint"),
-            "checkpoint": str(best_path), "checkpoint_sha256": file_sha256(best_path),
-            "checkpoint_epoch": int(best["epoch"])}
-
-
 def evaluate_run(run_config_path, best_path, stamp_paths, out_dir) -> dict:
     """Score the test split of ``stamp_paths`` with ``best.pt``; write scores, metrics and
     plots. Refuses stamps other than those the checkpoint was trained on."""
-    cfg, model, device, best = load_best(run_config_path, best_path)
+    sel = SelectedModel(run_config_path, best_path)
+    cfg = sel.cfg
     stamp_paths = sorted(str(p) for p in stamp_paths)
-    if best.get("data_fingerprint") != data_fingerprint(stamp_paths):
+    if sel.data_fingerprint != data_fingerprint(stamp_paths):
         raise StaleInput(f"{best_path} was trained on other stamp files than {stamp_paths}: retrain the run "
                          f"(snakemake train_{cfg.name})")
-    sid, labels, logits = score_split(model, stamp_paths, "test", cfg, device,
-                                      autocast_dtype(cfg.train, device), rank=0, world=1)
+    sid, labels, logits = sel.score(stamp_paths, "test")
     out = Path(out_dir)
     write_parquet(scores_table(sid, labels, logits), out / "scores.parquet")
-    metrics = {"run": cfg.name, "split": "test", **provenance(cfg, best, best_path),
+    metrics = {"run": cfg.name, "split": "test", **sel.provenance(),
                "metrics": evaluate_scores(labels, logits, "logit_float32")}
     if cfg.train.eval_score_dtype != "logit_float32":
         metrics[f"metrics_as_{cfg.train.eval_score_dtype}"] = evaluate_scores(labels, logits, cfg.train.eval_score_dtype)
     write_json(metrics, out / "metrics.json")
-    title = f"{cfg.name}: test split, best epoch {best['epoch']}"
+    title = f"{cfg.name}: test split, best epoch {sel.epoch}"
     plot_roc(labels, logits, cfg.train.eval_score_dtype, out / "roc.png", title)
     plot_histograms(labels, logits, out / "score_hist.png", title)
     return metrics

@@ -1,9 +1,9 @@
-"""Rule train: one training run (see lensfinder.train)."""
+"""Rule train: one training run (see lensfinder.training)."""
 import logging
 import sys
 from pathlib import Path
 
-from lensfinder.train import launch
+from lensfinder.training.launch import launch
 
 sys.stderr = open(snakemake.log[0], "w")  # tracebacks land in the rule's log too
 sys.stdout = sys.stderr

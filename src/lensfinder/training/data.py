@@ -14,11 +14,12 @@ non-finite pixels are dropped and counted in each batch's ``n_skipped``.
 
 from __future__ import annotations
 
+import signal
 
 import numpy as np
 import pyarrow.compute as pc
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from lensfinder import seeding
 from lensfinder.stamps import StampFormatError, decode_stamps, open_stamps, read_row_group
@@ -165,3 +166,18 @@ class StampStream(IterableDataset):
                 batch["meta"] = meta[start:start + bs]
             yield batch
 
+
+
+def ignore_sigterm(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: SLURM's time limit sends SIGTERM to every process of
+    the job, DataLoader workers included; a worker that died of it would crash the main
+    process ("worker killed by signal") before it could checkpoint. Workers ignore it and
+    the main process, which checkpoints and exits, shuts them down."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def stamp_loader(ds: StampStream, num_workers: int) -> DataLoader:
+    """A DataLoader over a batching :class:`StampStream` whose workers leave SIGTERM to the
+    main process (:func:`ignore_sigterm`)."""
+    return DataLoader(ds, batch_size=None, num_workers=num_workers,
+                      worker_init_fn=ignore_sigterm if num_workers else None)
