@@ -41,8 +41,17 @@ include: "workflow/rules/select.smk"
 include: "workflow/rules/manifest.smk"
 include: "workflow/rules/inject.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/diagnose.smk"
 include: "workflow/rules/candidates.smk"
+
+
+if COMPARE:
+
+    include: "workflow/rules/gen2.smk"
+
+else:
+    GEN2_REPORT_INPUTS = []
+
+
 include: "workflow/rules/report.smk"
 
 

@@ -24,7 +24,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lensfinder import PIXSCALE  # noqa: E402
-from lensfinder.lensing import LensSystems, ellipticity, lensed_images, sersic_bn  # noqa: E402
+from lensfinder.lensing import LensSystems, lensed_images, sersic_bn  # noqa: E402
+from lensfinder.sky.shapes import ellipticity  # noqa: E402
 from lensfinder.manifest import Priors  # noqa: E402
 
 

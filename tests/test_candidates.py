@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from lensfinder.candidates import crossmatch, rank_candidates, recall_summary
+from lensfinder.candidates import rank_candidates, recall_summary
+from lensfinder.sky.crossmatch import nearest_within
 
 
 def _scored(n=50, seed=0):
@@ -32,7 +33,7 @@ def test_known_lenses_are_matched_within_the_radius_and_counted_in_top_k():
     assert r.iloc[-1]["known_lens"] == "J_low"
     summ = recall_summary(r, known, top_ks=(1, 10, 50), mock=False)
     assert summ["n_known_in_parent"] == 2 and summ["recovered_in_top_k"] == {"1": 1, "10": 1, "50": 2}
-    idx, sep = crossmatch([10.0], [-5.0 + 6.0 / 3600], known)  # 6" away: outside the 5" radius
+    idx, sep = nearest_within([10.0], [-5.0 + 6.0 / 3600], known)  # 6" away: outside the 5" radius
     assert idx[0] == -1 and np.isnan(sep[0])
 
 
@@ -40,3 +41,19 @@ def test_mock_sky_summary_says_zero_is_expected():
     r = rank_candidates(_scored(), pd.DataFrame({"name": ["J"], "ra": [0.0], "dec": [0.0]}))
     s = recall_summary(r, pd.DataFrame({"name": ["J"], "ra": [0.0], "dec": [0.0]}), mock=True)
     assert s["n_known_in_parent"] == 0 and "by construction" in s["note"]
+
+
+def test_gallery_page_is_rendered_from_its_template_and_escaped(tmp_path):
+    """The candidates page comes from templates/candidates.html.j2 with autoescaping: a
+    catalogue name with markup in it is shown as text, not injected."""
+    from lensfinder.candidates import write_gallery
+    s = _scored(n=3)
+    known = pd.DataFrame({"name": ["<b>J1</b>"], "ra": [s.ra[0]], "dec": [s.dec[0]]})
+    r = rank_candidates(s, known)
+    stamps = {int(g): np.random.default_rng(0).normal(0, 0.01, (3, 64, 64)).astype(np.float32) for g in r.galaxy_id}
+    summ = recall_summary(r, known, top_ks=(1,), mock=True)
+    write_gallery(r, stamps, 3, tmp_path / "g.png", tmp_path / "g.html", summ)
+    page = (tmp_path / "g.html").read_text()
+    assert page.startswith("<!doctype html>") and page.count("<figure>") == 3
+    assert "&lt;b&gt;J1&lt;/b&gt;" in page and "<b>J1</b>" not in page
+    assert (tmp_path / "g.png").stat().st_size > 1000

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from lensfinder import ablations, answers, compare, diagnose
+from lensfinder.gen2 import ablations, answers, compare, diagnose
 from lensfinder.metrics import evaluate_scores
 from lensfinder.tables import write_json
 from lensfinder.training.config import RunConfig, run_config_record
@@ -36,7 +36,8 @@ def _write_run(root, name, vs, dtype, train_cfg=None):
     for e, g in vs.groupby("epoch"):
         lab, lg = g["label"].to_numpy(), g["logit"].to_numpy()
         rec = {"epoch": int(e), "train_loss": 0.1 / (e + 1), "lr": 1e-3, "duplication_factor": 1.0,
-               "samples_seen": 100 * (e + 1), "n_train": 100, "mean_abs_logit_pos": float(np.abs(lg[lab == 1]).mean()),
+               "samples_seen": 100 * (e + 1), "samples_seen_epoch": 100, "n_train": 100, "n_skipped_nonfinite": 0,
+               "seconds": 1.0, "best_epoch": int(e), "mean_abs_logit_pos": float(np.abs(lg[lab == 1]).mean()),
                "mean_abs_logit_neg": float(np.abs(lg[lab == 0]).mean()), "max_logit_neg": float(lg[lab == 0].max()),
                **evaluate_scores(lab, lg, dtype)}
         if dtype != "logit_float32":
@@ -46,9 +47,12 @@ def _write_run(root, name, vs, dtype, train_cfg=None):
     d.mkdir(parents=True)
     cfg = RunConfig.from_dict(name, 0, {})
     write_json(run_config_record(cfg, "ds", 1, []), d / "run_config.json")
-    (d / "history.json").write_text(json.dumps({"run": name, "fingerprint": cfg.fingerprint(), "best_epoch": epochs[-1]["epoch"], "epochs": epochs}))
+    (d / "history.json").write_text(json.dumps({"run": name, "fingerprint": cfg.fingerprint(), "data_fingerprint": "d",
+                                                "best_epoch": epochs[-1]["epoch"], "stopped_early": False,
+                                                "epochs": epochs}))
     last = vs[vs["epoch"] == vs["epoch"].max()]
-    m = {"run": name, "fingerprint": cfg.fingerprint(), "checkpoint_epoch": int(vs["epoch"].max()),
+    m = {"run": name, "split": "test", "fingerprint": cfg.fingerprint(), "data_fingerprint": "d",
+         "checkpoint": str(d / "best.pt"), "checkpoint_sha256": "0" * 64, "checkpoint_epoch": int(vs["epoch"].max()),
          "metrics": evaluate_scores(last["label"], last["logit"], "logit_float32")}
     if dtype != "logit_float32":
         m[f"metrics_as_{dtype}"] = evaluate_scores(last["label"], last["logit"], dtype)
@@ -69,7 +73,7 @@ def test_removing_the_bf16_cast_removes_the_cliff_in_the_table(tmp_path):
     assert no_cast["val_cliff_epochs"]["tpr@fpr0.001"] == [] and no_cast["tpr@fpr0.001"] == 1.0
     assert gen2["delta_tpr@fpr0.001_significant"] and not no_cast["delta_tpr@fpr0.001_significant"]
     page = (tmp_path / "c.html").read_text()
-    assert "class='cliff'" in page and "without the prob_bfloat16 cast" in page
+    assert 'class="cliff"' in page and "without the prob_bfloat16 cast" in page
 
 
 def _diag(tmp_path, name, vs, dtype):

@@ -6,8 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lensfinder import diagnose
-from lensfinder.diagnose import HistoryError, explain_gen2_history, find_cliffs, read_gen2_history
+from lensfinder import flux_baseline as fb
+from lensfinder.gen2 import diagnose, user_history
+from lensfinder.gen2 import ties as gen2_ties
+from lensfinder.gen2.ties import find_cliffs
+from lensfinder.gen2.user_history import HistoryError, explain_gen2_history, read_gen2_history
 from stampdata import write_stamp_files
 
 REQUEST = "resources/gen2_history_request.json"
@@ -39,14 +42,14 @@ def test_find_cliffs_needs_a_significant_drop_to_zero():
 
 def test_bf16_cliff_is_a_tie_artefact_absent_in_float32_logits():
     vs = saturating_val_scores()
-    ties = diagnose.tie_analysis(vs, ["prob_bfloat16", "logit_float32"])
+    ties = gen2_ties.tie_analysis(vs, ["prob_bfloat16", "logit_float32"])
     bf = [t for t in ties if t["score_dtype"] == "prob_bfloat16"]
     f32 = [t for t in ties if t["score_dtype"] == "logit_float32"]
     assert all(t["tpr@fpr0.001"] == 1.0 for t in f32)           # the ranking never changes
     assert all(t["n_neg_tied_at_top"] == 0 for t in f32)
     assert bf[0]["tpr@fpr0.001"] == 1.0 and bf[-1]["tpr@fpr0.001"] == 0.0
     assert bf[-1]["n_neg_saturated"] == 12 and bf[-1]["n_neg_tied_at_top"] == 12
-    cl = diagnose.cliff_summary(ties)
+    cl = gen2_ties.cliff_summary(ties)
     assert cl["prob_bfloat16"]["tpr@fpr0.001"] and not cl["logit_float32"]["tpr@fpr0.001"]
 
 
@@ -71,14 +74,14 @@ def test_memorisation_signature_detects_controls_of_trained_twins():
 
 def test_flux_baseline_uses_summaries_only_and_finds_extra_flux(tmp_path):
     paths = write_stamp_files(tmp_path, n_files=1, groups=6, rows=60, seed=3)  # positives carry a ring of flux
-    res = diagnose.flux_baseline(paths, seed=0, name="synthetic")
+    res = fb.flux_baseline(paths, seed=0, name="synthetic")
     assert res["n_features"] == 25
     for model in ("logistic_regression", "gradient_boosting"):
         assert res["models"][model]["test"]["auc"] > 0.9  # the ring is extra flux in an annulus
 
 
 def test_flux_features_of_an_empty_stamp_are_zero_and_shape_is_fixed():
-    f = diagnose.flux_features(np.zeros((5, 3, 64, 64), np.float32))
+    f = fb.flux_features(np.zeros((5, 3, 64, 64), np.float32))
     assert f.shape == (5, 25) and np.all(f == 0)
 
 
@@ -114,7 +117,7 @@ def test_bad_history_gives_a_clear_message_naming_file_epoch_and_key(tmp_path, c
     with pytest.raises(HistoryError, match=message.replace("(", r"\(")) as exc:
         read_gen2_history(p)
     assert str(p) in str(exc.value)
-    assert diagnose.main([str(p), "--n-neg", "100"]) == 2  # the CLI: message, exit 2, no traceback
+    assert user_history.main([str(p), "--n-neg", "100"]) == 2  # the CLI: message, exit 2, no traceback
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
 

@@ -2,9 +2,8 @@ import numpy as np
 import pytest
 
 from lensfinder import PIXSCALE
-from lensfinder.lensing import (
-    LensSystems, convolve_gaussian_psf, deflection, ellipticity, lensed_images, sersic_bn,
-)
+from lensfinder.lensing import LensSystems, convolve_gaussian_psf, deflection, lensed_images, sersic_bn
+from lensfinder.sky.shapes import E_MAX_LENSING, axis_ratio_angle, ellipticity, stamp_angle
 
 
 def random_systems(n: int, seed: int = 0) -> LensSystems:
@@ -125,3 +124,20 @@ def test_psf_conserves_flux_and_has_the_right_width():
     var = (out * xx**2).sum(axis=(2, 3))
     sigma_pix = fwhm / 2.3548200450309493 / PIXSCALE
     np.testing.assert_allclose(var, sigma_pix**2 + 1 / 12, rtol=1e-3)  # + pixel-integration term
+
+
+def test_one_ellipse_convention_matches_lenstronomy_param_util():
+    """lensfinder.sky.shapes is lenstronomy's (phi, q) <-> (e1, e2) in both directions, and
+    a Tractor position angle East of North maps to the stamp frame's +x = West origin."""
+    from lenstronomy.Util import param_util
+    rng = np.random.default_rng(3)
+    q, phi = rng.uniform(0.2, 1.0, 200), rng.uniform(-np.pi / 2, np.pi / 2, 200)
+    e1, e2 = ellipticity(q, phi)
+    ref = param_util.phi_q2_ellipticity(phi, q)
+    np.testing.assert_allclose(e1, ref[0], atol=1e-12)
+    np.testing.assert_allclose(e2, ref[1], atol=1e-12)
+    q2, phi2 = axis_ratio_angle(e1, e2, E_MAX_LENSING)
+    np.testing.assert_allclose(q2, q, rtol=1e-9)
+    np.testing.assert_allclose(np.cos(2 * phi2), np.cos(2 * phi), atol=1e-9)
+    # a major axis pointing North (PA 0) lies along +y; pointing East (PA 90 deg) along -x
+    assert np.isclose(stamp_angle(0.0), np.pi / 2) and np.isclose(np.cos(stamp_angle(np.pi / 2)), -1.0)

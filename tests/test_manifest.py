@@ -9,7 +9,7 @@ from lensfinder.manifest import (
     write_manifest,
 )
 from lensfinder.seeding import row_keys
-from lensfinder.sky.shapes import q_theta_to_e1e2
+from lensfinder.sky.shapes import ellipticity
 
 NO_LENSES = pd.DataFrame({"ra": [], "dec": []})
 
@@ -17,7 +17,7 @@ NO_LENSES = pd.DataFrame({"ra": [], "dec": []})
 def fake_parent(n: int = 600, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     q = rng.uniform(0.5, 1.0, n)
-    e1, e2 = q_theta_to_e1e2(q, rng.uniform(0, np.pi, n))
+    e1, e2 = ellipticity(q, rng.uniform(0, np.pi, n))
     bricks = np.array(["1501p020", "1502p020", "1551p020", "1601p021"])
     return pd.DataFrame({
         "galaxy_id": (np.int64(10000) << 42) | (np.int64(1) << 22) | np.arange(n, dtype=np.int64),
@@ -97,8 +97,8 @@ def test_parameters_follow_priors_and_the_lrg_shape():
     m, _ = build_manifest(parent, c, 1, NO_LENSES)
     pos = m[m.label == 1].merge(parent[["galaxy_id"]], on="galaxy_id")
     assert pos.theta_e.between(1.0, 2.0).all()
-    from lensfinder.sky.shapes import e1e2_to_q_theta
-    q_light, _ = e1e2_to_q_theta(pos.shape_e1, pos.shape_e2)
+    from lensfinder.sky.shapes import axis_ratio_angle
+    q_light, _ = axis_ratio_angle(pos.shape_e1.to_numpy(np.float64), pos.shape_e2.to_numpy(np.float64))
     np.testing.assert_allclose(pos.lens_q, np.clip(q_light, 0.5, 1.0), atol=1e-6)
     beta = np.hypot(pos.src_x, pos.src_y) / pos.theta_e
     inside = pos.source_in_caustic.to_numpy()

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 
 import pyarrow.parquet as pq
 import pytest
@@ -332,3 +333,25 @@ def test_a_sky_split_the_mock_footprint_cannot_fill_fails_at_start(tmp_path):
     proc = snakemake("-n", "--configfile", DEMO, str(coarse), cwd=tmp_path, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "datasets.v5_unpaired: split(s)" in out and "raise healpix_nside" in out
+
+
+def test_the_pipeline_stands_without_the_gen2_study(tmp_path):
+    """A config with no `compare` section: the Snakefile does not include gen2.smk, the
+    report's DAG holds phases 3-5, evaluation and candidates only, and no pipeline module
+    imports lensfinder.gen2."""
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg.pop("compare")
+    cfg.pop("diagnose")
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(cfg))
+    plan = planned_jobs(snakemake("-n", "report", "--configfile", str(tmp_path / "pipeline.yaml"), cwd=tmp_path))
+    assert {"train", "evaluate", "candidates", "flux_baseline", "report"} <= set(plan)
+    assert not set(plan) & {"diagnose", "gen2_history", "compare", "answers"}, plan
+    assert plan["train"] == len(cfg["runs"])  # the configured runs, no ablations
+    code = ("import sys, importlib, pathlib, lensfinder\n"
+            "root = pathlib.Path(lensfinder.__file__).parent\n"
+            "mods = ['.'.join(('lensfinder',) + p.relative_to(root).with_suffix('').parts) for p in root.rglob('*.py')\n"
+            "        if 'gen2' not in p.relative_to(root).parts]\n"
+            "[importlib.import_module(m.removesuffix('.__init__')) for m in mods]\n"
+            "print(sorted(m for m in sys.modules if m.startswith('lensfinder.gen2')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

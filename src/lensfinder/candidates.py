@@ -13,26 +13,18 @@ coincidence of positions, and zero is the expected count -- the report says so.
 from __future__ import annotations
 
 import base64
-import html
-import io
-import json
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-from astropy import units as u  # noqa: E402
-from astropy.coordinates import SkyCoord  # noqa: E402
-
-from lensfinder.gallery import rgb  # noqa: E402
-from lensfinder.manifest import VETO_RADIUS_ARCSEC  # noqa: E402
-from lensfinder.stamps import iter_row_groups, open_stamps, read_row_group  # noqa: E402
-from lensfinder.tables import atomic_path, write_json, write_parquet, write_png  # noqa: E402
-from lensfinder.training.inference import SelectedModel  # noqa: E402
+from lensfinder import pages, plots
+from lensfinder.gallery import rgb
+from lensfinder.sky.crossmatch import MATCH_RADIUS_ARCSEC, nearest_within
+from lensfinder.stamps import iter_row_groups, open_stamps, read_row_group
+from lensfinder.tables import atomic_path, write_json, write_parquet
+from lensfinder.training.inference import SelectedModel
 
 SPLIT = "parent"
 
@@ -53,18 +45,6 @@ def parent_manifest(parent_path, out_path) -> int:
     return n
 
 
-def crossmatch(ra, dec, known: pd.DataFrame, radius_arcsec: float = VETO_RADIUS_ARCSEC):
-    """(index into ``known`` or -1, separation arcsec) of the nearest catalogued lens
-    within ``radius_arcsec`` of each position (degrees)."""
-    if len(known) == 0 or len(ra) == 0:
-        return np.full(len(ra), -1), np.full(len(ra), np.nan)
-    gal = SkyCoord(np.asarray(ra) * u.deg, np.asarray(dec) * u.deg)
-    cat = SkyCoord(known["ra"].to_numpy() * u.deg, known["dec"].to_numpy() * u.deg)
-    idx, sep, _ = gal.match_to_catalog_sky(cat)
-    hit = sep.arcsec < radius_arcsec
-    return np.where(hit, idx, -1), np.where(hit, sep.arcsec, np.nan)
-
-
 def score_parent(run_config_path, best_path, stamp_paths) -> tuple[pd.DataFrame, dict]:
     """(galaxy_id, ra, dec, brickname, logit (float32) of every parent stamp; the model's
     provenance: configuration fingerprint, checkpoint hash and epoch)."""
@@ -83,7 +63,7 @@ def rank_candidates(scored: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
     nearest known lens (name, separation) where one lies within the veto radius."""
     df = scored.sort_values(["logit", "galaxy_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     df.insert(0, "rank", np.arange(1, len(df) + 1))
-    idx, sep = crossmatch(df["ra"].to_numpy(), df["dec"].to_numpy(), known)
+    idx, sep = nearest_within(df["ra"].to_numpy(), df["dec"].to_numpy(), known)
     names = known["name"].to_numpy() if "name" in known else np.arange(len(known)).astype(str)
     df["known_lens"] = np.where(idx >= 0, names[np.maximum(idx, 0)] if len(known) else "", "")
     df["known_lens_sep_arcsec"] = sep
@@ -94,20 +74,12 @@ def recall_summary(ranked: pd.DataFrame, known: pd.DataFrame, top_ks=(10, 100, 1
     """Known lenses in the parent sample and how many of them rank in the top K."""
     in_parent = ranked[ranked["known_lens"] != ""]
     out = {"n_parent": int(len(ranked)), "n_known_lenses_catalogue": int(len(known)),
-           "match_radius_arcsec": VETO_RADIUS_ARCSEC, "n_known_in_parent": int(len(in_parent)),
+           "match_radius_arcsec": MATCH_RADIUS_ARCSEC, "n_known_in_parent": int(len(in_parent)),
            "recovered_in_top_k": {str(k): int((in_parent["rank"] <= k).sum()) for k in top_ks}, "mock_sky": mock}
     out["note"] = ("Mock sky: it contains no real lenses, so zero recovered known lenses is the expected result by "
                    "construction; any match is a chance alignment of mock positions with catalogued lenses."
                    if mock else "Real sky: recovered known lenses in the top K measure real-world recall.")
     return out
-
-
-def _png_bytes(img: np.ndarray, scale: int = 2) -> bytes:
-    """(H, W, 3) uint8 -> PNG bytes, each pixel a scale x scale block, rows bottom-up as
-    ``imshow(origin="lower")`` shows them."""
-    buf = io.BytesIO()
-    plt.imsave(buf, np.kron(img, np.ones((scale, scale, 1), np.uint8)), format="png", origin="lower")
-    return buf.getvalue()
 
 
 def top_stamps(ranked: pd.DataFrame, stamp_paths, n: int) -> dict[int, np.ndarray]:
@@ -126,33 +98,12 @@ def write_gallery(ranked: pd.DataFrame, stamps: dict, n: int, out_png, out_html,
     """A PNG grid and an HTML page (inline images, coordinates, logits, known-lens matches)
     of the top ``n`` candidates."""
     top = ranked.head(n)
-    cols = 8
-    rows = max(1, -(-len(top) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.4, rows * 1.55))
-    for ax in np.atleast_1d(axes).ravel():
-        ax.axis("off")
-    cards = []
-    for ax, (_, r) in zip(np.atleast_1d(axes).ravel(), top.iterrows()):
-        img = rgb(stamps[int(r["galaxy_id"])])
-        ax.imshow(img, origin="lower")
-        ax.set_title(f"#{r['rank']} {r['logit']:.2f}", fontsize=7)
-        src = base64.b64encode(_png_bytes(img)).decode()
-        kl = f"<br>known lens {html.escape(r['known_lens'])}" if r["known_lens"] else ""
-        cards.append(f"<figure><img src='data:image/png;base64,{src}' width=128 height=128>"
-                     f"<figcaption>#{r['rank']} logit {r['logit']:.2f}<br>{r['ra']:.5f} {r['dec']:+.5f}<br>"
-                     f"{html.escape(str(r['brickname']))}{kl}</figcaption></figure>")
-    fig.suptitle(f"top {len(top)} candidates (rank, float32 logit)", fontsize=9)
-    fig.tight_layout()
-    write_png(fig, out_png)
-    page = ["<!doctype html><html><head><meta charset='utf-8'><title>Lens candidates</title><style>",
-            "body{font-family:sans-serif;font-size:12px;margin:12px} figure{display:inline-block;margin:4px;",
-            "text-align:center;width:140px} img{image-rendering:pixelated}</style></head><body>",
-            f"<h2>Top {len(top)} of {summary['n_parent']} parent galaxies</h2>",
-            f"<p>Known lenses in the parent sample: {summary['n_known_in_parent']}; recovered in the top K: "
-            f"{html.escape(json.dumps(summary['recovered_in_top_k']))}. {html.escape(summary['note'])}</p>",
-            *cards, "</body></html>"]
-    with atomic_path(out_html) as tmp:
-        tmp.write_text("\n".join(page))
+    images = [rgb(stamps[int(g)]) for g in top["galaxy_id"]]
+    plots.image_grid([(img, f"#{r} {lg:.2f}") for img, r, lg in zip(images, top["rank"], top["logit"])], out_png,
+                     f"top {len(top)} candidates (rank, float32 logit)")
+    cards = [{**r, "png": base64.b64encode(plots.png_bytes(img)).decode()}
+             for img, r in zip(images, top.to_dict("records"))]
+    pages.write_page(out_html, "candidates.html.j2", cards=cards, summary=summary)
 
 
 def write_candidates(run_config_path, best_path, stamp_paths, known_lenses_path, out_parquet, out_csv,

@@ -5,18 +5,12 @@ closest in r-band magnitude."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import numpy as np
+import pandas as pd
+from astropy.visualization import make_lupton_rgb
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from astropy.visualization import make_lupton_rgb  # noqa: E402
-
-from lensfinder.stamps import iter_row_groups, open_stamps  # noqa: E402
-from lensfinder.tables import write_png  # noqa: E402
+from lensfinder import plots
+from lensfinder.stamps import iter_row_groups, open_stamps
 
 # Relative band scales of the Legacy Surveys viewer (g 6.0 : r 3.4 : z 2.2), so the
 # z-band noise does not tint the sky red; stretch and Q in nanomaggies per pixel.
@@ -63,24 +57,10 @@ def write_gallery(stamp_paths, out_png, n_pairs: int = 12, title: str = "") -> i
     else:
         meta, st = pd.concat(metas, ignore_index=True), np.concatenate(stamps)
     pairs = pick_pairs(meta, n_pairs)
-    ncol = 4  # two pairs per row
-    nrow = max(1, (len(pairs) + 1) // 2)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(2.2 * ncol, 2.7 * nrow), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for k, (i, j) in enumerate(pairs):
-        a, b = axes[k // 2, 2 * (k % 2)], axes[k // 2, 2 * (k % 2) + 1]
-        a.imshow(rgb(st[i]), origin="lower")
-        a.set_title(f"lens  θE={meta.theta_e[i]:.1f}\"  μ={meta.magnification[i]:.1f}\nS/N={meta.arc_snr[i]:.0f}  {meta.split[i]}",
-                    fontsize=7)
-        b.imshow(rgb(st[j]), origin="lower")
-        b.set_title(f"control  r={meta.mag_r[j]:.1f}\n{meta.split[j]}", fontsize=7)
-    if not pairs:
-        axes[0, 0].text(0.5, 0.5, "no stamps", ha="center", va="center")
-    fig.suptitle(title or "positives (left) and controls (right), asinh g,r,z", fontsize=9)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    write_png(fig, out_png)
+    images = [(rgb(st[i]), f"lens  θE={meta.theta_e[i]:.1f}\"  μ={meta.magnification[i]:.1f}\n"
+                           f"S/N={meta.arc_snr[i]:.0f}  {meta.split[i]}",
+               rgb(st[j]), f"control  r={meta.mag_r[j]:.1f}\n{meta.split[j]}") for i, j in pairs]
+    plots.pair_gallery(images, out_png, title or "positives (left) and controls (right), asinh g,r,z")
     return len(pairs)
 
 

@@ -20,7 +20,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from lensfinder import BANDS, PIXSCALE, STAMP_SIZE, seeding
-from lensfinder.lensing import LensSystems, convolve_gaussian_psf, ellipticity, lensed_images
+from lensfinder.lensing import LensSystems, convolve_gaussian_psf, lensed_images
+from lensfinder.sky.shapes import ellipticity
 from lensfinder.photometry import mag_to_flux
 from lensfinder.sky.coadds import FLAG_NAMES, CoaddBrick, CoaddError
 from lensfinder.stamps import DIAGNOSTIC_FIELDS, ROW_GROUP_ROWS, encode_npz, encode_stamps, stamp_schema, writer_options

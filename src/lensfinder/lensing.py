@@ -30,23 +30,12 @@ from scipy.special import erf, gamma, gammaincinv
 
 from lensfinder import PIXSCALE, STAMP_SIZE
 from lensfinder.photometry import FWHM_PER_SIGMA
+from lensfinder.sky.shapes import E_MAX_LENSING, axis_ratio_angle
 
 # The SIE deflection has a removable singularity at q = 1 (0/0). Capping q keeps
 # sqrt(1 - q^2) >= 0.014, representable in the float32 tracing; the deflection it changes
 # by ~1e-4 relative, far below every tolerance here.
 Q_MAX = 1.0 - 1e-4
-
-
-def ellipticity(q, phi):
-    """(e1, e2) of axis ratio ``q`` and major-axis angle ``phi`` (radians from +x, CCW)."""
-    c = (1.0 - np.asarray(q, dtype=np.float64)) / (1.0 + np.asarray(q, dtype=np.float64))
-    return c * np.cos(2 * phi), c * np.sin(2 * phi)
-
-
-def axis_ratio_angle(e1, e2):
-    """(q, phi) of ellipticity (e1, e2); inverse of :func:`ellipticity`."""
-    c = np.minimum(np.hypot(e1, e2), 0.9999)
-    return (1 - c) / (1 + c), 0.5 * np.arctan2(e2, e1)
 
 
 def sersic_bn(n):
@@ -99,7 +88,7 @@ def _col(a):
 
 def _lens_terms(sys: LensSystems) -> dict[str, np.ndarray]:
     """Per-system SIE + shear constants, (N,) arrays."""
-    q, phi = axis_ratio_angle(sys.lens_e1, sys.lens_e2)
+    q, phi = axis_ratio_angle(sys.lens_e1, sys.lens_e2, E_MAX_LENSING)
     q = np.minimum(q, Q_MAX)
     # product-average theta_E -> Keeton & Kochanek normalisation b (zero core)
     b = sys.theta_e / np.sqrt((1 + q**2) / (2 * q)) * np.sqrt((1 + q**2) / 2)
@@ -109,7 +98,7 @@ def _lens_terms(sys: LensSystems) -> dict[str, np.ndarray]:
 
 def _source_terms(sys: LensSystems) -> dict[str, np.ndarray]:
     """Per-system Sersic constants for a unit-flux source, (N,) arrays."""
-    q, phi = axis_ratio_angle(sys.src_e1, sys.src_e2)
+    q, phi = axis_ratio_angle(sys.src_e1, sys.src_e2, E_MAX_LENSING)
     return {"q": q, "cos": np.cos(phi), "sin": np.sin(phi), "x0": sys.src_x, "y0": sys.src_y,
             "re": sys.src_re, "n": sys.src_n, "bn": sersic_bn(sys.src_n),
             "amp": sersic_amplitude(1.0, sys.src_re, sys.src_n)}

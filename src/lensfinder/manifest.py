@@ -27,18 +27,18 @@ import astropy.units as u
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from astropy.coordinates import SkyCoord
 from astropy_healpix import HEALPix
 
 from lensfinder import PIXSCALE, seeding
 from lensfinder.sky.bricks import brick_center
-from lensfinder.sky.shapes import e1e2_to_q_theta
+from lensfinder.sky.crossmatch import MATCH_RADIUS_ARCSEC, nearest_within
+from lensfinder.sky.shapes import axis_ratio_angle, stamp_angle
 from lensfinder.tables import write_json, write_parquet
 
 CONTROL_STRATEGIES = ("paired", "unpaired", "unpaired_matched")
 SPLIT_SCHEMES = ("row", "galaxy", "sky")
 SPLITS = ("train", "val", "test")
-VETO_RADIUS_ARCSEC = 5.0
+VETO_RADIUS_ARCSEC = MATCH_RADIUS_ARCSEC
 
 
 @dataclass(frozen=True)
@@ -101,14 +101,8 @@ pixel columns = West, y = North), radians counter-clockwise from +x; lengths arc
 
 
 def known_lens_veto(ra, dec, known: pd.DataFrame, radius_arcsec: float = VETO_RADIUS_ARCSEC) -> np.ndarray:
-    """True for positions within ``radius_arcsec`` of a catalogued lens (``known`` has
-    ra, dec in degrees)."""
-    if len(known) == 0 or len(ra) == 0:
-        return np.zeros(len(ra), dtype=bool)
-    gal = SkyCoord(np.asarray(ra) * u.deg, np.asarray(dec) * u.deg)
-    cat = SkyCoord(known["ra"].to_numpy() * u.deg, known["dec"].to_numpy() * u.deg)
-    _, sep, _ = gal.match_to_catalog_sky(cat)
-    return sep.arcsec < radius_arcsec
+    """True for positions (degrees) within ``radius_arcsec`` of a catalogued lens."""
+    return nearest_within(ra, dec, known, radius_arcsec)[0] >= 0
 
 
 def _split_of(u_: np.ndarray, fractions: dict) -> np.ndarray:
@@ -161,14 +155,13 @@ def _draw_parameters(cfg: DatasetConfig, seed: int, gal: pd.DataFrame) -> dict[s
     zz = seeding.normal(keys, 3)
     theta_e = p.theta_e[0] + (p.theta_e[1] - p.theta_e[0]) * uu[:, 0]
     # mass follows light: the LRG's own axis ratio and position angle where it has a shape
-    q_light, pa_light = e1e2_to_q_theta(gal["shape_e1"].to_numpy(), gal["shape_e2"].to_numpy())
+    q_light, pa_light = axis_ratio_angle(gal["shape_e1"].to_numpy().astype(np.float64),
+                                         gal["shape_e2"].to_numpy().astype(np.float64))
     has_shape = (gal["shape_r"].to_numpy() > 0) & np.isfinite(q_light)
     q_draw = p.lens_q_min + (1 - p.lens_q_min) * uu[:, 1]
     lens_q = np.where(has_shape, q_light + p.lens_q_scatter * zz[:, 0], q_draw)
     lens_q = np.clip(lens_q, p.lens_q_min, 1.0)
-    # Tractor PA is East of North; in the stamp frame (x = West, y = North) the major axis
-    # (-sin PA, cos PA) lies at angle PA + pi/2 from +x.
-    lens_phi = np.where(has_shape, pa_light + np.pi / 2, np.pi * uu[:, 2])
+    lens_phi = np.where(has_shape, stamp_angle(pa_light), np.pi * uu[:, 2])
     gamma = p.shear_max * uu[:, 3]
     gamma_ang = np.pi * uu[:, 4]
     inside = uu[:, 5] < p.frac_in_caustic

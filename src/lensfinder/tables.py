@@ -105,12 +105,3 @@ def write_json(obj, path: str | os.PathLike) -> None:
     """Write ``obj`` as indented JSON atomically; numpy scalars and NaN are made JSON-safe."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(_json_safe(obj), indent=2, sort_keys=False) + "\n")
-
-
-def write_png(fig, path: str | os.PathLike, dpi: int = 110) -> None:
-    """Save a matplotlib figure as PNG atomically and close it."""
-    import matplotlib.pyplot as plt  # only the plotting steps pay for matplotlib
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)

@@ -3,7 +3,6 @@ from pathlib import Path
 
 import os
 
-from lensfinder.ablations import ablation_runs, comparison_rows
 from lensfinder.sky.bricks import coadd_path
 from lensfinder.manifest import DatasetConfig, sky_split_pixels
 from lensfinder.sky.mock import MockSkyConfig, bricks_in_sweep
@@ -108,8 +107,15 @@ def coadd_inputs():
     ]
 
 
-# The comparison's ablations (gen3 with one gen2 setting on) are runs like any other.
-RUN_CONFIGS = {**config.get("runs", {}), **ablation_runs(config.get("runs", {}), config.get("compare"))}
+# The gen2 study (workflow/rules/gen2.smk) exists when the config has a `compare` section;
+# its ablations (gen3 with one gen2 setting on) are runs like any other.
+COMPARE = config.get("compare")
+RUN_CONFIGS = dict(config.get("runs", {}))
+if COMPARE:
+    from lensfinder.gen2.ablations import ablation_runs, comparison_rows
+
+    RUN_CONFIGS.update(ablation_runs(RUN_CONFIGS, COMPARE))
+COMPARE_ROWS = comparison_rows(COMPARE) if COMPARE else []
 RUNS = list(RUN_CONFIGS)
 
 

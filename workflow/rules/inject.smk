@@ -79,3 +79,27 @@ rule stamps:
         expand(rules.manifest.output.audit, dataset=DATASETS),
         expand(rules.stamps_report.output.report, dataset=DATASETS),
         expand(rules.gallery.output.png, dataset=DATASETS),
+
+
+rule flux_baseline:
+    """How much of a dataset a classifier that never sees pixels solves (aperture fluxes
+    and colours only): the "extra flux" shortcut of paired controls, measured."""
+    input:
+        stamps=dataset_stamps,
+    output:
+        report(
+            f"{RESULTS}/datasets/{{dataset}}/flux_baseline.json",
+            caption="../report/flux_baseline.rst",
+            category="Diagnostics",
+            subcategory="flux-only baselines",
+        ),
+    params:
+        seed=config["seed"],
+    conda:
+        "../../envs/lensfinder.yaml"
+    log:
+        f"{LOGS}/flux_baseline/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/flux_baseline/{{dataset}}.tsv"
+    script:
+        "../scripts/flux_baseline.py"

@@ -1,30 +1,4 @@
-# The six answers and Snakemake's own HTML report over every report()-tagged product.
-
-REFERENCE = COMPARE["reference"] if COMPARE else None
-BASELINE = COMPARE["baseline"] if COMPARE else None
-
-
-rule answers:
-    """The six questions of the gen2 debug request, answered from this run's numbers."""
-    input:
-        comparison=rules.compare.output.json,
-        diag_ref=f"{RESULTS}/runs/{REFERENCE}/diagnostics.json",
-        diag_base=f"{RESULTS}/runs/{BASELINE}/diagnostics.json",
-        user=rules.gen2_history.output[0],
-    output:
-        html=report(
-            f"{RESULTS}/report/answers.html",
-            caption="../report/answers.rst",
-            category="Answers",
-        ),
-        json=f"{RESULTS}/report/answers.json",
-    conda:
-        "../../envs/lensfinder.yaml"
-    log:
-        f"{LOGS}/answers.log",
-    script:
-        "../scripts/answers.py"
-
+# Snakemake's own HTML report over every report()-tagged product.
 
 rule report_inputs:
     """Every product the report shows (the DAG `snakemake --report` renders)."""
@@ -32,13 +6,9 @@ rule report_inputs:
         rules.parent_lrg.output.summary,
         expand(f"{RESULTS}/datasets/{{dataset}}/{{f}}", dataset=DATASETS,
                f=["manifest_audit.json", "stamps_report.json", "gallery.png", "flux_baseline.json"]),
-        expand(f"{RESULTS}/runs/{{run}}/{{f}}", run=[r["run"] for r in COMPARE_ROWS],
-               f=["history.json", "metrics.json", "roc.png", "score_hist.png", "ties.png", "overfitting.png",
-                  "diagnostics.json"]),
-        rules.gen2_history.output,
-        rules.compare.output,
-        rules.answers.output,
+        expand(f"{RESULTS}/runs/{{run}}/{{f}}", run=RUNS, f=["history.json", "metrics.json", "roc.png", "score_hist.png"]),
         rules.candidates.output,
+        GEN2_REPORT_INPUTS,
     default_target: False
 
 

@@ -1,8 +1,8 @@
-"""Rule answers: the six questions answered from this run (see lensfinder.answers)."""
+"""Rule answers: the six questions answered from this run (see lensfinder.gen2.answers)."""
 import logging
 import sys
 
-from lensfinder.answers import write_answers
+from lensfinder.gen2.answers import write_answers
 
 sys.stderr = open(snakemake.log[0], "w")  # tracebacks land in the rule's log too
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)

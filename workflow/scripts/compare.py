@@ -1,8 +1,9 @@
-"""Rule compare: gen2 vs gen3 and the one-factor ablations (see lensfinder.compare)."""
+"""Rule compare: gen2 vs gen3 and the one-factor ablations (see lensfinder.gen2.compare)."""
 import logging
 import sys
 
-from lensfinder.compare import compare_runs
+from lensfinder.contracts import metric_key
+from lensfinder.gen2.compare import compare_runs
 
 sys.stderr = open(snakemake.log[0], "w")  # tracebacks land in the rule's log too
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)
@@ -12,4 +13,4 @@ inputs = {r["run"]: {"history": h, "metrics": m}
 c = compare_runs(rows, inputs, snakemake.output.json, snakemake.output.html, snakemake.output.png,
                  snakemake.params.configs)
 for s in c["summary"]:
-    logging.info("%s: tpr@fpr0.001 %.3f", s["label"], s["tpr@fpr0.001"])
+    logging.info("%s: %s %.3f", s["label"], metric_key(1e-3), s[metric_key(1e-3)])

@@ -1,8 +1,8 @@
-"""Rule diagnose: every diagnostic of one run (see lensfinder.diagnose)."""
+"""Rule diagnose: every diagnostic of one run (see lensfinder.gen2.diagnose)."""
 import logging
 import sys
 
-from lensfinder.diagnose import diagnose_run
+from lensfinder.gen2.diagnose import diagnose_run
 
 sys.stderr = open(snakemake.log[0], "w")  # tracebacks land in the rule's log too
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)

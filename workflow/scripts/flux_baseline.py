@@ -1,8 +1,8 @@
-"""Rule flux_baseline: flux-only classifier of one dataset (see lensfinder.diagnose)."""
+"""Rule flux_baseline: flux-only classifier of one dataset (see lensfinder.flux_baseline)."""
 import logging
 import sys
 
-from lensfinder.diagnose import flux_baseline
+from lensfinder.flux_baseline import flux_baseline
 from lensfinder.tables import write_json
 
 sys.stderr = open(snakemake.log[0], "w")  # tracebacks land in the rule's log too

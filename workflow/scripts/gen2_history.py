@@ -2,7 +2,7 @@
 A malformed file fails the rule with a one-line message naming file, epoch and key."""
 import sys
 
-from lensfinder.diagnose import HistoryError, explain_gen2_history, read_gen2_history
+from lensfinder.gen2.user_history import HistoryError, explain_gen2_history, read_gen2_history
 from lensfinder.tables import write_json
 
 sys.stderr = open(snakemake.log[0], "w")

@@ -44,7 +44,7 @@ from lensfinder.photometry import (
 )
 from lensfinder.sky.bricks import brick_center, brick_wcs, coadd_path, sweep_name
 from lensfinder.sky.columns import MASKBITS, SWEEP_COLUMNS, fits_format
-from lensfinder.sky.shapes import covariance_pixels, e1e2_to_q_theta, q_theta_to_e1e2
+from lensfinder.sky.shapes import axis_ratio_angle, covariance_pixels, ellipticity
 from lensfinder.tables import atomic_path, write_parquet
 
 RELEASE_DR10_SOUTH = 10000
@@ -192,7 +192,7 @@ def _draw_population(rng: np.random.Generator, kind: str, n: int) -> dict:
     if kind == "blue":
         e[types == "REX"] = 0.0
     theta = rng.uniform(0, np.pi, n)
-    e1, e2 = q_theta_to_e1e2((1 - e) / (1 + e), theta)
+    e1, e2 = ellipticity((1 - e) / (1 + e), theta)
     return {"g": g, "r": r, "z": z, "w1": w1, "w2": w2, "re": re, "sersic": sersic, "type": types,
             "e1": e1, "e2": e2, "pop": np.full(n, kind)}
 
@@ -217,7 +217,7 @@ def make_brick_catalog(cfg: MockSkyConfig, brickname: str) -> tuple[dict, dict]:
     ra, dec = wcs.all_pix2world(x, y, 0)
     ebv = np.full(n, cond["ebv"])
     is_gal = cat["re"] > 0
-    q, _ = e1e2_to_q_theta(cat["e1"], cat["e2"])
+    q, _ = axis_ratio_angle(np.asarray(cat["e1"], np.float64), np.asarray(cat["e2"], np.float64))
     r_circ = cat["re"] * np.sqrt(q)
 
     cols: dict[str, np.ndarray] = {
@@ -326,7 +326,7 @@ def _render_band(shape, render: dict, band: str) -> np.ndarray:
     c = render["cond"][band]
     x, y, flux = render["x"], render["y"], render["flux"][band]
     re_pix = render["re"] / PIXSCALE
-    q, theta = e1e2_to_q_theta(render["e1"], render["e2"])
+    q, theta = axis_ratio_angle(np.asarray(render["e1"], np.float64), np.asarray(render["e2"], np.float64))
     shape_cov = covariance_pixels(re_pix, q, theta)
     psf_var = c["sigma_psf_pix"] ** 2
     half = np.clip(np.ceil(4 * c["sigma_psf_pix"] + 5 * re_pix), 8, 48).astype(int)

@@ -1,37 +1,52 @@
-"""Tractor galaxy shapes: (SHAPE_R, SHAPE_E1, SHAPE_E2) <-> axis ratio and position angle.
+"""The one ellipse convention of lensfinder: ellipticity (e1, e2) <-> axis ratio and
+angle, and the two angle origins in use.
 
-Tractor's ``EllipseE``: |e| = sqrt(e1^2 + e2^2), axis ratio q = (1 - |e|) / (1 + |e|),
-position angle of the major axis theta = atan2(e2, e1) / 2, measured from North through
-East. SHAPE_R is the half-light radius along the major axis, arcsec.
+Ellipticity: |e| = (1 - q) / (1 + q), e1 = |e| cos 2a, e2 = |e| sin 2a -- Tractor's
+``EllipseE`` (SHAPE_E1/E2) and lenstronomy's ``param_util.phi_q2_ellipticity`` share it.
+What the angle ``a`` means depends on the frame:
+
+* catalogue (Tractor): ``a`` is the position angle of the major axis, East of North;
+* stamp (lensing, injection): ``a`` is measured counter-clockwise from +x, with x = West
+  and y = North as in a DR10 coadd (RA increases to the left). The major axis
+  (-sin PA, cos PA) then lies at ``a = PA + pi/2`` (:func:`stamp_angle`).
+
+SHAPE_R is the half-light radius along the major axis, arcsec.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-
-def e1e2_to_q_theta(e1, e2) -> tuple[np.ndarray, np.ndarray]:
-    """Axis ratio q (0-1] and major-axis position angle (radians, East of North)."""
-    e1 = np.asarray(e1, dtype=np.float64)
-    e2 = np.asarray(e2, dtype=np.float64)
-    e = np.clip(np.hypot(e1, e2), 0.0, 0.999)
-    return (1.0 - e) / (1.0 + e), 0.5 * np.arctan2(e2, e1)
+# Tractor shapes reach |e| -> 1 for unresolved fits; q >= 5e-4 keeps them finite.
+E_MAX_CATALOGUE = 0.999
+# SIE / Sersic ray tracing: q >= 5e-5 (the lens code caps q below 1 separately).
+E_MAX_LENSING = 0.9999
 
 
-def q_theta_to_e1e2(q, theta) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`e1e2_to_q_theta` (theta in radians East of North)."""
-    q = np.asarray(q, dtype=np.float64)
-    e = (1.0 - q) / (1.0 + q)
-    return e * np.cos(2 * theta), e * np.sin(2 * theta)
+def ellipticity(q, angle) -> tuple[np.ndarray, np.ndarray]:
+    """(e1, e2) of axis ratio ``q`` (0-1] and major-axis ``angle`` (radians, either frame)."""
+    c = (1.0 - np.asarray(q, dtype=np.float64)) / (1.0 + np.asarray(q, dtype=np.float64))
+    return c * np.cos(2 * angle), c * np.sin(2 * angle)
+
+
+def axis_ratio_angle(e1, e2, e_max: float = E_MAX_CATALOGUE) -> tuple[np.ndarray, np.ndarray]:
+    """(q, angle) of ellipticity (e1, e2), |e| capped at ``e_max``; inverse of
+    :func:`ellipticity`. Computed in the dtype of the inputs."""
+    e = np.clip(np.hypot(e1, e2), 0.0, e_max)
+    return (1 - e) / (1 + e), 0.5 * np.arctan2(e2, e1)
+
+
+def stamp_angle(position_angle):
+    """Angle from +x (x = West, y = North) of a major axis at ``position_angle`` East of North."""
+    return position_angle + np.pi / 2
 
 
 def covariance_pixels(r_pix, q, theta) -> np.ndarray:
-    """2x2 shape matrices, (N, 2, 2) in pixel units (x = West, y = North, as in a DR10
-    coadd whose RA increases to the left), of ellipses with major-axis scale ``r_pix``,
-    axis ratio ``q`` and position angle ``theta`` (radians East of North)."""
+    """2x2 shape matrices, (N, 2, 2) in pixel units (x = West, y = North), of ellipses with
+    major-axis scale ``r_pix``, axis ratio ``q`` and position angle ``theta`` (radians
+    East of North)."""
     r_pix, q, theta = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (r_pix, q, theta)))
-    # Major axis unit vector: North is +y, East is -x.
-    ux, uy = -np.sin(theta), np.cos(theta)
+    ux, uy = -np.sin(theta), np.cos(theta)  # major axis: North is +y, East is -x
     vx, vy = -uy, ux  # minor axis, perpendicular
     a2, b2 = r_pix**2, (q * r_pix) ** 2
     cov = np.empty(r_pix.shape + (2, 2))

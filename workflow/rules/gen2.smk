@@ -1,29 +1,6 @@
-# Phase 5 diagnostics: flux-only baselines per dataset, per-run diagnostics, the user's
-# own gen2 history, and the gen2-vs-gen3 comparison.
-
-
-rule flux_baseline:
-    """How much of a dataset a classifier that never sees pixels solves (aperture fluxes
-    and colours only): the "extra flux" shortcut of paired controls, measured."""
-    input:
-        stamps=dataset_stamps,
-    output:
-        report(
-            f"{RESULTS}/datasets/{{dataset}}/flux_baseline.json",
-            caption="../report/flux_baseline.rst",
-            category="Diagnostics",
-            subcategory="flux-only baselines",
-        ),
-    params:
-        seed=config["seed"],
-    conda:
-        "../../envs/lensfinder.yaml"
-    log:
-        f"{LOGS}/flux_baseline/{{dataset}}.log",
-    benchmark:
-        f"{BENCH}/flux_baseline/{{dataset}}.tsv"
-    script:
-        "../scripts/flux_baseline.py"
+# The gen2 case study (lensfinder.gen2): per-run diagnostics, the user's own gen2 history,
+# the gen2-vs-gen3 comparison and the six written answers. Included by the Snakefile only
+# when the config has a `compare` section; the pipeline stands without it.
 
 
 rule diagnose:
@@ -87,10 +64,6 @@ rule gen2_history:
         "../scripts/gen2_history.py"
 
 
-COMPARE = config.get("compare")
-COMPARE_ROWS = comparison_rows(COMPARE) if COMPARE else []
-
-
 rule compare:
     """gen2, gen3 and one-factor ablations side by side: per-run epoch tables and the
     summary of which factor moves tpr@fpr1e-4 / 1e-3, with intervals."""
@@ -119,3 +92,38 @@ rule compare:
         f"{LOGS}/compare.log",
     script:
         "../scripts/compare.py"
+
+
+REFERENCE = COMPARE["reference"] if COMPARE else None
+BASELINE = COMPARE["baseline"] if COMPARE else None
+
+
+rule answers:
+    """The six questions of the gen2 debug request, answered from this run's numbers."""
+    input:
+        comparison=rules.compare.output.json,
+        diag_ref=f"{RESULTS}/runs/{REFERENCE}/diagnostics.json",
+        diag_base=f"{RESULTS}/runs/{BASELINE}/diagnostics.json",
+        user=rules.gen2_history.output[0],
+    output:
+        html=report(
+            f"{RESULTS}/report/answers.html",
+            caption="../report/answers.rst",
+            category="Answers",
+        ),
+        json=f"{RESULTS}/report/answers.json",
+    conda:
+        "../../envs/lensfinder.yaml"
+    log:
+        f"{LOGS}/answers.log",
+    script:
+        "../scripts/answers.py"
+
+
+GEN2_REPORT_INPUTS = [
+    *expand(f"{RESULTS}/runs/{{run}}/{{f}}", run=[r["run"] for r in COMPARE_ROWS],
+            f=["ties.png", "overfitting.png", "diagnostics.json"]),
+    *rules.gen2_history.output,
+    *rules.compare.output,
+    *rules.answers.output,
+]

@@ -8,13 +8,16 @@ file every number comes from. A different run can therefore produce a different 
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
-from lensfinder.tables import atomic_path, write_json
+from lensfinder import pages
+from lensfinder.contracts import Comparison, Diagnostics, metric_key, read
+from lensfinder.tables import write_json
 
 P = 0.05  # significance level of the memorisation test
+T3, T4 = metric_key(1e-3), metric_key(1e-4)
+BEST_F32 = f"best_epoch_float32_{T3}"  # the diagnostics key of the best epoch by float32 T3
 
 
 def _pct(x) -> str:
@@ -26,7 +29,8 @@ def _ci(v) -> str:
 
 
 def _src(path) -> str:
-    return f"<code class='src'>{html.escape(str(path))}</code>"
+    """Where a number comes from, in the evidence text (plain text; the page escapes it)."""
+    return f"[{path}]"
 
 
 def _row(c: dict, run: str, float32: bool = False) -> dict | None:
@@ -51,7 +55,7 @@ def q1_paired(c, diag_ref, diag_base, paths) -> tuple[str, list[str]]:
     for fb, p in ((fb_ref, paths["flux_ref"]), (fb_base, paths["flux_base"])):
         m = fb["models"]["gradient_boosting"].get("test") or fb["models"]["gradient_boosting"]["val"]
         ev.append(f"Flux-only classifier (no pixels) on {fb['dataset']}: test AUC {m['auc']:.3f}, "
-                  f"tpr@fpr0.001 {_pct(m['tpr@fpr0.001'])} {_ci(m['tpr@fpr0.001_ci95'])} {_src(p)}")
+                  f"{T3} {_pct(m[T3])} {_ci(m[T3 + '_ci95'])} {_src(p)}")
     mem = diag_ref["memorisation"]
     if mem["applicable"] and mem["epochs"]:
         last = mem["epochs"][-1]
@@ -69,10 +73,10 @@ def q1_paired(c, diag_ref, diag_base, paths) -> tuple[str, list[str]]:
     s = _factor(c, "paired_row")
     cliff = False
     if s:
-        supported.append(s["delta_tpr@fpr0.001_significant"] and s["delta_tpr@fpr0.001"] < 0)
+        supported.append(s["delta_" + T3 + "_significant"] and s["delta_" + T3] < 0)
         cliff = any(s["val_cliff_epochs"].values())
         ev.append(f"Ablation gen3 + paired controls split by row (evaluated on {fb_ref['dataset']}'s own test split): "
-                  f"{_delta(s, 'tpr@fpr0.001')}; {_delta(s, 'tpr@fpr1e-4')}; validation cliffs: "
+                  f"{_delta(s, T3)}; {_delta(s, T4)}; validation cliffs: "
                   f"{'yes' if cliff else 'none'} {_src(paths['comparison'])}")
     auc = {fb["dataset"]: (fb["models"]["gradient_boosting"].get("test") or fb["models"]["gradient_boosting"]["val"])["auc"]
            for fb in (fb_ref, fb_base)}
@@ -87,9 +91,9 @@ def q1_paired(c, diag_ref, diag_base, paths) -> tuple[str, list[str]]:
     mem_sig = bool(supported and supported[0])
     if s is None:
         effect = "no paired-control ablation was run"
-    elif not s["delta_tpr@fpr0.001_significant"]:
+    elif not s["delta_" + T3 + "_significant"]:
         effect = "the paired-control ablation does not move the low-FPR TPR beyond its interval"
-    elif s["delta_tpr@fpr0.001"] < 0:
+    elif s["delta_" + T3] < 0:
         effect = ("the paired-control ablation costs low-FPR TPR beyond its interval" +
                   (", with a cliff in its validation history" if cliff else ", as a shift, not a cliff"))
     else:
@@ -97,7 +101,7 @@ def q1_paired(c, diag_ref, diag_base, paths) -> tuple[str, list[str]]:
                   "flatter the metric rather than collapse it")
     mem = ("validation controls whose twin was trained on score higher than the others (memorisation)" if mem_sig
            else "the memorisation test finds no significant preference for controls whose twin was trained on")
-    bad = mem_sig or (s is not None and s["delta_tpr@fpr0.001_significant"] and s["delta_tpr@fpr0.001"] < 0)
+    bad = mem_sig or (s is not None and s["delta_" + T3 + "_significant"] and s["delta_" + T3] < 0)
     verdict = (("Partly supported. " if bad else "Not supported as the cause of the collapse by this run. ") + shortcut +
                f"The paired, row-split data leak {leak['galaxies_in_multiple_splits']} galaxies across splits; {mem}; "
                f"{effect}.")
@@ -121,27 +125,27 @@ def q2_cliff(c, diag_ref, user, paths) -> tuple[str, list[str]]:
                       f"tied at the top {stored} score ({t['n_neg_saturated']} negatives saturated at exactly 1.0; "
                       f"largest control logit {t['max_logit_neg']:.2f}, bf16 saturates above "
                       f"{diag_ref['saturation_logit']['prob_bfloat16']:.2f}); as float32 logits: "
-                      f"{f['n_neg_tied_at_top']} tied, tpr@fpr0.001 {_pct(f['tpr@fpr0.001'])} instead of "
-                      f"{_pct(t['tpr@fpr0.001'])} {_src(paths['diag_ref'])}")
+                      f"{f['n_neg_tied_at_top']} tied, {T3} {_pct(f[T3])} instead of "
+                      f"{_pct(t[T3])} {_src(paths['diag_ref'])}")
     if ref and ref32 and ref["score_dtype"] != "logit_float32":
-        ev.append(f"Test split, {c['reference']}: tpr@fpr0.001 {_pct(ref['tpr@fpr0.001'])} as {ref['score_dtype']} vs "
-                  f"{_pct(ref32['tpr@fpr0.001'])} as float32 logits (same weights; {ref['n_neg_tied_at_top']} vs "
+        ev.append(f"Test split, {c['reference']}: {T3} {_pct(ref[T3])} as {ref['score_dtype']} vs "
+                  f"{_pct(ref32[T3])} as float32 logits (same weights; {ref['n_neg_tied_at_top']} vs "
                   f"{ref32['n_neg_tied_at_top']} negatives tied at the top) {_src(paths['comparison'])}")
     s = _factor(c, "bf16_scores")
     if s:
-        ev.append(f"Ablation gen3 + bf16 probabilities: {_delta(s, 'tpr@fpr0.001')}; validation cliffs "
+        ev.append(f"Ablation gen3 + bf16 probabilities: {_delta(s, T3)}; validation cliffs "
                   f"{ {k: v for k, v in s['val_cliff_epochs'].items() if v} or 'none'} {_src(paths['comparison'])}")
     if user:
-        ev.append(f"Your gen2 history: {html.escape(user['verdict'])} {_src(paths['user'])}")
-        ev += [html.escape(x) for x in user["explanation"]]
+        ev.append(f"Your gen2 history: {user['verdict']} {_src(paths['user'])}")
+        ev += list(user["explanation"])
     if stored_cliffs and not f32_cliffs:
         eps = sorted({e for v in stored_cliffs.values() for e in v})
         rows = {(t["epoch"], t["score_dtype"]): t for t in diag_ref["ties"]}
         n_sat = sum(rows[(e, stored)]["n_neg_saturated"] > 0 for e in eps)
-        f32 = [rows[(e, "logit_float32")]["tpr@fpr0.001"] for e in eps]
+        f32 = [rows[(e, "logit_float32")][T3] for e in eps]
         verdict = (f"Ties in the stored scores, not a ranking change: in this run tpr@fpr falls to 0 at epoch(s) "
                    f"{', '.join(map(str, eps))} when scores are ranked as {stored}, and the float32 logits of the same "
-                   f"weights give tpr@fpr0.001 = {_pct(min(f32))}-{_pct(max(f32))} there, with no cliff. At "
+                   f"weights give {T3} = {_pct(min(f32))}-{_pct(max(f32))} there, with no cliff. At "
                    f"{n_sat} of these epochs a control was saturated at exactly 1.0; at the others it sat in one of "
                    f"{stored}'s coarse steps just below 1.0 together with lenses. Once more than fpr x n_neg controls "
                    "share the top score, tpr at that fpr is 0 -- a step, not a slope.")
@@ -158,12 +162,12 @@ def q2_cliff(c, diag_ref, user, paths) -> tuple[str, list[str]]:
 def q3_eval(c, diag_ref, user, paths) -> tuple[str, list[str]]:
     ev = []
     stored = diag_ref["score_dtype"]
-    gap = [(t["epoch"], t["tpr@fpr0.001"], next(x for x in diag_ref["ties"] if x["epoch"] == t["epoch"]
-                                                    and x["score_dtype"] == "logit_float32")["tpr@fpr0.001"])
+    gap = [(t["epoch"], t[T3], next(x for x in diag_ref["ties"] if x["epoch"] == t["epoch"]
+                                                    and x["score_dtype"] == "logit_float32")[T3])
            for t in diag_ref["ties"] if t["score_dtype"] == stored]
     worst = max(gap, key=lambda g: g[2] - g[1])
     ev.append(f"Largest gap between ranking {stored} scores and float32 logits of the same epoch: epoch {worst[0]}, "
-              f"tpr@fpr0.001 {_pct(worst[1])} vs {_pct(worst[2])} {_src(paths['diag_ref'])}")
+              f"{T3} {_pct(worst[1])} vs {_pct(worst[2])} {_src(paths['diag_ref'])}")
     if user:
         ok = [e for e in user["epochs"] if "consistent" in e]
         ev.append(f"Your logged metrics at the cliff epochs are {'all' if all(e['consistent'] for e in ok) else 'not all'} "
@@ -171,7 +175,7 @@ def q3_eval(c, diag_ref, user, paths) -> tuple[str, list[str]]:
                   f"({len(ok)} epochs checked) {_src(paths['user'])}")
     ref = _row(c, c["reference"])
     ev.append(f"With {ref['n_neg']} test negatives here the smallest resolvable FPR is {ref['min_resolvable_fpr']:.1e}; "
-              f"tpr@fpr1e-4 below that is TPR at zero false positives (flagged, not extrapolated) {_src(paths['comparison'])}")
+              f"{T4} below that is TPR at zero false positives (flagged, not extrapolated) {_src(paths['comparison'])}")
     bad = [e["epoch"] for e in (user or {}).get("epochs", []) if e.get("consistent") is False]
     checked = [e["epoch"] for e in (user or {}).get("epochs", []) if "consistent" in e]
     if user and checked and not bad:
@@ -197,8 +201,8 @@ def q4_expected(c, paths) -> tuple[str, list[str]]:
                     ("no_early_stopping", "no early stopping")):
         s = _factor(c, f)
         if s:
-            ev.append(f"gen3 + {what}: {_delta(s, 'tpr@fpr0.001')}; {_delta(s, 'tpr@fpr1e-4')} {_src(paths['comparison'])}")
-            if s["delta_tpr@fpr0.001_significant"] or s["delta_tpr@fpr1e-4_significant"]:
+            ev.append(f"gen3 + {what}: {_delta(s, T3)}; {_delta(s, T4)} {_src(paths['comparison'])}")
+            if s["delta_" + T3 + "_significant"] or s["delta_" + T4 + "_significant"]:
                 moved.append(what)
     ref_lr = [e["lr"] for e in c["runs"][c["reference"]]["epochs"]]
     ev.append(f"{c['reference']} learning rate at the end of each epoch: "
@@ -224,7 +228,7 @@ def q5_loss(diag_ref, user, paths) -> tuple[str, list[str]]:
           f"{o['max_logit_neg'][0]:.2f} -> {o['max_logit_neg'][-1]:.2f} {_src(paths['diag_ref'])}",
           "Scores that a bf16 sigmoid rounds to exactly 1.0, per epoch (lenses / controls): "
           + ", ".join(f"e{e}: {p}/{n}" for e, p, n, _ in sat) + f" {_src(paths['diag_ref'])}",
-          f"Validation AUC (float32 logits) at the best epoch {o['best_epoch_float32_tpr@fpr0.001']}: "
+          f"Validation AUC (float32 logits) at the best epoch {o[BEST_F32]}: "
           f"{o['val_auc_at_best']:.3f}; at the last epoch: {o['val_auc_last']:.3f} {_src(paths['diag_ref'])}"]
     grew = o["mean_abs_logit_pos"][-1] > o["mean_abs_logit_pos"][0]
     user_losses = [e["train_loss"] for e in (user or {}).get("epochs", []) if e.get("train_loss") is not None]
@@ -249,12 +253,12 @@ def q6_other(c, diag_ref, paths) -> tuple[str, list[str]]:
               f"{dup['n_train']} training rows) {_src(paths['diag_ref'])}")
     s = _factor(c, "legacy_sharding")
     if s:
-        ev.append(f"gen3 + the worker sharding bug: {_delta(s, 'tpr@fpr0.001')} {_src(paths['comparison'])}")
+        ev.append(f"gen3 + the worker sharding bug: {_delta(s, T3)} {_src(paths['comparison'])}")
     leak = diag_ref["leakage"]
     ev.append(f"Split of {leak.get('dataset', 'the gen2 dataset')} is '{leak.get('split_scheme', '?')}': "
               f"{leak['galaxies_in_multiple_splits']} galaxies in more than one split {_src(paths['diag_ref'])}")
     ev.append(f"{c['reference']} kept the weights of epoch {ref['checkpoint_epoch']} "
-              f"(best validation epoch by float32 tpr@fpr0.001: {diag_ref['overfitting']['best_epoch_float32_tpr@fpr0.001']}) "
+              f"(best validation epoch by float32 {T3}: {diag_ref['overfitting'][BEST_F32]}) "
               f"{_src(paths['comparison'])}")
     cfg = ref.get("config", {})
     train = cfg.get("train", {})
@@ -290,9 +294,9 @@ QUESTIONS = (
 
 def write_answers(comparison_path, diag_ref_path, diag_base_path, user_path, out_html, out_json) -> list[dict]:
     """Rule body of ``answers``: six verdicts with evidence as HTML (for the report) and JSON."""
-    c = json.loads(Path(comparison_path).read_text())
-    dr = json.loads(Path(diag_ref_path).read_text())
-    db = json.loads(Path(diag_base_path).read_text())
+    c = read(Comparison, comparison_path)
+    dr = read(Diagnostics, diag_ref_path)
+    db = read(Diagnostics, diag_base_path)
     user = json.loads(Path(user_path).read_text()) if user_path else None
     paths = {"comparison": comparison_path, "diag_ref": diag_ref_path, "diag_base": diag_base_path,
              "user": user_path, "flux_ref": dr["sources"]["flux_baseline"], "flux_base": db["sources"]["flux_baseline"]}
@@ -300,16 +304,5 @@ def write_answers(comparison_path, diag_ref_path, diag_base_path, user_path, out
                q4_expected(c, paths), q5_loss(dr, user, paths), q6_other(c, dr, paths)]
     out = [{"question": q, "answer": a, "evidence": e} for q, (a, e) in zip(QUESTIONS, answers)]
     write_json(out, out_json)
-    page = ["<!doctype html><html><head><meta charset='utf-8'><title>Answers</title><style>",
-            "body{font-family:sans-serif;font-size:14px;margin:14px;max-width:60em} li{margin:4px 0}",
-            "code.src{font-size:11px;color:#555} h3{margin-top:1.2em}</style></head><body>",
-            f"<h2>The six questions, answered from this run ({html.escape(c['reference'])} vs "
-            f"{html.escape(c['baseline'])})</h2>"]
-    for i, a in enumerate(out, 1):
-        page.append(f"<h3>{i}. {html.escape(a['question'])}</h3><p><b>{html.escape(a['answer'])}</b></p><ul>")
-        page += [f"<li>{e}</li>" for e in a["evidence"]]
-        page.append("</ul>")
-    page.append("</body></html>")
-    with atomic_path(out_html) as tmp:
-        tmp.write_text("\n".join(page))
+    pages.write_page(out_html, "answers.html.j2", answers=out, reference=c["reference"], baseline=c["baseline"])
     return out

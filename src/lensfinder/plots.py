@@ -1,0 +1,168 @@
+"""Every figure lensfinder draws, on matplotlib's object-oriented Figure API: no pyplot
+state, no backend switching on import (a Figure with no canvas manager renders with Agg
+when saved), so importing a module never changes how a user's own plots behave.
+
+Each function takes arrays or records already computed elsewhere and writes one PNG.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.image import imsave
+
+from lensfinder.contracts import TPR_KEYS
+from lensfinder.metrics import roc, saturation_logit, scores_as_stored
+from lensfinder.tables import atomic_path
+
+
+def write_png(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> None:
+    """Save ``fig`` as PNG atomically."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+
+
+def png_bytes(img: np.ndarray, scale: int = 2) -> bytes:
+    """(H, W, 3) uint8 -> PNG bytes, each pixel a scale x scale block, rows bottom-up as
+    ``imshow(origin="lower")`` shows them."""
+    buf = io.BytesIO()
+    imsave(buf, np.kron(img, np.ones((scale, scale, 1), np.uint8)), format="png", origin="lower")
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- evaluation
+def roc_curve(labels, logits, score_dtype: str, path, title: str) -> None:
+    """ROC on a log FPR axis, as float32 logits and as the run stores its scores."""
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    n_neg = int((labels == 0).sum())
+    for dtype, style in zip(dict.fromkeys(["logit_float32", score_dtype]), ("-", "--")):
+        fpr, tpr, _ = roc(labels, scores_as_stored(logits, dtype))
+        ax.step(np.maximum(fpr, 0.5 / n_neg), tpr, style, where="post", label=dtype)
+    ax.axvline(1.0 / n_neg, color="grey", lw=0.8, ls=":", label=f"1/n_neg = {1.0 / n_neg:.1e}")
+    ax.set(xscale="log", xlim=(0.5 / n_neg, 1), xlabel="false positive rate", ylabel="true positive rate")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    write_png(fig, path)
+
+
+def score_histograms(labels, logits, path, title: str) -> None:
+    """Per-class histograms of float32 logits, with the logit where bf16 sigmoids saturate."""
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.subplots()
+    bins = np.linspace(float(logits.min()), float(logits.max()) + 1e-6, 60)
+    ax.hist(logits[labels == 0], bins=bins, histtype="step", label=f"controls ({(labels == 0).sum()})", log=True)
+    ax.hist(logits[labels == 1], bins=bins, histtype="step", label=f"lenses ({(labels == 1).sum()})", log=True)
+    sat = saturation_logit("prob_bfloat16")
+    ax.axvline(sat, color="grey", ls=":", lw=0.8, label=f"bf16 sigmoid saturates ({sat:.2f})")
+    ax.set(xlabel="logit (float32)", ylabel="count")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    write_png(fig, path)
+
+
+# --------------------------------------------------------------------------- galleries
+def pair_gallery(images: list[tuple[np.ndarray, str, np.ndarray, str]], path, title: str) -> None:
+    """Rows of two (positive, control) pairs: ``images`` holds (rgb, caption, rgb, caption)."""
+    ncol, nrow = 4, max(1, (len(images) + 1) // 2)
+    fig = Figure(figsize=(2.2 * ncol, 2.7 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k, (img_a, cap_a, img_b, cap_b) in enumerate(images):
+        a, b = axes[k // 2, 2 * (k % 2)], axes[k // 2, 2 * (k % 2) + 1]
+        a.imshow(img_a, origin="lower")
+        a.set_title(cap_a, fontsize=7)
+        b.imshow(img_b, origin="lower")
+        b.set_title(cap_b, fontsize=7)
+    if not images:
+        axes[0, 0].text(0.5, 0.5, "no stamps", ha="center", va="center")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    write_png(fig, path)
+
+
+def image_grid(images: list[tuple[np.ndarray, str]], path, title: str, cols: int = 8) -> None:
+    """A grid of (rgb, caption) thumbnails."""
+    rows = max(1, -(-len(images) // cols))
+    fig = Figure(figsize=(cols * 1.4, rows * 1.55))
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, (img, caption) in zip(axes, images):
+        ax.imshow(img, origin="lower")
+        ax.set_title(caption, fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    write_png(fig, path)
+
+
+# --------------------------------------------------------------------------- diagnostics
+def ties(ties: list[dict], stored: str, path, title: str) -> None:
+    """Validation TPRs and negatives tied at the top score per epoch, stored dtype vs float32."""
+    df = pd.DataFrame(ties)
+    fig = Figure(figsize=(6, 5))
+    a1, a2 = fig.subplots(2, 1, sharex=True)
+    for dtype, style in zip(dict.fromkeys([stored, "logit_float32"]), ("o-", "s--")):
+        g = df[df["score_dtype"] == dtype].sort_values("epoch")
+        for key, colour in zip(TPR_KEYS, ("C0", "C1")):
+            a1.plot(g["epoch"], g[key], style, color=colour, label=f"{key} ({dtype})", ms=4)
+        a2.plot(g["epoch"], g["n_neg_tied_at_top"], style, color="C3", label=f"negatives tied at top ({dtype})", ms=4)
+    a1.set_ylabel("validation TPR")
+    a1.legend(fontsize=7)
+    a2.set(ylabel="count", xlabel="epoch")
+    a2.legend(fontsize=7)
+    a1.set_title(title, fontsize=9)
+    fig.tight_layout()
+    write_png(fig, path)
+
+
+def overfitting(history: list[dict], path, title: str) -> None:
+    """Train loss, validation metrics and logit magnitude against epoch."""
+    h = pd.DataFrame(history)
+    fig = Figure(figsize=(6, 7))
+    a1, a2, a3 = fig.subplots(3, 1, sharex=True)
+    a1.semilogy(h["epoch"], h["train_loss"], "o-", ms=4)
+    a1.set_ylabel("train loss")
+    a2.plot(h["epoch"], h["auc"], "o-", ms=4, label="AUC")
+    for key in TPR_KEYS:
+        a2.plot(h["epoch"], h[key], "o-", ms=4, label=f"{key} ({h['score_dtype'].iloc[0]})")
+        if "logit_float32" in h:
+            a2.plot(h["epoch"], [d[key] if isinstance(d, dict) else np.nan for d in h["logit_float32"]], "s--", ms=3,
+                    label=f"{key} (float32 logits)")
+    a2.set_ylabel("validation")
+    a2.legend(fontsize=7)
+    for key, lab in (("mean_abs_logit_pos", "mean |logit|, lenses"), ("mean_abs_logit_neg", "mean |logit|, controls"),
+                     ("max_logit_neg", "max logit, controls")):
+        if key in h:
+            a3.plot(h["epoch"], h[key], "o-", ms=4, label=lab)
+    sat = saturation_logit("prob_bfloat16")
+    a3.axhline(sat, color="grey", ls=":", label=f"bf16 sigmoid == 1.0 above {sat:.2f}")
+    a3.set(ylabel="logit", xlabel="epoch")
+    a3.legend(fontsize=7)
+    a1.set_title(title, fontsize=9)
+    fig.tight_layout()
+    write_png(fig, path)
+
+
+def comparison_summary(summary: list[dict], path) -> None:
+    """Test TPRs with 95% intervals, one row per comparison line, the baseline dotted."""
+    fig = Figure(figsize=(10, 0.45 * len(summary) + 1.5))
+    axes = fig.subplots(1, 2, sharey=True)
+    y = np.arange(len(summary))[::-1]
+    for ax, k in zip(axes, TPR_KEYS):
+        v = np.array([s[k] for s in summary])
+        lo = v - np.array([s[k + "_ci95"][0] for s in summary])
+        hi = np.array([s[k + "_ci95"][1] for s in summary]) - v
+        ax.errorbar(v, y, xerr=[lo, hi], fmt="o", capsize=3)
+        ax.axvline(summary[0][k], color="grey", ls=":", lw=0.8)
+        ax.set(xlabel=f"test {k} (95% CI)", xlim=(-0.02, 1.02))
+    axes[0].set_yticks(y, [s["label"] for s in summary], fontsize=7)
+    fig.tight_layout()
+    write_png(fig, path)
