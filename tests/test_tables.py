@@ -8,9 +8,9 @@ from lensfinder.tables import ParquetStreamWriter, write_json, write_parquet
 
 def test_a_killed_writers_temporary_file_is_removed_when_the_output_is_written_again(tmp_path):
     out = tmp_path / "part-1-of-2.parquet"
-    stale = tmp_path / ".part-1-of-2.parquet.k1ll3d.tmp"  # what a SIGKILLed job leaves
+    stale = tmp_path / ".part-1-of-2.parquet.tmp"  # what a SIGKILLed job leaves
     stale.write_bytes(b"half a file")
-    other = tmp_path / ".part-2-of-2.parquet.abc.tmp"  # another shard's: not this output's
+    other = tmp_path / ".part-2-of-2.parquet.tmp"  # another shard's: not this output's
     other.write_bytes(b"x")
     write_parquet(pa.table({"a": [1, 2]}), out)
     assert out.exists() and not stale.exists() and other.exists()

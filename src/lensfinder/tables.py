@@ -7,11 +7,9 @@ Snakemake's own incomplete-file tracking is not the only safety net).
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -27,18 +25,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A killed job leaves its temporary file behind; the one job that writes this output
-    # (Snakemake runs one per output) removes them when it runs again.
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    # One temporary name per output: a killed job's leftover is replaced when the one job
+    # that writes this output (Snakemake runs one per output) runs again.
+    tmp = path.parent / f".{path.name}.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.write_bytes(b"")
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual mode
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -197,52 +197,25 @@ def _draw_population(rng: np.random.Generator, kind: str, n: int) -> dict:
             "e1": e1, "e2": e2, "pop": np.full(n, kind)}
 
 
-def make_brick_catalog(cfg: MockSkyConfig, brickname: str) -> tuple[dict, dict]:
-    """Catalogue of one mock brick: (sweep columns as numpy arrays + ``MOCK_POP`` truth
-    label, render info with noise-free observed fluxes in nanomaggies and pixel positions).
-    """
-    rng = _rngs(cfg, brickname, 4)[1]
-    cond = brick_conditions(cfg, brickname)
-    size = cfg.brick_size_pix
-    pops = [_draw_population(rng, k, n) for k, n in
-            (("lrg", cfg.n_lrg), ("blue", cfg.n_blue), ("star", cfg.n_star), ("bright_star", cfg.n_bright_star))]
-    cat = {k: np.concatenate([p[k] for p in pops]) for k in pops[0]}
-    n = len(cat["g"])
-    order = rng.permutation(n)  # Tractor OBJIDs carry no population information
-    cat = {k: v[order] for k, v in cat.items()}
-
-    x = rng.uniform(3, size - 4, n)
-    y = rng.uniform(3, size - 4, n)
-    wcs = brick_wcs(brickname, size)
-    ra, dec = wcs.all_pix2world(x, y, 0)
-    ebv = np.full(n, cond["ebv"])
-    is_gal = cat["re"] > 0
-    q, _ = axis_ratio_angle(np.asarray(cat["e1"], np.float64), np.asarray(cat["e2"], np.float64))
-    r_circ = cat["re"] * np.sqrt(q)
-
-    cols: dict[str, np.ndarray] = {
-        "RELEASE": np.full(n, RELEASE_DR10_SOUTH, dtype=np.int16),
-        "BRICKID": np.full(n, mock_brickid(cfg, brickname), dtype=np.int32),
-        "BRICKNAME": np.full(n, brickname),
-        "OBJID": np.arange(n, dtype=np.int32),
-        "TYPE": cat["type"].astype("U3"),
-        "RA": np.mod(ra, 360.0),
-        "DEC": dec,
-        "EBV": ebv.astype(np.float32),
-    }
-    true_flux = {}
-    fiber_frac = _fiber_fraction(cat["sersic"], r_circ)
-
-    # No-coverage stripes (a missing CCD): objects there have NOBS = 0 and no flux in that band.
+def _stripes(rng, cfg: MockSkyConfig) -> dict[str, tuple[int, int]]:
+    """No-coverage stripes (a missing CCD) per band: objects there have NOBS = 0 and no flux."""
     stripes = {}
     for b in BANDS:
         if rng.random() < cfg.no_coverage_stripe_prob:
-            x0 = int(rng.integers(0, size - 24))
+            x0 = int(rng.integers(0, cfg.brick_size_pix - 24))
             stripes[b] = (x0, x0 + 24)
+    return stripes
+
+
+def _photometry(rng, cat: dict, cond: dict, x, ebv, r_circ, fiber_frac, stripes: dict) -> tuple[dict, dict]:
+    """(FLUX/IVAR/MW_TRANSMISSION/NOBS/FIBER/PSF/GALDEPTH sweep columns, observed (reddened)
+    noise-free fluxes per band as in the images), nanomaggies."""
+    n = len(x)
+    cols, true_flux = {}, {}
     for b in BANDS + ("w1", "w2"):
         B = b.upper()
         trans = mw_transmission(ebv, b)
-        flux = mag_to_flux(cat[b]) * trans  # observed (reddened), as in the images
+        flux = mag_to_flux(cat[b]) * trans
         true_flux[b] = flux
         if b in BANDS:
             c = cond[b]
@@ -257,23 +230,33 @@ def make_brick_catalog(cfg: MockSkyConfig, brickname: str) -> tuple[dict, dict]:
         cols[f"FLUX_IVAR_{B}"] = ivar.astype(np.float32)
         cols[f"MW_TRANSMISSION_{B}"] = trans.astype(np.float32)
         if b in BANDS:
-            c = cond[b]
-            cols[f"NOBS_{B}"] = rng.integers(2, 6, n).astype(np.int16)
-            cols[f"FIBERFLUX_{B}"] = (measured * fiber_frac).astype(np.float32)
-            cols[f"FIBERTOTFLUX_{B}"] = (measured * fiber_frac * (1 + rng.uniform(0, 0.15, n))).astype(np.float32)
-            cols[f"PSFSIZE_{B}"] = np.full(n, c["psf_fwhm"], dtype=np.float32)
-            cols[f"PSFDEPTH_{B}"] = np.full(n, c["psfdepth"], dtype=np.float32)
-            ref = GALDEPTH_REFERENCE_RE_ARCSEC / 1.1774 / PIXSCALE
-            galdepth = 1.0 / (c["sigma_pix"] ** 2 * 4 * np.pi * (c["sigma_psf_pix"] ** 2 + ref**2))
-            cols[f"GALDEPTH_{B}"] = np.full(n, galdepth, dtype=np.float32)
+            cols.update(_optical_columns(rng, B, cond[b], measured, fiber_frac, n))
             if b in stripes:
                 inside = (x >= stripes[b][0] - 0.5) & (x < stripes[b][1] - 0.5)
                 for key in (f"FLUX_{B}", f"FLUX_IVAR_{B}", f"NOBS_{B}", f"FIBERFLUX_{B}", f"FIBERTOTFLUX_{B}",
                             f"PSFSIZE_{B}", f"PSFDEPTH_{B}", f"GALDEPTH_{B}"):
                     cols[key][inside] = 0
+    return cols, true_flux
 
-    # Gaia: stars brighter than G~20.8 are matched; a few compact galaxies are too.
-    rmag_obs = flux_to_mag(true_flux["r"])
+
+def _optical_columns(rng, B: str, c: dict, measured, fiber_frac, n: int) -> dict:
+    """NOBS, fibre fluxes and PSF / galaxy depths of one optical band."""
+    ref = GALDEPTH_REFERENCE_RE_ARCSEC / 1.1774 / PIXSCALE
+    galdepth = 1.0 / (c["sigma_pix"] ** 2 * 4 * np.pi * (c["sigma_psf_pix"] ** 2 + ref**2))
+    return {f"NOBS_{B}": rng.integers(2, 6, n).astype(np.int16),
+            f"FIBERFLUX_{B}": (measured * fiber_frac).astype(np.float32),
+            f"FIBERTOTFLUX_{B}": (measured * fiber_frac * (1 + rng.uniform(0, 0.15, n))).astype(np.float32),
+            f"PSFSIZE_{B}": np.full(n, c["psf_fwhm"], dtype=np.float32),
+            f"PSFDEPTH_{B}": np.full(n, c["psfdepth"], dtype=np.float32),
+            f"GALDEPTH_{B}": np.full(n, galdepth, dtype=np.float32)}
+
+
+def _gaia_and_masks(rng, cfg: MockSkyConfig, x, y, is_gal, r_flux) -> dict:
+    """GAIA_PHOT_G_MEAN_MAG, REF_CAT and MASKBITS: stars brighter than G~20.8 are matched,
+    a few compact galaxies too; BRIGHT within the Legacy Surveys bright-star radius
+    1630" * 1.396**-G of a G < 13 star; GALAXY/CLUSTER/ALLMASK/MEDIUM on a fraction of galaxies."""
+    n = len(x)
+    rmag_obs = flux_to_mag(r_flux)
     gaia = np.zeros(n, dtype=np.float32)
     star = ~is_gal
     gaia[star] = np.where(rmag_obs[star] + 0.25 < 20.8, rmag_obs[star] + 0.25, 0.0)
@@ -282,24 +265,18 @@ def make_brick_catalog(cfg: MockSkyConfig, brickname: str) -> tuple[dict, dict]:
     gaia[lucky] = rng.uniform(18.2, 21.0, lucky.size)
     bright_gal = gal_idx[rng.random(gal_idx.size) < 0.005]
     gaia[bright_gal] = rng.uniform(16.5, 18.0, bright_gal.size)  # fail the Gaia G > 18 cut
-    cols["GAIA_PHOT_G_MEAN_MAG"] = gaia
-    cols["REF_CAT"] = np.where(gaia > 0, "GE", "").astype("U2")
-
     maskbits = np.zeros(n, dtype=np.int32)
-    # BRIGHT: within the Legacy Surveys bright-star radius 1630" * 1.396**-G of a G < 13 star.
     for i in np.flatnonzero(star & (gaia > 0) & (gaia < 13)):
         radius_pix = 1630.0 * 1.396 ** (-float(gaia[i])) / PIXSCALE
         maskbits[np.hypot(x - x[i], y - y[i]) < radius_pix] |= 1 << MASKBITS["BRIGHT"]
     for bit in ("GALAXY", "CLUSTER", "ALLMASK_G", "ALLMASK_R", "ALLMASK_Z", "MEDIUM"):
         maskbits[is_gal & (rng.random(n) < cfg.frac_masked)] |= 1 << MASKBITS[bit]
-    cols["MASKBITS"] = maskbits
+    return {"GAIA_PHOT_G_MEAN_MAG": gaia, "REF_CAT": np.where(gaia > 0, "GE", "").astype("U2"), "MASKBITS": maskbits}
 
-    cols["SHAPE_R"] = cat["re"].astype(np.float32)
-    cols["SHAPE_E1"] = cat["e1"].astype(np.float32)
-    cols["SHAPE_E2"] = cat["e2"].astype(np.float32)
-    cols["SERSIC"] = cat["sersic"].astype(np.float32)
 
-    # Catalogue pathologies on a fraction of galaxies, one quality cut each.
+def _add_pathologies(rng, cfg: MockSkyConfig, cols: dict, is_gal) -> None:
+    """Catalogue pathologies on a fraction of galaxies, one quality cut each."""
+    gal_idx = np.flatnonzero(is_gal)
     bad = gal_idx[rng.random(gal_idx.size) < cfg.frac_bad_quality]
     kinds = rng.integers(0, 5, bad.size)
     cols["FLUX_R"][bad[kinds == 0]] *= -1.0
@@ -309,6 +286,45 @@ def make_brick_catalog(cfg: MockSkyConfig, brickname: str) -> tuple[dict, dict]:
     cols["FLUX_IVAR_W1"][bad[kinds == 3]] = 0.0
     cols["FIBERFLUX_Z"][bad[kinds == 4]] = 0.0
 
+
+def make_brick_catalog(cfg: MockSkyConfig, brickname: str) -> tuple[dict, dict]:
+    """Catalogue of one mock brick: (sweep columns as numpy arrays + ``MOCK_POP`` truth
+    label, render info with noise-free observed fluxes in nanomaggies and pixel positions).
+    Every draw comes from the brick's generator, in a fixed order."""
+    rng = _rngs(cfg, brickname, 4)[1]
+    cond = brick_conditions(cfg, brickname)
+    size = cfg.brick_size_pix
+    pops = [_draw_population(rng, k, n) for k, n in
+            (("lrg", cfg.n_lrg), ("blue", cfg.n_blue), ("star", cfg.n_star), ("bright_star", cfg.n_bright_star))]
+    cat = {k: np.concatenate([p[k] for p in pops]) for k in pops[0]}
+    n = len(cat["g"])
+    order = rng.permutation(n)  # Tractor OBJIDs carry no population information
+    cat = {k: v[order] for k, v in cat.items()}
+
+    x = rng.uniform(3, size - 4, n)
+    y = rng.uniform(3, size - 4, n)
+    ra, dec = brick_wcs(brickname, size).all_pix2world(x, y, 0)
+    ebv = np.full(n, cond["ebv"])
+    is_gal = cat["re"] > 0
+    q, _ = axis_ratio_angle(np.asarray(cat["e1"], np.float64), np.asarray(cat["e2"], np.float64))
+    r_circ = cat["re"] * np.sqrt(q)
+    cols: dict[str, np.ndarray] = {
+        "RELEASE": np.full(n, RELEASE_DR10_SOUTH, dtype=np.int16),
+        "BRICKID": np.full(n, mock_brickid(cfg, brickname), dtype=np.int32),
+        "BRICKNAME": np.full(n, brickname),
+        "OBJID": np.arange(n, dtype=np.int32),
+        "TYPE": cat["type"].astype("U3"),
+        "RA": np.mod(ra, 360.0),
+        "DEC": dec,
+        "EBV": ebv.astype(np.float32),
+    }
+    stripes = _stripes(rng, cfg)
+    phot, true_flux = _photometry(rng, cat, cond, x, ebv, r_circ, _fiber_fraction(cat["sersic"], r_circ), stripes)
+    cols.update(phot)
+    cols.update(_gaia_and_masks(rng, cfg, x, y, is_gal, true_flux["r"]))
+    cols.update({"SHAPE_R": cat["re"].astype(np.float32), "SHAPE_E1": cat["e1"].astype(np.float32),
+                 "SHAPE_E2": cat["e2"].astype(np.float32), "SERSIC": cat["sersic"].astype(np.float32)})
+    _add_pathologies(rng, cfg, cols, is_gal)
     cols["MOCK_POP"] = cat["pop"]
     for name, (dtype, _) in SWEEP_COLUMNS.items():
         cols[name] = np.asarray(cols[name]).astype(dtype)

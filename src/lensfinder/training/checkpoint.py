@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from lensfinder.contracts import History, check
 from lensfinder.stamps import open_stamps
 from lensfinder.tables import atomic_path, write_json, write_parquet
 from lensfinder.training.config import RunConfig
@@ -114,6 +115,7 @@ class Checkpoints:
 
     def write_history(self, history: dict) -> None:
         if self.rt.is_main:
+            check(History, history, str(self.work / "history.json"))
             write_json(history, self.work / "history.json")
 
     def publish(self, state: TrainState) -> None:
