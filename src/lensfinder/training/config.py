@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from lensfinder.contracts import HIGHER_IS_BETTER
+from lensfinder.contracts import HIGHER_IS_BETTER, metric_key
 
 
 class ConfigError(ValueError):
@@ -83,7 +83,7 @@ class LoaderConfig:
 @dataclass(frozen=True)
 class EarlyStopping:
     enabled: bool = True
-    metric: str = "tpr@fpr0.001"
+    metric: str = metric_key(1e-3)
     tiebreak: str = "pauc"
     patience: int = 3
     min_delta: float = 0.0

@@ -19,6 +19,7 @@ import sys
 import time
 from contextlib import nullcontext
 
+from lensfinder.contracts import TPR_KEYS
 from lensfinder.tables import write_parquet
 from lensfinder.training.checkpoint import Checkpoints, data_fingerprint
 from lensfinder.training.config import RunConfig
@@ -68,8 +69,8 @@ def _end_epoch(ck: Checkpoints, lrn: Learner, state: TrainState, paths, cfg: Run
                       "best_epoch": state.best_epoch,
                       "stopped_early": bool(es.enabled and state.epoch < cfg.train.epochs), "epochs": state.history})
     if rt.is_main:
-        print(f"[{cfg.name}] epoch {rec['epoch']} loss {rec['train_loss']:.4f} "
-              f"tpr@fpr1e-3 {rec['tpr@fpr0.001']:.3f} tpr@fpr1e-4 {rec['tpr@fpr1e-4']:.3f} "
+        tprs = " ".join(f"{k} {rec[k]:.3f}" for k in TPR_KEYS)
+        print(f"[{cfg.name}] epoch {rec['epoch']} loss {rec['train_loss']:.4f} {tprs} "
               f"auc {rec['auc']:.4f} tied-neg {rec['n_neg_tied_at_top']} lr {rec['lr']:.2e} "
               f"{rec['seconds']}s", flush=True)
 
