@@ -1,40 +1,110 @@
-"""The public cutout-service client, against a local HTTP server (never the internet)."""
+"""The cutout-service client, against a local server that imitates the Legacy Surveys
+viewer (never the internet). The imitation follows the viewer's own code
+(legacysurvey/imagine ``map/views.py``): ``write_cutout`` puts a (bands, H, W) cube in HDU 0
+with BANDS / BAND0.. cards and a TAN WCS with CRPIX = (W + 1) / 2 and CD1_1 < 0, and with
+``&invvar`` an INVVAR HDU after it; ``needs_layer`` answers ``no such layer`` with HTTP 200;
+``exposures_common(copsf=True)`` answers one PSF HDU per band."""
 
 import io
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.wcs import WCS
 
-from lensfinder.sky.cutout_service import CutoutService, CutoutServiceError, RateLimiter
+from lensfinder.sky.cutout_service import CutoutService, CutoutServiceError, NoData, RateLimiter
+
+LAYERS = {"ls-dr10-south", "ls-dr10", "ls-dr9"}
 
 
-class FakeLegacySurvey(BaseHTTPRequestHandler):
-    plan: list = []  # status codes to answer before serving FITS
+def viewer_cutout(q: dict, bands_override: str | None = None, crpix_shift: float = 0.0) -> bytes:
+    """What ``write_cutout`` returns: a Gaussian source (sigma 1.5 px) at the requested
+    position rendered through the response WCS, amplitude 1, 2, 3 in g, r, z."""
+    size, bands, ps = int(q["size"]), bands_override or q["bands"], float(q["pixscale"]) / 3600
+    ra, dec = float(q["ra"]), float(q["dec"])
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [ra, dec]
+    w.wcs.crpix = [(size + 1) / 2 + crpix_shift, (size + 1) / 2]
+    w.wcs.cd = [[-ps, 0.0], [0.0, ps]]
+    hdr = w.to_header()
+    hdr["BANDS"] = bands
+    for i, b in enumerate(bands):
+        hdr[f"BAND{i}"] = b
+    x0, y0 = w.world_to_pixel_values(ra, dec)
+    yy, xx = np.mgrid[:size, :size]
+    blob = np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * 1.5**2))
+    cube = np.stack([(i + 1) * blob for i in range(len(bands))]).astype(np.float32)
+    if dec > 80:  # outside the footprint: the viewer renders NaN-free zeros with no coverage
+        cube[:] = np.nan
+    hdul = fits.HDUList([fits.PrimaryHDU(cube, header=hdr)])
+    hdul[0].header["IMAGETYP"] = "IMAGE"
+    if "invvar" in q:
+        iv = fits.ImageHDU(np.full_like(cube, 0.0 if dec > 80 else 400.0), header=hdr)
+        iv.header["IMAGETYP"] = "INVVAR"
+        hdul.append(iv)
+    buf = io.BytesIO()
+    hdul.writeto(buf)
+    return buf.getvalue()
+
+
+def viewer_coadd_psf(q: dict) -> bytes:
+    bands = q.get("bands", "grz")
+    yy, xx = np.mgrid[:63, :63] - 31
+    hdus = []
+    for i, b in enumerate(bands):
+        psf = np.exp(-(xx**2 + yy**2) / (2 * (1.5 + 0.1 * i) ** 2)).astype(np.float32)
+        h = (fits.PrimaryHDU if i == 0 else fits.ImageHDU)(psf / psf.sum())
+        if i == 0:
+            h.header["BANDS"] = bands
+            for j, bb in enumerate(bands):
+                h.header[f"BAND{j}"] = bb
+        h.header["BAND"] = b
+        hdus.append(h)
+    buf = io.BytesIO()
+    fits.HDUList(hdus).writeto(buf)
+    return buf.getvalue()
+
+
+class FakeViewer(BaseHTTPRequestHandler):
+    plan: list = []  # what to do for the next requests, in order; then serve normally
     requests: list = []
 
     def do_GET(self):  # noqa: N802 (http.server API)
-        q = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+        url = urlparse(self.path)
+        q = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         type(self).requests.append(q)
-        status = type(self).plan.pop(0) if type(self).plan else 200
-        if status == "html":
-            body, status, ctype = b"<html>oops</html>", 200, "text/html"
-        elif status != 200:
-            body, ctype = b"busy", "text/plain"
+        action = type(self).plan.pop(0) if type(self).plan else "ok"
+        status, ctype, headers = 200, "application/fits", {}
+        if q.get("layer") not in LAYERS:
+            body, ctype = b"no such layer", "text/html"
+        elif isinstance(action, int):
+            status, body, ctype = action, b"busy", "text/plain"
+        elif action == "retry-after-day":
+            status, body, headers = 429, b"slow down", {"Retry-After": "86400"}
+        elif action == "html":
+            body, ctype = b"<html>oops</html>", "text/html"
+        elif url.path.endswith("coadd-psf/"):
+            body = viewer_coadd_psf(q)
         else:
-            size, nb = int(q["size"]), len(q["bands"])
-            data = np.full((nb, size, size), float(q["ra"]), dtype=np.float32)
-            buf = io.BytesIO()
-            fits.PrimaryHDU(data).writeto(buf)
-            body, ctype = buf.getvalue(), "application/fits"
+            body = viewer_cutout(q, bands_override="rzg" if action == "rzg" else None,
+                                 crpix_shift=0.5 if action == "off-centre" else 0.0)
+        length = str(len(body))
+        if action == "huge":
+            length = str(300 << 20)
+        if action == "slow":
+            time.sleep(1.0)
         self.send_response(status)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", length)
+        for k, v in headers.items():
+            self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(body[: len(body) // 2] if action in ("truncated", "huge") else body)
 
     def log_message(self, *args):
         pass
@@ -42,11 +112,11 @@ class FakeLegacySurvey(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    FakeLegacySurvey.plan, FakeLegacySurvey.requests = [], []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeLegacySurvey)
+    FakeViewer.plan, FakeViewer.requests = [], []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeViewer)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/viewer/cutout.fits"
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/viewer/"
     httpd.shutdown()
     httpd.server_close()
 
@@ -54,55 +124,122 @@ def server():
 def _client(url, tmp_path, **kw):
     sleeps = []
     kw.setdefault("min_interval_s", 0.0)
-    return CutoutService(cache_dir=tmp_path, base_url=url, sleep=sleeps.append, **kw), sleeps
+    return CutoutService(cache_dir=tmp_path / "cache", base_url=url + "cutout.fits", psf_url=url + "coadd-psf/",
+                         sleep=sleeps.append, **kw), sleeps
 
 
-def test_fetch_sends_dr10_parameters_and_caches(server, tmp_path):
+def test_fetch_asks_for_dr10_south_with_invvar_and_centres_the_target_on_pixel_32(server, tmp_path):
     client, _ = _client(server, tmp_path)
-    img = client.fetch(150.25, 2.5)
-    assert img.shape == (3, 64, 64) and img.dtype == np.float32 and img[0, 0, 0] == np.float32(150.25)
-    q = FakeLegacySurvey.requests[0]
-    assert (q["layer"], q["pixscale"], q["bands"], q["size"]) == ("ls-dr10", "0.262", "grz", "64")
+    c = client.fetch(150.25, 2.5)
+    q = FakeViewer.requests[0]
+    assert (q["layer"], q["pixscale"], q["bands"], q["size"]) == ("ls-dr10-south", "0.262", "grz", "65")
+    assert "invvar" in q
+    assert c.image.shape == c.invvar.shape == (3, 64, 64) and c.image.dtype == np.float32
+    yy, xx = np.mgrid[:64, :64]
+    w = c.image[1] / c.image[1].sum()
+    assert abs((w * xx).sum() - 32) < 0.05 and abs((w * yy).sum() - 32) < 0.05  # as a local cutout
+    assert c.centre_offset_pix < 1e-6 and (c.invvar == 400).all()
+    np.testing.assert_allclose(c.image[2], 3 * c.image[0], rtol=1e-6, atol=1e-12)  # g, r, z order kept
     again = client.fetch(150.25, 2.5)
-    np.testing.assert_array_equal(img, again)
-    assert len(FakeLegacySurvey.requests) == 1 and client.n_cache_hits == 1
-    # a new client with the same cache directory does not ask either
-    other, _ = _client(server, tmp_path)
+    np.testing.assert_array_equal(c.image, again.image)
+    other, _ = _client(server, tmp_path)  # a new client with the same cache does not ask either
     other.fetch(150.25, 2.5)
-    assert len(FakeLegacySurvey.requests) == 1
+    assert len(FakeViewer.requests) == 1 and client.n_cache_hits == 1
 
 
-def test_retries_with_exponential_backoff(server, tmp_path):
-    FakeLegacySurvey.plan = [503, 429]
-    client, sleeps = _client(server, tmp_path, backoff_s=0.5)
+def test_unknown_layer_is_a_clear_error_and_not_cached(server, tmp_path):
+    client, _ = _client(server, tmp_path, layer="ls-dr99")
+    with pytest.raises(CutoutServiceError, match="no layer 'ls-dr99'"):
+        client.fetch(10.0, 0.0)
+    assert not list((tmp_path / "cache").rglob("*.fits")) if (tmp_path / "cache").exists() else True
+
+
+@pytest.mark.parametrize("action, message", [("rzg", "bands 'rzg'"), ("off-centre", "0.500 px from the stamp centre")])
+def test_band_order_and_centring_are_checked_against_the_response_header(server, tmp_path, action, message):
+    FakeViewer.plan = [action]
+    client, _ = _client(server, tmp_path)
+    with pytest.raises(CutoutServiceError, match=message):
+        client.fetch(20.0, 1.0)
+
+
+def test_retries_with_exponential_backoff_and_a_capped_retry_after(server, tmp_path):
+    FakeViewer.plan = [503, 429, "retry-after-day"]
+    client, sleeps = _client(server, tmp_path, backoff_s=0.5, max_retry_after_s=30.0)
     client.fetch(10.0, -1.0)
-    assert len(FakeLegacySurvey.requests) == 3
-    assert sleeps == [0.5, 1.0]
+    assert len(FakeViewer.requests) == 4 and sleeps == [0.5, 1.0, 30.0]
 
 
-def test_gives_up_with_a_clear_error(server, tmp_path):
-    FakeLegacySurvey.plan = [503] * 10
+def test_gives_up_with_a_clear_error_and_client_errors_are_not_retried(server, tmp_path):
+    FakeViewer.plan = [503] * 3
     client, sleeps = _client(server, tmp_path, max_retries=2, backoff_s=0.1)
     with pytest.raises(CutoutServiceError, match=r"ra=10\.0000000.*gave up after 3 attempts.*HTTP 503"):
         client.fetch(10.0, -1.0)
-    assert len(sleeps) == 2
-
-
-def test_client_errors_are_not_retried(server, tmp_path):
-    FakeLegacySurvey.plan = [404]
-    client, sleeps = _client(server, tmp_path)
-    with pytest.raises(CutoutServiceError, match="HTTP 404"):
+    FakeViewer.plan = [404]
+    with pytest.raises(CutoutServiceError, match="HTTP 404.*not retried"):
         client.fetch(1.0, 1.0)
-    assert len(FakeLegacySurvey.requests) == 1 and sleeps == []
+    assert len(FakeViewer.requests) == 4 and len(sleeps) == 2
 
 
-def test_error_page_is_not_cached(server, tmp_path):
-    FakeLegacySurvey.plan = ["html"]
+def test_a_response_over_the_size_limit_is_refused_unread(server, tmp_path):
+    FakeViewer.plan = ["huge"]
     client, _ = _client(server, tmp_path)
-    with pytest.raises(CutoutServiceError, match="not FITS"):
+    with pytest.raises(CutoutServiceError, match="exceeds the limit"):
+        client.fetch(3.0, 3.0)
+
+
+def test_truncated_and_slow_responses_are_retried(server, tmp_path):
+    FakeViewer.plan = ["truncated", "slow"]
+    client, sleeps = _client(server, tmp_path, timeout_s=0.3, backoff_s=0.01)
+    assert client.fetch(4.0, 4.0).image.shape == (3, 64, 64)
+    assert len(FakeViewer.requests) == 3 and len(sleeps) == 2
+
+
+def test_error_page_and_empty_cutout_are_not_cached(server, tmp_path):
+    FakeViewer.plan = ["html"]
+    client, _ = _client(server, tmp_path)
+    with pytest.raises(CutoutServiceError, match="not a complete FITS"):
         client.fetch(2.0, 2.0)
-    assert not list(tmp_path.rglob("*.fits"))
-    assert client.fetch(2.0, 2.0).shape == (3, 64, 64)
+    assert client.fetch(2.0, 2.0).image.shape == (3, 64, 64)
+    with pytest.raises(NoData, match="no pixels"):
+        client.fetch(2.0, 85.0)
+    with pytest.raises(NoData):
+        client.fetch(2.0, 85.0)
+    assert len(FakeViewer.requests) == 4  # the empty cutout was asked for twice: never cached
+
+
+def test_a_corrupt_cache_entry_is_fetched_again(server, tmp_path):
+    client, _ = _client(server, tmp_path)
+    client.fetch(5.0, 5.0)
+    entry = client.cache_path(client.url(5.0, 5.0))
+    entry.write_bytes(entry.read_bytes()[:5000])  # e.g. the disk filled up mid-copy
+    assert client.fetch(5.0, 5.0).image.shape == (3, 64, 64)
+    assert len(FakeViewer.requests) == 2 and entry.stat().st_size > 5000
+
+
+@pytest.mark.parametrize("ra, dec", [(float("nan"), 0.0), (10.0, float("inf")), (-1.0, 0.0), (360.0, 0.0),
+                                     (10.0, 91.0), ("10", 0.0)])
+def test_invalid_coordinates_are_rejected_before_any_request(server, tmp_path, ra, dec):
+    client, _ = _client(server, tmp_path)
+    with pytest.raises(ValueError, match="ra"):
+        client.fetch(ra, dec)
+    assert FakeViewer.requests == [] and client.n_requests == 0
+
+
+def test_coadd_psf_has_one_hdu_per_band(server, tmp_path):
+    client, _ = _client(server, tmp_path)
+    psf = client.fetch_psf(150.0, 2.0)
+    assert list(psf) == ["g", "r", "z"] and all(p.shape == (63, 63) for p in psf.values())
+    assert FakeViewer.requests[0]["layer"] == "ls-dr10-south"
+    np.testing.assert_allclose([p.sum() for p in psf.values()], 1.0, rtol=1e-5)
+
+
+def test_fetch_many_counts_skips_per_reason_and_bounds_concurrency(server, tmp_path):
+    client, _ = _client(server, tmp_path, max_concurrent=3)
+    positions = [(10.0 + i * 0.01, 0.0) for i in range(6)] + [(float("nan"), 0.0), (10.0, 85.0)]
+    results, skips = client.fetch_many(positions)
+    assert [r is None for r in results] == [False] * 6 + [True, True]
+    assert skips == {"invalid_position": 1, "no_data": 1}
+    assert len(FakeViewer.requests) == 7
 
 
 def test_rate_limiter_spaces_requests():

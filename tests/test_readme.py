@@ -56,6 +56,13 @@ def checkout(tmp_path_factory, mock_sky):
             (root / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / f, root / f)  # keeps mtimes: make sees the install as up to date
     (root / ".venv").symlink_to(REPO / ".venv")
+    # The .venv is shared: a `make` in the copy must never reinstall into it (an editable
+    # install from the copy would point the suite's own package at this temporary tree).
+    stamp = REPO / ".venv/.lensfinder-installed"
+    if stamp.exists():
+        for f in ("pyproject.toml", "envs/pip-constraints.txt"):
+            t = min((root / f).stat().st_mtime, stamp.stat().st_mtime)
+            os.utime(root / f, (t, t))
     dr10 = tmp_path_factory.mktemp("dr10")
     (dr10 / "south/sweep").mkdir(parents=True)
     shutil.copytree(mock_sky.sweep_dir, dr10 / "south/sweep/10.1")
