@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD = """
 import json, sys
 from lensfinder.inject import InjectConfig, inject_shard
-r = inject_shard(sys.argv[1], sys.argv[2], 0, 1, sys.argv[3], sys.argv[4], InjectConfig(write_npz=sys.argv[5] == "1"))
+from lensfinder.sky.cutout_source import LocalCoadds
+r = inject_shard(sys.argv[1], LocalCoadds(sys.argv[2]), 0, 1, sys.argv[3], sys.argv[4], InjectConfig(write_npz=sys.argv[5] == "1"))
 hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
 print(json.dumps({"vmhwm_kb": int(hwm), "n_written": r["n_written"], "seconds": r["seconds"]}))
 """

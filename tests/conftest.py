@@ -62,3 +62,11 @@ SMALL_SKY = MockSkyConfig(seed=11, bricks=("1501p020", "1551p020"), brick_size_p
 @pytest.fixture(scope="session")
 def mock_sky(tmp_path_factory) -> MockSky:
     return render_mock_sky(tmp_path_factory.mktemp("mocksky"), SMALL_SKY)
+
+
+@pytest.fixture
+def server():
+    """Base URL of a local imitation of the Legacy Surveys viewer (tests/viewer.py)."""
+    from viewer import serve
+    with serve() as url:
+        yield url

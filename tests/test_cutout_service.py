@@ -1,125 +1,11 @@
 """The cutout-service client, against a local server that imitates the Legacy Surveys
-viewer (never the internet). The imitation follows the viewer's own code
-(legacysurvey/imagine ``map/views.py``): ``write_cutout`` puts a (bands, H, W) cube in HDU 0
-with BANDS / BAND0.. cards and a TAN WCS with CRPIX = (W + 1) / 2 and CD1_1 < 0, and with
-``&invvar`` an INVVAR HDU after it; ``needs_layer`` answers ``no such layer`` with HTTP 200;
-``exposures_common(copsf=True)`` answers one PSF HDU per band."""
-
-import io
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+viewer (tests/viewer.py; never the internet)."""
 
 import numpy as np
 import pytest
-from astropy.io import fits
-from astropy.wcs import WCS
 
-from lensfinder.sky.cutout_service import CutoutService, CutoutServiceError, NoData, RateLimiter
-
-LAYERS = {"ls-dr10-south", "ls-dr10", "ls-dr9"}
-
-
-def viewer_cutout(q: dict, bands_override: str | None = None, crpix_shift: float = 0.0) -> bytes:
-    """What ``write_cutout`` returns: a Gaussian source (sigma 1.5 px) at the requested
-    position rendered through the response WCS, amplitude 1, 2, 3 in g, r, z."""
-    size, bands, ps = int(q["size"]), bands_override or q["bands"], float(q["pixscale"]) / 3600
-    ra, dec = float(q["ra"]), float(q["dec"])
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [ra, dec]
-    w.wcs.crpix = [(size + 1) / 2 + crpix_shift, (size + 1) / 2]
-    w.wcs.cd = [[-ps, 0.0], [0.0, ps]]
-    hdr = w.to_header()
-    hdr["BANDS"] = bands
-    for i, b in enumerate(bands):
-        hdr[f"BAND{i}"] = b
-    x0, y0 = w.world_to_pixel_values(ra, dec)
-    yy, xx = np.mgrid[:size, :size]
-    blob = np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * 1.5**2))
-    cube = np.stack([(i + 1) * blob for i in range(len(bands))]).astype(np.float32)
-    if dec > 80:  # outside the footprint: the viewer renders NaN-free zeros with no coverage
-        cube[:] = np.nan
-    hdul = fits.HDUList([fits.PrimaryHDU(cube, header=hdr)])
-    hdul[0].header["IMAGETYP"] = "IMAGE"
-    if "invvar" in q:
-        iv = fits.ImageHDU(np.full_like(cube, 0.0 if dec > 80 else 400.0), header=hdr)
-        iv.header["IMAGETYP"] = "INVVAR"
-        hdul.append(iv)
-    buf = io.BytesIO()
-    hdul.writeto(buf)
-    return buf.getvalue()
-
-
-def viewer_coadd_psf(q: dict) -> bytes:
-    bands = q.get("bands", "grz")
-    yy, xx = np.mgrid[:63, :63] - 31
-    hdus = []
-    for i, b in enumerate(bands):
-        psf = np.exp(-(xx**2 + yy**2) / (2 * (1.5 + 0.1 * i) ** 2)).astype(np.float32)
-        h = (fits.PrimaryHDU if i == 0 else fits.ImageHDU)(psf / psf.sum())
-        if i == 0:
-            h.header["BANDS"] = bands
-            for j, bb in enumerate(bands):
-                h.header[f"BAND{j}"] = bb
-        h.header["BAND"] = b
-        hdus.append(h)
-    buf = io.BytesIO()
-    fits.HDUList(hdus).writeto(buf)
-    return buf.getvalue()
-
-
-class FakeViewer(BaseHTTPRequestHandler):
-    plan: list = []  # what to do for the next requests, in order; then serve normally
-    requests: list = []
-
-    def do_GET(self):  # noqa: N802 (http.server API)
-        url = urlparse(self.path)
-        q = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        type(self).requests.append(q)
-        action = type(self).plan.pop(0) if type(self).plan else "ok"
-        status, ctype, headers = 200, "application/fits", {}
-        if q.get("layer") not in LAYERS:
-            body, ctype = b"no such layer", "text/html"
-        elif isinstance(action, int):
-            status, body, ctype = action, b"busy", "text/plain"
-        elif action == "retry-after-day":
-            status, body, headers = 429, b"slow down", {"Retry-After": "86400"}
-        elif action == "html":
-            body, ctype = b"<html>oops</html>", "text/html"
-        elif url.path.endswith("coadd-psf/"):
-            body = viewer_coadd_psf(q)
-        else:
-            body = viewer_cutout(q, bands_override="rzg" if action == "rzg" else None,
-                                 crpix_shift=0.5 if action == "off-centre" else 0.0)
-        length = str(len(body))
-        if action == "huge":
-            length = str(300 << 20)
-        if action == "slow":
-            time.sleep(1.0)
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", length)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body[: len(body) // 2] if action in ("truncated", "huge") else body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    FakeViewer.plan, FakeViewer.requests = [], []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeViewer)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/viewer/"
-    httpd.shutdown()
-    httpd.server_close()
-
+from lensfinder.sky.cutout_service import CutoutService, CutoutServiceError, NoData, RateLimiter, count_reasons
+from viewer import FakeViewer
 
 def _client(url, tmp_path, **kw):
     sleeps = []
@@ -236,9 +122,9 @@ def test_coadd_psf_has_one_hdu_per_band(server, tmp_path):
 def test_fetch_many_counts_skips_per_reason_and_bounds_concurrency(server, tmp_path):
     client, _ = _client(server, tmp_path, max_concurrent=3)
     positions = [(10.0 + i * 0.01, 0.0) for i in range(6)] + [(float("nan"), 0.0), (10.0, 85.0)]
-    results, skips = client.fetch_many(positions)
+    results, reasons = client.fetch_many(positions)
     assert [r is None for r in results] == [False] * 6 + [True, True]
-    assert skips == {"invalid_position": 1, "no_data": 1}
+    assert count_reasons(reasons) == {"invalid_position": 1, "no_data": 1}
     assert len(FakeViewer.requests) == 7
 
 

@@ -9,6 +9,7 @@ from astropy.io import fits
 
 from lensfinder.gallery import write_gallery
 from lensfinder.inject import InjectConfig, gather_reports, inject_shard, shard_bricks
+from lensfinder.sky.cutout_source import LocalCoadds
 from lensfinder.manifest import DatasetConfig, write_manifest
 from lensfinder.select import gather_parent, select_sweep
 from lensfinder.sky.bricks import coadd_path
@@ -35,7 +36,7 @@ def manifests(mock_sky, tmp_path_factory):
 
 
 def _run(manifest, coadd_dir, out_dir, n_shards=2, **kw):
-    reports = [inject_shard(manifest, coadd_dir, k, n_shards, out_dir / f"part-{k}.parquet",
+    reports = [inject_shard(manifest, LocalCoadds(coadd_dir), k, n_shards, out_dir / f"part-{k}.parquet",
                             out_dir / f"part-{k}.json", InjectConfig(**kw)) for k in range(n_shards)]
     return reports, [out_dir / f"part-{k}.parquet" for k in range(n_shards)]
 
@@ -135,3 +136,41 @@ def test_gallery_renders_positives_next_to_controls(mock_sky, manifests, tmp_pat
     import matplotlib.image as mpimg
     img = mpimg.imread(tmp_path / "gallery.png")
     assert img.shape[0] > 200 and img.shape[1] > 400 and img[..., :3].std() > 0.05
+
+
+def test_stamps_from_the_cutout_service_equal_local_stamps_to_the_resampling(mock_sky, manifests, tmp_path, server):
+    """Phase 4c with no local coadds: the imitation viewer serves the mock sky, Lanczos-3
+    resampled onto grids centred on each galaxy (as the real viewer serves DR10). Each
+    control's service stamp equals its local stamp shifted by the galaxy's sub-pixel
+    offset: the target is on pixel (32, 32), bands in g, r, z order; stamps are marked
+    resampled and the arcs are centred on pixel (32, 32) exactly."""
+    from lensfinder.sky.cutout_service import CutoutService
+    from lensfinder.sky.cutout_source import ServiceCutouts
+    from viewer import FakeViewer, lanczos3
+    FakeViewer.sky = (mock_sky.coadd_dir, SMALL_SKY.bricks)
+    _, m = manifests
+    service = ServiceCutouts(CutoutService(cache_dir=tmp_path / "cache", base_url=server + "cutout.fits",
+                                           min_interval_s=0.0, max_concurrent=4))
+    rep = inject_shard(m["unpaired"], service, 0, 1, tmp_path / "svc.parquet", tmp_path / "svc.json")
+    assert rep["cutouts_resampled"] and rep["n_written"] > 20
+    local, _ = _run(m["unpaired"], mock_sky.coadd_dir, tmp_path, n_shards=1)
+    svc = {int(s): (r, st) for t, stamps in iter_row_groups(tmp_path / "svc.parquet")
+           for s, r, st in zip(t["sample_id"].to_numpy(), t.to_pylist(), stamps)}
+    assert all(r["cutout_resampled"] for r, _ in svc.values())
+    pos = [r for r, _ in svc.values() if r["label"] == 1]
+    assert all(r["lens_x_pix"] == r["lens_y_pix"] == 32.0 for r in pos)
+    brick = CoaddBrick(mock_sky.coadd_dir, SMALL_SKY.bricks[0])
+    n = 0
+    for t, stamps in iter_row_groups(tmp_path / "part-0.parquet"):
+        for r, st in zip(t.to_pylist(), stamps):
+            if r["label"] != 0 or r["brickname"] != SMALL_SKY.bricks[0] or r["sample_id"] not in svc:
+                continue
+            x, y = brick.world_to_pixel(r["ra"], r["dec"])
+            dx, dy = x[0] - np.floor(x[0] + 0.5), y[0] - np.floor(y[0] + 0.5)
+            yy, xx = np.mgrid[4:60, 4:60]
+            shifted = lanczos3(st, (xx + dx).ravel(), (yy + dy).ravel()).reshape(3, 56, 56)
+            got = svc[r["sample_id"]][1][:, 4:60, 4:60]
+            np.testing.assert_allclose(got, shifted, atol=2e-3 * np.abs(st).max())
+            n += 1
+    assert n > 5
+    assert json.loads((tmp_path / "svc.json").read_text())["skipped"]["service_error"] == 0

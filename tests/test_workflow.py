@@ -355,3 +355,38 @@ def test_the_pipeline_stands_without_the_gen2_study(tmp_path):
             "print(sorted(m for m in sys.modules if m.startswith('lensfinder.gen2')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_phase_4c_and_candidates_run_from_the_cutout_service_without_local_coadds(tmp_path, mock_sky, server):
+    """sky.cutouts.source: service on a DR10 tree that holds sweeps only: the imitation
+    viewer (tests/viewer.py) serves the pixels, Lanczos-3 resampled from coadds that the
+    workflow never sees. Phases 4c and candidates run end to end; every stamp is marked
+    resampled; a rerun asks the service nothing (cache)."""
+    from viewer import FakeViewer
+    from conftest import SMALL_SKY, TINY
+    FakeViewer.sky = (mock_sky.coadd_dir, SMALL_SKY.bricks)
+    sweeps = tmp_path / "dr10/south/sweep/10.1"
+    shutil.copytree(mock_sky.sweep_dir, sweeps)
+    svc = tmp_path / "service.yaml"
+    svc.write_text(yaml.safe_dump({"sky": {"source": "dr10", "dr10": {"sweep_dir": str(sweeps)},
+                                           "cutouts": {"source": "service", "url": server + "cutout.fits",
+                                                       "psf_url": server + "coadd-psf/", "min_interval_s": 0.0}},
+                                   "datasets": {"v5_unpaired": {"max_galaxies": 200}}}))
+    args = ("--cores", "2", "candidates", "--configfile", DEMO, str(TINY), str(svc))
+    snakemake(*args, cwd=tmp_path)
+    res = tmp_path / "results"
+    assert not list(tmp_path.rglob("*-image-*.fits*")) and not (res / "mock_sky").exists()  # no coadds here
+    stamps = sorted((res / "datasets/v5_unpaired/stamps").glob("part-*.parquet"))
+    cands = res / "candidates/stamps/part-1-of-1.parquet"
+    for path in stamps + [cands]:
+        assert pq.read_table(path, columns=["cutout_resampled"])["cutout_resampled"].to_pylist() == \
+            [True] * pq.read_metadata(path).num_rows
+    rep = json.loads((res / "candidates/stamps/part-1-of-1.report.json").read_text())
+    summ = json.loads((res / "candidates/summary.json").read_text())
+    assert rep["cutouts_resampled"] and summ["n_parent"] == rep["n_written"] > 50
+    n = len(FakeViewer.requests)
+    assert n >= rep["n_written"] and list((res / "cutout_cache").rglob("*.fits"))
+    (res / "candidates/summary.json").unlink()
+    cands.unlink()
+    snakemake(*args, cwd=tmp_path)  # cutouts again: all from the cache
+    assert len(FakeViewer.requests) == n

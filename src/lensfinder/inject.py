@@ -1,11 +1,12 @@
 """Phase 4c: cut real 64x64 g,r,z stamps for manifest rows and inject lensed arcs.
 
 For one shard of the manifest: group rows by brick, cut every row's stamp from the brick's
-coadds in one gather, ray-trace the positives' arcs in batches (:mod:`lensfinder.lensing`),
+coadds in one gather (or fetch it from the cutout service, :mod:`lensfinder.sky.cutout_source`), ray-trace the positives' arcs in batches (:mod:`lensfinder.lensing`),
 blur each band with the galaxy's own PSF (Gaussian of FWHM PSFSIZE_<band>), scale to
 nanomaggies (source flux x Milky Way transmission), add the arc's Poisson noise and add it
 to the real cutout. Stamps that cannot be made (crossing the brick edge, off the brick,
-NaN pixels, zero invvar) are skipped and counted per reason in the shard report.
+NaN pixels, zero invvar, no service data, a failed service request) are skipped and counted
+per reason in the shard report.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from lensfinder import BANDS, PIXSCALE, STAMP_SIZE, seeding
 from lensfinder.lensing import LensSystems, convolve_gaussian_psf, lensed_images
 from lensfinder.sky.shapes import ellipticity
 from lensfinder.photometry import mag_to_flux
-from lensfinder.sky.coadds import FLAG_NAMES, CoaddBrick, CoaddError
+from lensfinder.sky.coadds import FLAG_NAMES, CoaddError
+from lensfinder.sky.cutout_source import LocalCoadds, ServiceCutouts
 from lensfinder.stamps import DIAGNOSTIC_FIELDS, ROW_GROUP_ROWS, encode_npz, encode_stamps, stamp_schema, writer_options
 from lensfinder.tables import ParquetStreamWriter, write_json
 
@@ -109,8 +111,9 @@ def _diagnostics(arcs, invvar, magnification, dx, dy) -> dict[str, np.ndarray]:
     }
 
 
-def inject_brick(rows: pa.Table, brick: CoaddBrick, cfg: InjectConfig):
-    """Stamps for the manifest ``rows`` of one brick. Returns (kept rows with stamps and
+def inject_brick(rows: pa.Table, brick, cfg: InjectConfig):
+    """Stamps for the manifest ``rows`` of one brick (``brick.cutouts(ra, dec, size)`` gives
+    their :class:`~lensfinder.sky.coadds.Cutouts`). Returns (kept rows with stamps and
     diagnostics as a table, skip counts per reason)."""
     cut = brick.cutouts(rows["ra"].to_numpy(), rows["dec"].to_numpy(), STAMP_SIZE)
     skipped = {name: int(np.count_nonzero(cut.flags & bit)) for bit, name in FLAG_NAMES.items()}
@@ -131,23 +134,25 @@ def inject_brick(rows: pa.Table, brick: CoaddBrick, cfg: InjectConfig):
     return rows, image.astype(np.float32), diag, skipped
 
 
-def inject_shard(manifest_path, coadd_dir, shard: int, n_shards: int, out_path, report_path,
-                 cfg: InjectConfig = InjectConfig()) -> dict:
+def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int, n_shards: int, out_path,
+                 report_path, cfg: InjectConfig = InjectConfig()) -> dict:
     """Phase-4c rule body for shard ``shard`` (0-based) of ``n_shards``: write its stamps
-    Parquet (row groups of <= ROW_GROUP_ROWS) and a report with skips per reason.
-    Memory holds one brick's coadds and one batch of rows at a time."""
+    Parquet (row groups of <= ROW_GROUP_ROWS) and a report with skips per reason. Pixels
+    come from ``source`` (local coadd bricks or the cutout service). Memory holds one
+    brick's coadds and one batch of rows at a time."""
     t0 = time.perf_counter()
     manifest = pq.ParquetFile(manifest_path)
     bricks = shard_bricks(manifest.read(columns=["brickname"])["brickname"].to_numpy(zero_copy_only=False),
                           n_shards)[shard]
     schema = stamp_schema(manifest.schema_arrow, cfg.write_npz)
-    report = {"shard": shard, "n_shards": n_shards, "bricks": bricks, "n_rows": 0, "n_written": 0,
+    report = {"shard": shard, "n_shards": n_shards, "bricks": bricks, "cutouts_resampled": source.resampled,
+              "n_rows": 0, "n_written": 0,
               "n_positives_written": 0, "skipped": {name: 0 for name in FLAG_NAMES.values()}, "n_skipped": 0}
     manifest_ds = ds.dataset(manifest_path, format="parquet")
     with ParquetStreamWriter(out_path, schema, **writer_options(schema, cfg.stamp_compression)) as writer:
         for name in bricks:
             try:
-                brick = CoaddBrick(coadd_dir, name)
+                brick = source.brick(name)
             except CoaddError as exc:
                 raise CoaddError(f"shard {shard}: {exc}") from exc
             # The brick's manifest rows stream in batches of at most ROW_GROUP_ROWS: memory is
@@ -168,6 +173,7 @@ def inject_shard(manifest_path, coadd_dir, shard: int, n_shards: int, out_path, 
                 if cfg.write_npz:
                     cols["stamp_npz"] = encode_npz(stamps)
                 cols.update({k: pa.array(v) for k, v in diag.items()})
+                cols["cutout_resampled"] = pa.array(np.full(len(kept), source.resampled))
                 writer.write(pa.Table.from_pydict({f.name: cols[f.name] for f in schema}, schema=schema))
                 report["n_written"] += len(kept)
                 report["n_positives_written"] += int(pc.sum(kept["label"]).as_py() or 0)

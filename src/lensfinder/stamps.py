@@ -80,7 +80,9 @@ def stamp_schema(manifest_schema: pa.Schema, with_npz: bool) -> pa.Schema:
     fields = list(manifest_schema) + [pa.field("stamp", STAMP_TYPE)]
     if with_npz:
         fields.append(pa.field("stamp_npz", pa.binary()))
-    return pa.schema(fields + DIAGNOSTIC_FIELDS)
+    # cutout_resampled: the pixels came from the cutout service (Lanczos-3 resampled onto a
+    # grid centred on the target), not from native coadd pixels
+    return pa.schema(fields + DIAGNOSTIC_FIELDS + [pa.field("cutout_resampled", pa.bool_())])
 
 
 def encode_stamps(stamps: np.ndarray) -> pa.FixedSizeBinaryArray:

@@ -34,6 +34,7 @@ rule candidate_stamps:
     params:
         inject=inject_params(CANDIDATE_DATASET) if CANDIDATE_DATASET else {},
         coadd_dir=SKY.coadd_dir,
+        cutouts=canonical(CUTOUTS.as_params()),
     resources:
         mem_mb=6000,
     conda:

@@ -6,6 +6,7 @@ import os
 from lensfinder.sky.bricks import coadd_path
 from lensfinder.manifest import DatasetConfig, sky_split_pixels
 from lensfinder.sky.mock import MockSkyConfig, bricks_in_sweep
+from lensfinder.sky.cutout_source import CutoutSourceConfig
 from lensfinder.training.config import ConfigError, RunConfig
 
 
@@ -94,10 +95,14 @@ def inject_params(name):
     return canonical(merged)
 
 
+# Where phase 4c and candidates get pixels (sky.cutouts): local bricks or the cutout service.
+CUTOUTS = CutoutSourceConfig.from_dict(config["sky"].get("cutouts"), RESULTS)
+
+
 def coadd_inputs():
     """Mock coadds are workflow products (so injection waits for them); real DR10 coadds
-    are read in place and not tracked by the DAG."""
-    if not SKY.mock:
+    are read in place and not tracked by the DAG; service cutouts need none."""
+    if not SKY.mock or CUTOUTS.source == "service":
         return []
     return [
         str(coadd_path(SKY.coadd_dir, b, kind, band))

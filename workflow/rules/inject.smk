@@ -17,6 +17,7 @@ rule inject:
     params:
         inject=lambda wc: inject_params(wc.dataset),
         coadd_dir=SKY.coadd_dir,
+        cutouts=canonical(CUTOUTS.as_params()),
     resources:
         mem_mb=6000,
     conda:

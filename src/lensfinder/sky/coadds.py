@@ -25,7 +25,13 @@ FLAG_NAN = 4
 FLAG_NO_COVERAGE = 8
 """The stamp has in-brick pixels with zero inverse variance (no exposure)."""
 
-FLAG_NAMES = {FLAG_EDGE: "edge", FLAG_OFF_BRICK: "off_brick", FLAG_NAN: "nan_pixels", FLAG_NO_COVERAGE: "zero_invvar"}
+FLAG_NO_DATA = 16
+"""The cutout service has no pixels there (outside its footprint, or all NaN)."""
+FLAG_SERVICE_ERROR = 32
+"""The cutout service could not deliver this cutout (after its retries)."""
+
+FLAG_NAMES = {FLAG_EDGE: "edge", FLAG_OFF_BRICK: "off_brick", FLAG_NAN: "nan_pixels", FLAG_NO_COVERAGE: "zero_invvar",
+              FLAG_NO_DATA: "no_data", FLAG_SERVICE_ERROR: "service_error"}
 
 
 class CoaddError(ValueError):

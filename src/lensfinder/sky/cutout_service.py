@@ -288,11 +288,9 @@ class CutoutService:
 
     def fetch_many(self, positions, progress: bool = False):
         """Fetch every (ra, dec) with up to ``max_concurrent`` requests in flight. Returns
-        (results: list of ServiceCutout or None, skips: {reason: count}); a position that
-        failed is None and counted under its reason ('invalid_position', 'no_data',
-        'service_error')."""
+        (results, reasons): per position a ServiceCutout or None, and None or why it failed
+        ('invalid_position', 'no_data', 'service_error'; see :func:`count_reasons`)."""
         positions = list(positions)
-        skips: dict[str, int] = {}
 
         def one(pos):
             try:
@@ -308,7 +306,13 @@ class CutoutService:
         with ThreadPoolExecutor(max_workers=max(1, self.max_concurrent)) as pool:
             out = list(tqdm(pool.map(one, positions), total=len(positions), disable=not progress,
                             desc="cutout service", unit="cutout"))
-        for _, reason in out:
-            if reason:
-                skips[reason] = skips.get(reason, 0) + 1
-        return [r for r, _ in out], skips
+        return [r for r, _ in out], [why for _, why in out]
+
+
+def count_reasons(reasons) -> dict[str, int]:
+    """{reason: count} of the failures among :meth:`CutoutService.fetch_many`'s reasons."""
+    counts: dict[str, int] = {}
+    for why in reasons:
+        if why:
+            counts[why] = counts.get(why, 0) + 1
+    return counts

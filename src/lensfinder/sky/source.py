@@ -45,7 +45,11 @@ def sky_layout(sky: dict, results_dir: str = "results") -> SkyLayout:
     bad = [n for n in names if not SWEEP_RE.match(n + ".fits")]
     if bad:
         raise ValueError(f"not DR10 sweep file names: {bad}")
-    return SkyLayout(str(sweep_dir), expand_path(dr10["coadd_dir"], "sky.dr10.coadd_dir"), tuple(names), False)
+    service = (sky.get("cutouts") or {}).get("source") == "service"
+    if not dr10.get("coadd_dir") and not service:
+        raise ValueError("sky.dr10.coadd_dir is required unless sky.cutouts.source is 'service'")
+    coadd_dir = expand_path(dr10["coadd_dir"], "sky.dr10.coadd_dir") if dr10.get("coadd_dir") else ""
+    return SkyLayout(str(sweep_dir), coadd_dir, tuple(names), False)
 
 
 def expand_path(path: str, key: str) -> str:
