@@ -170,7 +170,7 @@ def test_stamps_from_the_cutout_service_equal_local_stamps_to_the_resampling(moc
             yy, xx = np.mgrid[4:60, 4:60]
             shifted = lanczos3(st, (xx + dx).ravel(), (yy + dy).ravel()).reshape(3, 56, 56)
             got = svc[r["sample_id"]][1][:, 4:60, 4:60]
-            np.testing.assert_allclose(got, shifted, atol=2e-3 * np.abs(st).max())
+            np.testing.assert_allclose(got, shifted, atol=1e-3 * np.abs(st).max())  # measured: <= 3.7e-4
             n += 1
     assert n > 5
     assert json.loads((tmp_path / "svc.json").read_text())["skipped"]["service_error"] == 0
