@@ -74,7 +74,8 @@ def test_nan_region_and_zero_invvar_are_flagged_and_counted(mock_sky, tmp_path):
     assert cut.flags[0] & FLAG_NAN and not cut.flags[0] & FLAG_NO_COVERAGE
     assert cut.flags[1] & FLAG_NO_COVERAGE and not cut.flags[1] & FLAG_NAN
     assert cut.flags[2] == 0
-    assert flag_counts(cut.flags) == {"edge": 0, "off_brick": 0, "nan_pixels": 1, "zero_invvar": 1}
+    assert flag_counts(cut.flags) == {"edge": 0, "off_brick": 0, "nan_pixels": 1, "zero_invvar": 1, "no_data": 0,
+                                      "service_error": 0}
 
 
 def test_coadd_without_wcs_names_the_file(mock_sky, tmp_path):
