@@ -1,16 +1,18 @@
 """lensfinder: strong-lens finding in DESI Legacy Imaging Surveys DR10 (DECaLS).
 
-Modules in data-flow order (a module imports only earlier ones):
+Modules in data-flow order (a module imports only earlier ones); the README's module
+table says what each holds:
 
-    tables        atomic Parquet / JSON writing (the data contracts' I/O)
-    photometry    nanomaggies <-> AB mag, depths, Galactic extinction
-    sky.columns   the DR10 sweep (Tractor) column spec: names, dtypes, units
-    sky.bricks    brick names, brick geometry, coadd and sweep file names
-    sky.mock      the built-in mock DR10 sky: writes sweeps + coadd bricks in DR10 formats
-    sky.sweeps    sweep FITS -> Arrow reader
-    sky.coadds    64x64 grz cutouts from local coadd bricks (FITS WCS)
-    sky.cutout_service  cached, rate-limited client for the public cutout service
-    select        phase 3: DESI LRG selection (DECaLS) -> parent_lrg.parquet
+    tables, photometry
+    sky.columns, sky.bricks, sky.shapes, sky.crossmatch, sky.mock, sky.source, sky.sweeps,
+    sky.coadds, sky.cutout_service, sky.cutout_source     raw DR10 data (or the mock sky)
+    select                              phase 3: the LRG parent sample
+    seeding, manifest                   phase 4a
+    lensing, stamps, inject             phase 4c
+    contracts, metrics, plots, pages, gallery, flux_baseline
+    training.*                          phase 5 (config -> data -> ... -> fit -> launch)
+    evaluate, candidates
+    gen2.*                              the gen2 case study (never imported by the above)
 """
 
 __version__ = "0.1.0"
