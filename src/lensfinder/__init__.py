@@ -4,8 +4,8 @@ Modules in data-flow order (a module imports only earlier ones); the README's mo
 table says what each holds:
 
     tables, photometry
-    sky.columns, sky.bricks, sky.shapes, sky.crossmatch, sky.mock, sky.source, sky.sweeps,
-    sky.coadds, sky.cutout_service, sky.cutout_source     raw DR10 data (or the mock sky)
+    sky.columns, sky.bricks, sky.shapes, sky.crossmatch, sky.mock, sky.sweeps, sky.coadds,
+    sky.cutout_service, sky.cutout_source, sky.source     raw DR10 data (or the mock sky)
     select                              phase 3: the LRG parent sample
     seeding, manifest                   phase 4a
     lensing, stamps, inject             phase 4c

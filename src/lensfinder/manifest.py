@@ -38,7 +38,6 @@ from lensfinder.tables import write_json, write_parquet
 CONTROL_STRATEGIES = ("paired", "unpaired", "unpaired_matched")
 SPLIT_SCHEMES = ("row", "galaxy", "sky")
 SPLITS = ("train", "val", "test")
-VETO_RADIUS_ARCSEC = MATCH_RADIUS_ARCSEC
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ MANIFEST_PARAMS = (
 pixel columns = West, y = North), radians counter-clockwise from +x; lengths arcsec."""
 
 
-def known_lens_veto(ra, dec, known: pd.DataFrame, radius_arcsec: float = VETO_RADIUS_ARCSEC) -> np.ndarray:
+def known_lens_veto(ra, dec, known: pd.DataFrame, radius_arcsec: float = MATCH_RADIUS_ARCSEC) -> np.ndarray:
     """True for positions (degrees) within ``radius_arcsec`` of a catalogued lens."""
     return nearest_within(ra, dec, known, radius_arcsec)[0] >= 0
 
@@ -259,7 +258,7 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
     audit.update({
         "dataset": cfg.name, "control_strategy": cfg.control, "split_scheme": cfg.split,
         "healpix_nside": cfg.healpix_nside, "n_parent": n_parent, "n_vetoed_known_lens": int(veto.sum()),
-        "veto_radius_arcsec": VETO_RADIUS_ARCSEC, "n_galaxies_used": int(m["galaxy_id"].nunique()),
+        "veto_radius_arcsec": MATCH_RADIUS_ARCSEC, "n_galaxies_used": int(m["galaxy_id"].nunique()),
         "matching_standardised_mean_difference": matching,
     })
     return m, audit

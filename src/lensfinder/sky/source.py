@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lensfinder.sky.bricks import SWEEP_RE
+from lensfinder.sky.cutout_source import CutoutSourceConfig
 from lensfinder.sky.mock import sweep_names as mock_sweep_names
 
 
@@ -45,7 +46,7 @@ def sky_layout(sky: dict, results_dir: str = "results") -> SkyLayout:
     bad = [n for n in names if not SWEEP_RE.match(n + ".fits")]
     if bad:
         raise ValueError(f"not DR10 sweep file names: {bad}")
-    service = (sky.get("cutouts") or {}).get("source") == "service"
+    service = CutoutSourceConfig.from_dict(sky.get("cutouts"), results_dir).source == "service"
     if not dr10.get("coadd_dir") and not service:
         raise ValueError("sky.dr10.coadd_dir is required unless sky.cutouts.source is 'service'")
     coadd_dir = expand_path(dr10["coadd_dir"], "sky.dr10.coadd_dir") if dr10.get("coadd_dir") else ""

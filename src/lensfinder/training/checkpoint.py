@@ -113,6 +113,11 @@ class Checkpoints:
     def val_scores_path(self, epoch: int) -> Path:
         return self.work / "val_scores" / f"epoch_{epoch:03d}.parquet"
 
+    def write_val_scores(self, epoch: int, scores: pa.Table) -> None:
+        """One epoch's validation logits (the table of ``inference.scores_table``)."""
+        if self.rt.is_main:
+            write_parquet(scores, self.val_scores_path(epoch))
+
     def write_history(self, history: dict) -> None:
         if self.rt.is_main:
             check(History, history, str(self.work / "history.json"))

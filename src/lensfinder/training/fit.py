@@ -20,7 +20,6 @@ import time
 from contextlib import nullcontext
 
 from lensfinder.contracts import TPR_KEYS
-from lensfinder.tables import write_parquet
 from lensfinder.training.checkpoint import Checkpoints, data_fingerprint
 from lensfinder.training.config import RunConfig
 from lensfinder.training.distributed import Runtime, gather_objects, init_runtime
@@ -55,8 +54,7 @@ def _end_epoch(ck: Checkpoints, lrn: Learner, state: TrainState, paths, cfg: Run
                t0: float) -> None:
     """Validate, select, decide whether to stop, and write the epoch's checkpoint and history."""
     rec, sid, lab, lgt = validate(lrn, state, paths, cfg, rt, t0)
-    if rt.is_main:
-        write_parquet(scores_table(sid, lab, lgt), ck.val_scores_path(state.epoch))
+    ck.write_val_scores(state.epoch, scores_table(sid, lab, lgt))
     es = cfg.train.early_stopping
     selected = select_epoch(state, rec, es)
     rec["best_epoch"] = state.best_epoch

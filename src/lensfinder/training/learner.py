@@ -17,6 +17,12 @@ from lensfinder.training.model import build_model
 from lensfinder.training.objectives import make_scheduler, scaled_lr
 
 
+def optimizer_steps(ds: StampStream, cfg: RunConfig, world: int) -> int:
+    """Optimiser steps of ``ds``'s current epoch: the largest rank's batch count (a rank
+    with fewer batches takes zero-loss padding steps)."""
+    return max(ds.n_batches(r, cfg.loader.num_workers) for r in range(world))
+
+
 @dataclass
 class Learner:
     model: torch.nn.Module      # what the loop calls: compiled / DDP-wrapped
@@ -34,11 +40,6 @@ class Learner:
     def eval_model(self) -> torch.nn.Module:
         """The weights that are validated and published: the EMA's when there is one."""
         return self.ema.module if self.ema is not None else self.raw_model
-
-    def steps_this_epoch(self, cfg: RunConfig, world: int) -> int:
-        """Optimiser steps of the current epoch: the largest rank's batch count (a rank
-        with fewer batches takes zero-loss padding steps)."""
-        return max(self.train_ds.n_batches(r, cfg.loader.num_workers) for r in range(world))
 
     def state_dicts(self) -> dict:
         return {"model": self.raw_model.state_dict(), "optimizer": self.opt.state_dict(),
@@ -68,7 +69,7 @@ def build_learner(cfg: RunConfig, paths: list[str], rt: Runtime) -> Learner:
     opt = torch.optim.AdamW(raw_model.parameters(), lr=lr, weight_decay=tc.weight_decay)
     train_ds = StampStream(paths, "train", cfg.loader, cfg.seed, train=True, rank=rt.rank, world_size=rt.world)
     # the epoch-0 step count sets the schedule's horizon (later epochs differ by a few steps)
-    spe = max(train_ds.n_batches(r, cfg.loader.num_workers) for r in range(rt.world))
+    spe = optimizer_steps(train_ds, cfg, rt.world)
     amp_dtype = autocast_dtype(tc, rt.device)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=amp_dtype == torch.float16)
     ema = torch.optim.swa_utils.AveragedModel(

@@ -20,7 +20,7 @@ from lensfinder.training.config import RunConfig
 from lensfinder.training.data import stamp_loader
 from lensfinder.training.distributed import Runtime, any_rank, autocast, rank_seed, sum_across
 from lensfinder.training.inference import score_split
-from lensfinder.training.learner import Learner
+from lensfinder.training.learner import Learner, optimizer_steps
 from lensfinder.training.objectives import loss_fn
 from lensfinder.training.preemption import SigtermFlag
 from lensfinder.training.state import TrainState
@@ -64,7 +64,7 @@ def train_one_epoch(lrn: Learner, state: TrainState, cfg: RunConfig, rt: Runtime
     lrn.train_ds.set_epoch(epoch)
     loader = stamp_loader(lrn.train_ds, cfg.loader.num_workers)
     lrn.model.train()
-    n_steps = lrn.steps_this_epoch(cfg, rt.world)
+    n_steps = optimizer_steps(lrn.train_ds, cfg, rt.world)
     batches = itertools.chain(loader, itertools.repeat(None))
     stop_after = cfg.train.stop_after_steps
     for step, batch in zip(range(n_steps), batches):
