@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from lensfinder import PIXSCALE  # noqa: E402
 from lensfinder.lensing import LensSystems, lensed_images, sersic_bn  # noqa: E402
 from lensfinder.sky.shapes import ellipticity  # noqa: E402
-from lensfinder.manifest import Priors  # noqa: E402
+from lensfinder.population import Priors  # noqa: E402
 
 
 def draw(n: int, seed: int = 0) -> LensSystems:

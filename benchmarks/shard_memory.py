@@ -34,8 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD = """
 import json, sys
 from lensfinder.inject import InjectConfig, inject_shard
+from lensfinder.population import Population, Priors
 from lensfinder.sky.cutout_source import LocalCoadds
-r = inject_shard(sys.argv[1], LocalCoadds(sys.argv[2]), 0, 1, sys.argv[3], sys.argv[4], InjectConfig(write_npz=sys.argv[5] == "1"))
+r = inject_shard(sys.argv[1], LocalCoadds(sys.argv[2]), 0, 1, sys.argv[3], sys.argv[4], Population(Priors(), 0, "bench"),
+                 InjectConfig(write_npz=sys.argv[5] == "1"))
 hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
 print(json.dumps({"vmhwm_kb": int(hwm), "n_written": r["n_written"], "seconds": r["seconds"]}))
 """

@@ -11,6 +11,7 @@ from lensfinder.gallery import write_gallery
 from lensfinder.inject import InjectConfig, gather_reports, inject_shard, shard_bricks
 from lensfinder.sky.cutout_source import LocalCoadds
 from lensfinder.manifest import DatasetConfig, write_manifest
+from lensfinder.population import Population, Priors
 from lensfinder.select import gather_parent, select_sweep
 from lensfinder.sky.bricks import coadd_path
 from lensfinder.sky.coadds import CoaddBrick
@@ -35,9 +36,13 @@ def manifests(mock_sky, tmp_path_factory):
     return root, out
 
 
+POPULATION = {name: Population(Priors(), 3, name) for name in ("paired", "unpaired")}
+
+
 def _run(manifest, coadd_dir, out_dir, n_shards=2, **kw):
+    population = POPULATION[manifest.stem]
     reports = [inject_shard(manifest, LocalCoadds(coadd_dir), k, n_shards, out_dir / f"part-{k}.parquet",
-                            out_dir / f"part-{k}.json", InjectConfig(**kw)) for k in range(n_shards)]
+                            out_dir / f"part-{k}.json", population, InjectConfig(**kw)) for k in range(n_shards)]
     return reports, [out_dir / f"part-{k}.parquet" for k in range(n_shards)]
 
 
@@ -151,7 +156,8 @@ def test_stamps_from_the_cutout_service_equal_local_stamps_to_the_resampling(moc
     _, m = manifests
     service = ServiceCutouts(CutoutService(cache_dir=tmp_path / "cache", base_url=server + "cutout.fits",
                                            min_interval_s=0.0, max_concurrent=4))
-    rep = inject_shard(m["unpaired"], service, 0, 1, tmp_path / "svc.parquet", tmp_path / "svc.json")
+    rep = inject_shard(m["unpaired"], service, 0, 1, tmp_path / "svc.parquet", tmp_path / "svc.json",
+                       POPULATION["unpaired"])
     assert rep["cutouts_resampled"] and rep["n_written"] > 20
     local, _ = _run(m["unpaired"], mock_sky.coadd_dir, tmp_path, n_shards=1)
     svc = {int(s): (r, st) for t, stamps in iter_row_groups(tmp_path / "svc.parquet")

@@ -1,12 +1,22 @@
 """Phase 4c: cut real 64x64 g,r,z stamps for manifest rows and inject lensed arcs.
 
 For one shard of the manifest: group rows by brick, cut every row's stamp from the brick's
-coadds in one gather (or fetch it from the cutout service, :mod:`lensfinder.sky.cutout_source`), ray-trace the positives' arcs in batches (:mod:`lensfinder.lensing`),
-blur each band with the galaxy's own PSF (Gaussian of FWHM PSFSIZE_<band>), scale to
-nanomaggies (source flux x Milky Way transmission), add the arc's Poisson noise and add it
-to the real cutout. Stamps that cannot be made (crossing the brick edge, off the brick,
-NaN pixels, zero invvar, no service data, a failed service request) are skipped and counted
-per reason in the shard report.
+coadds in one gather (or fetch it from the cutout service, :mod:`lensfinder.sky.cutout_source`),
+then for the positives, in batches:
+
+1. ray-trace the arc (:mod:`lensfinder.lensing`) on a grid padded by the PSF kernel's
+   half-width, so light of the source just outside the stamp is blurred in;
+2. blur each band with the galaxy's PSF (:mod:`lensfinder.psf`: Moffat of FWHM PSFSIZE by
+   default), crop to the stamp and scale to nanomaggies (source flux x Milky Way
+   transmission);
+3. decide whether the system is recognisable as a lens (:mod:`lensfinder.detectability`);
+   one that is not is redrawn from the dataset's priors with the attempt number in its seed
+   (:class:`lensfinder.population.Population`), up to ``max_attempts``; one never
+   recognisable is skipped and counted (``not_recognisable``), so every row labelled 1 is;
+4. add the arc's photon noise and add the arc to the real cutout.
+
+Stamps that cannot be made (crossing the brick edge, off the brick, NaN pixels, zero invvar,
+no service data, a failed service request) are skipped and counted per reason.
 """
 
 from __future__ import annotations
@@ -20,14 +30,24 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from lensfinder import BANDS, PIXSCALE, STAMP_SIZE, seeding
-from lensfinder.lensing import LensSystems, convolve_gaussian_psf, lensed_images
-from lensfinder.sky.shapes import ellipticity
+from lensfinder import BANDS, PIXSCALE, STAMP_SIZE, psf, seeding
+from lensfinder.detectability import Criteria, arc_snr, recognisable, resolved, solve_images
+from lensfinder.lensing import LensSystems, lensed_images
 from lensfinder.photometry import mag_to_flux
+from lensfinder.population import MANIFEST_PARAMS, Population
 from lensfinder.sky.coadds import FLAG_NAMES, CoaddError
 from lensfinder.sky.cutout_source import LocalCoadds, ServiceCutouts
+from lensfinder.sky.shapes import ellipticity
 from lensfinder.stamps import DIAGNOSTIC_FIELDS, ROW_GROUP_ROWS, encode_npz, encode_stamps, stamp_schema, writer_options
 from lensfinder.tables import ParquetStreamWriter, write_json
+
+ZEROPOINT_ELECTRONS = {"g": 26.610, "r": 26.818, "z": 26.484}
+"""DECam AB magnitude giving 1 electron/s (legacypipe's legacyzpts ``DecamMeasurer.zp0``,
+"e/sec"). The ADU zero points are 2.5 log10(gain) ~ 1.5 mag fainter (DECam gain ~4 e-/ADU);
+using those would make the arc's photon noise 2x too large."""
+
+NOT_RECOGNISABLE = "not_recognisable"
+"""Skip reason of a positive none of whose draws was recognisable as a lens."""
 
 
 @dataclass(frozen=True)
@@ -37,15 +57,19 @@ class InjectConfig:
     supersample: int = 4
     core_supersample: int = 32
     exptime_s: float = 90.0
-    # Approximate DECam AB zero points (mag giving 1 e-/s), for the arc's photon noise.
-    zeropoint: dict = field(default_factory=lambda: {"g": 25.08, "r": 25.29, "z": 24.92})
+    zeropoint: dict = field(default_factory=lambda: dict(ZEROPOINT_ELECTRONS))  # AB mag of 1 e-/s
+    psf: psf.PsfConfig = psf.PsfConfig()
+    recognisable: Criteria = Criteria()
     write_npz: bool = False
     stamp_compression: str = "none"  # Parquet codec of the stamp column (see stamps.writer_options)
     batch: int = 256
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "InjectConfig":
-        return cls(**(d or {}))
+        d = dict(d or {})
+        d["psf"] = psf.PsfConfig.from_dict(d.get("psf"))
+        d["recognisable"] = Criteria.from_dict(d.get("recognisable"))
+        return cls(**d)
 
 
 def shard_bricks(bricknames: np.ndarray, n_shards: int) -> list[list[str]]:
@@ -62,59 +86,161 @@ def shard_bricks(bricknames: np.ndarray, n_shards: int) -> list[list[str]]:
     return [sorted(s) for s in shards]
 
 
-def _lens_systems(rows: pa.Table, dx_pix: np.ndarray, dy_pix: np.ndarray) -> LensSystems:
-    col = lambda name: rows[name].to_numpy().astype(np.float64)  # noqa: E731
-    le1, le2 = ellipticity(col("lens_q"), col("lens_phi"))
-    se1, se2 = ellipticity(col("src_q"), col("src_phi"))
+def _lens_systems(p: dict[str, np.ndarray], dx_pix: np.ndarray, dy_pix: np.ndarray) -> LensSystems:
+    """Systems of parameters ``p`` (MANIFEST_PARAMS arrays) around a lens offset by
+    (dx_pix, dy_pix) from the stamp's central pixel."""
+    le1, le2 = ellipticity(p["lens_q"], p["lens_phi"])
+    se1, se2 = ellipticity(p["src_q"], p["src_phi"])
     lx, ly = dx_pix * PIXSCALE, dy_pix * PIXSCALE
-    return LensSystems(theta_e=col("theta_e"), lens_e1=le1, lens_e2=le2, lens_x=lx, lens_y=ly,
-                       gamma1=col("gamma1"), gamma2=col("gamma2"), src_x=lx + col("src_x"), src_y=ly + col("src_y"),
-                       src_re=col("src_re"), src_n=col("src_n"), src_e1=se1, src_e2=se2)
+    return LensSystems(theta_e=p["theta_e"], lens_e1=le1, lens_e2=le2, lens_x=lx, lens_y=ly,
+                       gamma1=p["gamma1"], gamma2=p["gamma2"], src_x=lx + p["src_x"], src_y=ly + p["src_y"],
+                       src_re=p["src_re"], src_n=p["src_n"], src_e1=se1, src_e2=se2)
 
 
-def make_arcs(rows: pa.Table, dx_pix: np.ndarray, dy_pix: np.ndarray, cfg: InjectConfig):
-    """Noiseless, PSF-convolved arcs for positive ``rows``: (N, 3, 64, 64) float64
-    nanomaggies, and the in-stamp magnification (N,). ``dx_pix, dy_pix``: the lens centre's
-    offset from the stamp's central pixel."""
-    unit = lensed_images(_lens_systems(rows, dx_pix, dy_pix), STAMP_SIZE, PIXSCALE, cfg.supersample,
+def _band_columns(rows: pa.Table, prefix: str) -> np.ndarray:
+    return np.stack([rows[f"{prefix}_{b}"].to_numpy().astype(np.float64) for b in BANDS], axis=1)
+
+
+def psf_kernels(rows: pa.Table, cfg: InjectConfig, pixel_images: np.ndarray | None = None) -> np.ndarray:
+    """(N, 3, K, K) PSF kernels of ``rows`` (FWHM from PSFSIZE_<band>)."""
+    return psf.kernels(cfg.psf.kind, _band_columns(rows, "psfsize"), cfg.psf.moffat_beta, pixel_images)
+
+
+def make_arcs(p: dict[str, np.ndarray], rows: pa.Table, dx_pix, dy_pix, kernels: np.ndarray, cfg: InjectConfig):
+    """Noiseless, PSF-blurred arcs of parameters ``p`` for ``rows``: (N, 3, 64, 64) float64
+    nanomaggies, and each source's total magnification (N,). The arc is traced on a grid
+    padded by the kernel's half-width, blurred, then cropped to the stamp."""
+    pad = kernels.shape[-1] // 2
+    unit = lensed_images(_lens_systems(p, dx_pix, dy_pix), STAMP_SIZE + 2 * pad, PIXSCALE, cfg.supersample,
                          core_supersample=cfg.core_supersample)
-    flux = np.stack([mag_to_flux(rows[f"src_mag_{b}"].to_numpy()) * rows[f"mw_transmission_{b}"].to_numpy()
-                     for b in BANDS], axis=1)  # observed (reddened) source flux, nanomaggies
-    fwhm = np.stack([rows[f"psfsize_{b}"].to_numpy() for b in BANDS], axis=1).astype(np.float64)
-    arcs = convolve_gaussian_psf(unit[:, None] * flux[:, :, None, None], fwhm, PIXSCALE)
-    return arcs, unit.sum(axis=(1, 2))
+    flux = np.stack([mag_to_flux(p[f"src_mag_{b}"]) for b in BANDS], axis=1) \
+        * _band_columns(rows, "mw_transmission")  # observed (reddened) source flux, nanomaggies
+    blurred = psf.convolve(unit[:, None] * flux[:, :, None, None], kernels)
+    return blurred[..., pad:pad + STAMP_SIZE, pad:pad + STAMP_SIZE], unit.sum(axis=(1, 2))
+
+
+def electrons_per_nanomaggy(rows: pa.Table, cfg: InjectConfig) -> np.ndarray:
+    """(N, 3): electrons per nanomaggy in each row's coadd, NOBS x exptime x 10^(0.4 (zp - 22.5))."""
+    nobs = np.maximum(_band_columns(rows, "nobs"), 1)
+    return nobs * cfg.exptime_s * 10 ** (0.4 * (np.array([cfg.zeropoint[b] for b in BANDS]) - 22.5))
 
 
 def arc_noise(arcs: np.ndarray, rows: pa.Table, cfg: InjectConfig) -> np.ndarray:
-    """Photon noise of the arcs (nanomaggies), Gaussian with variance arc / g where g is
-    the coadd's electrons per nanomaggy (NOBS x exptime x 10^(0.4 (zp - 22.5))). Drawn from
-    each row's own stream, so a stamp's noise does not depend on its shard."""
-    n = len(arcs)
-    gain = np.stack([np.maximum(rows[f"nobs_{b}"].to_numpy(), 1) * cfg.exptime_s * 10 ** (0.4 * (cfg.zeropoint[b] - 22.5))
-                     for b in BANDS], axis=1)[:, :, None, None]
+    """Photon noise of the arcs (nanomaggies), Gaussian with variance arc / g where g is the
+    coadd's electrons per nanomaggy. Drawn from each row's own stream, so a stamp's noise
+    does not depend on its shard."""
+    gain = electrons_per_nanomaggy(rows, cfg)[:, :, None, None]
     keys = seeding.row_keys(0, "arc-noise", rows["seed"].to_numpy())
     z = seeding.normal(keys, int(np.prod(arcs.shape[1:]))).reshape(arcs.shape)
-    return z * np.sqrt(np.maximum(arcs, 0) / gain)[:n]
+    return z * np.sqrt(np.maximum(arcs, 0) / gain)
 
 
-def _diagnostics(arcs, invvar, magnification, dx, dy) -> dict[str, np.ndarray]:
+@dataclass
+class Assessment:
+    """Detectability of a batch of systems, every field (N,) but ``image_mu`` (N arrays)."""
+
+    n_images: np.ndarray
+    image_mu: list
+    mu_total: np.ndarray
+    snr: np.ndarray
+    resolved: np.ndarray
+    ok: np.ndarray
+
+
+def assess(p, rows, dx_pix, dy_pix, arcs, mu_total, invvar, cfg: InjectConfig) -> Assessment:
+    """Is each system recognisable by ``cfg.recognisable``? (Resolution in the r band.)"""
+    images = solve_images(_lens_systems(p, dx_pix, dy_pix))
+    n_images = np.array([len(mu) for _, _, mu in images])
+    snr = arc_snr(arcs, invvar, electrons_per_nanomaggy(rows, cfg))
+    res = resolved(p["theta_e"], p["src_re"], rows["psfsize_r"].to_numpy())
+    ok = recognisable(n_images, mu_total, snr, res, cfg.recognisable)
+    return Assessment(n_images, [mu for _, _, mu in images], mu_total, snr, res, ok)
+
+
+def _diagnostics(arcs, a: Assessment, src_flux_r, dx, dy, attempt) -> dict[str, np.ndarray]:
     f32 = np.float32
+    magnification = arcs[:, 1].sum(axis=(1, 2)) / src_flux_r  # on the stamp, after the PSF
     return {
         "arc_flux_g": arcs[:, 0].sum(axis=(1, 2)).astype(f32),
         "arc_flux_r": arcs[:, 1].sum(axis=(1, 2)).astype(f32),
         "arc_flux_z": arcs[:, 2].sum(axis=(1, 2)).astype(f32),
         "magnification": magnification.astype(f32),
-        "arc_snr": np.sqrt((arcs**2 * invvar).sum(axis=(1, 2, 3))).astype(f32),
+        "mu_total": a.mu_total.astype(f32),
+        "arc_snr": a.snr.astype(f32),
         "arc_max_pixel": arcs.max(axis=(1, 2, 3)).astype(f32),
         "lens_x_pix": (STAMP_SIZE // 2 + dx).astype(f32),
         "lens_y_pix": (STAMP_SIZE // 2 + dy).astype(f32),
+        "n_images": a.n_images.astype(np.int8),
+        "resolved": a.resolved,
+        "draw_attempt": np.full(len(arcs), attempt, np.int16),
     }
 
 
-def inject_brick(rows: pa.Table, brick, cfg: InjectConfig):
+def _empty_diagnostics(n: int) -> dict:
+    fill = {pa.int8(): -1, pa.int16(): -1, pa.bool_(): False, pa.float32(): np.nan}
+    out = {f.name: np.full(n, fill[f.type], f.type.to_pandas_dtype()) for f in DIAGNOSTIC_FIELDS
+           if f.type in fill}
+    out["image_magnifications"] = [None] * n
+    return out
+
+
+@dataclass
+class Injected:
+    """What :func:`inject_positives` did to one batch of rows."""
+
+    params: dict          # MANIFEST_PARAMS of the kept draw, (n_pos,) each
+    diag: dict            # DIAGNOSTIC_FIELDS, one entry per row
+    failed: np.ndarray    # row indices never recognisable
+    first_failures: dict  # criterion -> how many first draws failed it
+    redraws: int
+
+
+def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, population: Population,
+                     pixel_psfs: np.ndarray | None = None) -> Injected:
+    """Add recognisable arcs (and their noise) to ``image`` (N, 3, 64, 64) in place for the
+    positive ``rows``, redrawing systems that fail ``cfg.recognisable``."""
+    pos = np.flatnonzero(rows["label"].to_numpy() == 1)
+    p = {k: rows[k].to_numpy().astype(np.float64)[pos] for k in MANIFEST_PARAMS}
+    diag = _empty_diagnostics(rows.num_rows)
+    kern = psf_kernels(rows.take(pa.array(pos)), cfg, None if pixel_psfs is None else pixel_psfs[pos])
+    first = {"multiple_images": 0, "magnification": 0, "arc_snr": 0, "resolved": 0}
+    pending, redraws, c = np.arange(len(pos)), 0, cfg.recognisable
+    for attempt in range(c.max_attempts):
+        if attempt:
+            new = population.draw(rows.take(pa.array(pos[pending])), attempt)
+            for k in MANIFEST_PARAMS:
+                p[k][pending] = new[k]
+            redraws += len(pending)
+        ok = np.zeros(len(pending), bool)
+        for start in range(0, len(pending), cfg.batch):
+            j = pending[start:start + cfg.batch]
+            idx, sub, pj = pos[j], rows.take(pa.array(pos[j])), {k: v[j] for k, v in p.items()}
+            arcs, mu = make_arcs(pj, sub, dx[idx], dy[idx], kern[j], cfg)
+            a = assess(pj, sub, dx[idx], dy[idx], arcs, mu, invvar[idx], cfg)
+            if attempt == 0:
+                first["multiple_images"] += int((a.n_images < c.min_images).sum())
+                first["magnification"] += int((a.mu_total < c.min_magnification).sum())
+                first["arc_snr"] += int((a.snr < c.min_arc_snr).sum())
+                first["resolved"] += int((~a.resolved).sum()) if c.resolved else 0
+            src_r = mag_to_flux(pj["src_mag_r"]) * sub["mw_transmission_r"].to_numpy()
+            for k, v in _diagnostics(arcs, a, src_r, dx[idx], dy[idx], attempt).items():
+                diag[k][idx] = v
+            for i, m in zip(idx, a.image_mu):
+                diag["image_magnifications"][i] = m.astype(np.float32).tolist()
+            good = np.flatnonzero(a.ok)
+            image[idx[good]] += arcs[good] + arc_noise(arcs[good], sub.take(pa.array(good)), cfg)
+            ok[start:start + len(j)] = a.ok
+        pending = pending[~ok]
+        if not len(pending):
+            break
+    return Injected(p, diag, pos[pending], first, redraws)
+
+
+def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Population):
     """Stamps for the manifest ``rows`` of one brick (``brick.cutouts(ra, dec, size)`` gives
-    their :class:`~lensfinder.sky.coadds.Cutouts`). Returns (kept rows with stamps and
-    diagnostics as a table, skip counts per reason)."""
+    their :class:`~lensfinder.sky.coadds.Cutouts`). Returns (kept rows, with each positive's
+    kept draw in its parameter columns; their stamps; diagnostics; skip counts per reason;
+    redraw statistics)."""
     cut = brick.cutouts(rows["ra"].to_numpy(), rows["dec"].to_numpy(), STAMP_SIZE)
     skipped = {name: int(np.count_nonzero(cut.flags & bit)) for bit, name in FLAG_NAMES.items()}
     keep = cut.flags == 0
@@ -122,24 +248,32 @@ def inject_brick(rows: pa.Table, brick, cfg: InjectConfig):
     image, invvar = cut.image[keep].astype(np.float64), cut.invvar[keep]
     dx = (cut.x - np.floor(cut.x + 0.5))[keep]
     dy = (cut.y - np.floor(cut.y + 0.5))[keep]
-    diag = {f.name: np.full(len(rows), np.nan, np.float32) for f in DIAGNOSTIC_FIELDS}
+    done = inject_positives(rows, image, invvar, dx, dy, cfg, population)
     pos = np.flatnonzero(rows["label"].to_numpy() == 1)
-    for start in range(0, len(pos), cfg.batch):
-        idx = pos[start:start + cfg.batch]
-        sub = rows.take(pa.array(idx))
-        arcs, mu = make_arcs(sub, dx[idx], dy[idx], cfg)
-        image[idx] += arcs + arc_noise(arcs, sub, cfg)
-        for k, v in _diagnostics(arcs, invvar[idx], mu, dx[idx], dy[idx]).items():
-            diag[k][idx] = v
-    return rows, image.astype(np.float32), diag, skipped
+    for k in MANIFEST_PARAMS:
+        col = rows[k].to_numpy().astype(np.float64)
+        col[pos] = done.params[k]
+        rows = rows.set_column(rows.schema.get_field_index(k), rows.schema.field(k), pa.array(col.astype(
+            rows.schema.field(k).type.to_pandas_dtype())))
+    skipped[NOT_RECOGNISABLE] = len(done.failed)
+    kept = np.setdiff1d(np.arange(rows.num_rows), done.failed)
+    diag = {k: (np.asarray(v)[kept] if k != "image_magnifications" else [v[i] for i in kept])
+            for k, v in done.diag.items()}
+    stats = {"first_draw_failures": done.first_failures, "redraws": done.redraws}
+    return rows.take(pa.array(kept)), image[kept].astype(np.float32), diag, skipped, stats
+
+
+SKIP_REASONS = (*FLAG_NAMES.values(), NOT_RECOGNISABLE)
+DRAW_CRITERIA = ("multiple_images", "magnification", "arc_snr", "resolved")
 
 
 def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int, n_shards: int, out_path,
-                 report_path, cfg: InjectConfig = InjectConfig()) -> dict:
+                 report_path, population: Population, cfg: InjectConfig = InjectConfig()) -> dict:
     """Phase-4c rule body for shard ``shard`` (0-based) of ``n_shards``: write its stamps
-    Parquet (row groups of <= ROW_GROUP_ROWS) and a report with skips per reason. Pixels
-    come from ``source`` (local coadd bricks or the cutout service). Memory holds one
-    brick's coadds and one batch of rows at a time."""
+    Parquet (row groups of <= ROW_GROUP_ROWS) and a report with skips per reason and the
+    redraws of systems that were not recognisable. Pixels come from ``source`` (local coadd
+    bricks or the cutout service); redraws from ``population`` (the dataset's priors). Memory
+    holds one brick's coadds and one batch of rows at a time."""
     t0 = time.perf_counter()
     manifest = pq.ParquetFile(manifest_path)
     bricks = shard_bricks(manifest.read(columns=["brickname"])["brickname"].to_numpy(zero_copy_only=False),
@@ -147,7 +281,8 @@ def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int
     schema = stamp_schema(manifest.schema_arrow, cfg.write_npz)
     report = {"shard": shard, "n_shards": n_shards, "bricks": bricks, "cutouts_resampled": source.resampled,
               "n_rows": 0, "n_written": 0,
-              "n_positives_written": 0, "skipped": {name: 0 for name in FLAG_NAMES.values()}, "n_skipped": 0}
+              "n_positives_written": 0, "skipped": {name: 0 for name in SKIP_REASONS}, "n_skipped": 0,
+              "redraws": 0, "first_draw_failures": {k: 0 for k in DRAW_CRITERIA}}
     manifest_ds = ds.dataset(manifest_path, format="parquet")
     with ParquetStreamWriter(out_path, schema, **writer_options(schema, cfg.stamp_compression)) as writer:
         for name in bricks:
@@ -164,15 +299,19 @@ def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int
                 if rows.num_rows == 0:
                     continue
                 report["n_rows"] += rows.num_rows
-                kept, stamps, diag, skipped = inject_brick(rows, brick, cfg)
+                kept, stamps, diag, skipped, stats = inject_brick(rows, brick, cfg, population)
                 for k, v in skipped.items():
                     report["skipped"][k] += v
+                report["redraws"] += stats["redraws"]
+                for k, v in stats["first_draw_failures"].items():
+                    report["first_draw_failures"][k] += v
                 report["n_skipped"] += rows.num_rows - len(kept)
                 cols = {n: kept[n] for n in kept.column_names}
                 cols["stamp"] = encode_stamps(stamps)
                 if cfg.write_npz:
                     cols["stamp_npz"] = encode_npz(stamps)
-                cols.update({k: pa.array(v) for k, v in diag.items()})
+                cols.update({f.name: pa.array(diag[f.name], f.type) for f in DIAGNOSTIC_FIELDS})
+                cols["resolved"] = pa.array(diag["resolved"], mask=kept["label"].to_numpy() == 0)  # null: no lens
                 cols["cutout_resampled"] = pa.array(np.full(len(kept), source.resampled))
                 writer.write(pa.Table.from_pydict({f.name: cols[f.name] for f in schema}, schema=schema))
                 report["n_written"] += len(kept)
@@ -186,12 +325,14 @@ def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int
 def gather_reports(reports: list[dict], out_path) -> dict:
     """Sum shard reports into one dataset report (written to ``out_path``)."""
     total = {"n_shards": len(reports), "n_rows": 0, "n_written": 0, "n_positives_written": 0, "n_skipped": 0,
-             "skipped": {name: 0 for name in FLAG_NAMES.values()}, "seconds": 0.0}
+             "skipped": {name: 0 for name in SKIP_REASONS}, "redraws": 0,
+             "first_draw_failures": {k: 0 for k in DRAW_CRITERIA}, "seconds": 0.0}
     for r in reports:
-        for k in ("n_rows", "n_written", "n_positives_written", "n_skipped", "seconds"):
+        for k in ("n_rows", "n_written", "n_positives_written", "n_skipped", "redraws", "seconds"):
             total[k] += r[k]
-        for k, v in r["skipped"].items():
-            total["skipped"][k] += v
+        for part in ("skipped", "first_draw_failures"):
+            for k, v in r[part].items():
+                total[part][k] += v
     if total["n_written"] + total["n_skipped"] != total["n_rows"]:
         raise RuntimeError(f"shard reports do not add up: {total}")
     total["per_shard"] = reports

@@ -30,36 +30,14 @@ import pyarrow as pa
 from astropy_healpix import HEALPix
 
 from lensfinder import PIXSCALE, seeding
+from lensfinder.population import MANIFEST_PARAMS, Priors, draw_parameters
 from lensfinder.sky.bricks import brick_center
 from lensfinder.sky.crossmatch import MATCH_RADIUS_ARCSEC, nearest_within
-from lensfinder.sky.shapes import axis_ratio_angle, stamp_angle
 from lensfinder.tables import write_json, write_parquet
 
 CONTROL_STRATEGIES = ("paired", "unpaired", "unpaired_matched")
 SPLIT_SCHEMES = ("row", "galaxy", "sky")
 SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class Priors:
-    """Lens and source priors. Angles in arcsec, magnitudes AB (intrinsic, i.e. before
-    Milky Way extinction, which the injection applies with the galaxy's transmission)."""
-
-    theta_e: tuple[float, float] = (0.8, 3.0)        # SIE Einstein radius, uniform
-    lens_q_min: float = 0.5                          # mass axis ratio floor
-    lens_q_scatter: float = 0.05                     # mass q = light q + N(0, scatter)
-    shear_max: float = 0.1                           # |gamma| uniform in [0, shear_max]
-    frac_in_caustic: float = 0.8                     # fraction with |beta| < theta_E
-    source_mag_r: tuple[float, float] = (22.0, 25.0)  # unlensed r mag, uniform
-    source_g_r: tuple[float, float] = (0.3, 0.2)     # g - r ~ N(mean, sigma)
-    source_r_z: tuple[float, float] = (0.2, 0.2)     # r - z ~ N(mean, sigma)
-    source_n: tuple[float, float] = (0.5, 2.5)       # Sersic index, uniform
-    source_re: tuple[float, float] = (0.1, 0.6)      # half-light radius, uniform
-    source_q: tuple[float, float] = (0.4, 1.0)       # axis ratio, uniform
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "Priors":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in (d or {}).items()})
 
 
 @dataclass(frozen=True)
@@ -89,14 +67,6 @@ class DatasetConfig:
         if abs(sum(cfg.split_fractions.values()) - 1) > 1e-9 or set(cfg.split_fractions) != set(SPLITS):
             raise ValueError(f"dataset {name}: split_fractions must give train, val, test summing to 1")
         return cfg
-
-
-MANIFEST_PARAMS = (
-    "theta_e", "lens_q", "lens_phi", "gamma1", "gamma2", "src_x", "src_y", "src_n", "src_re", "src_q", "src_phi",
-    "src_mag_g", "src_mag_r", "src_mag_z",
-)
-"""Per-row lens/source parameters (NaN for controls). Angles in the stamp frame (x along
-pixel columns = West, y = North), radians counter-clockwise from +x; lengths arcsec."""
 
 
 def known_lens_veto(ra, dec, known: pd.DataFrame, radius_arcsec: float = MATCH_RADIUS_ARCSEC) -> np.ndarray:
@@ -146,48 +116,6 @@ def _standardised_mean_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict:
     return out
 
 
-def _draw_parameters(cfg: DatasetConfig, seed: int, gal: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Lens and source parameters for positive galaxies ``gal`` (one row each)."""
-    p = cfg.priors
-    keys = seeding.row_keys(seed, cfg.name, "lens-source", gal["galaxy_id"].to_numpy())
-    uu = seeding.uniform(keys, 16)
-    zz = seeding.normal(keys, 3)
-    theta_e = p.theta_e[0] + (p.theta_e[1] - p.theta_e[0]) * uu[:, 0]
-    # mass follows light: the LRG's own axis ratio and position angle where it has a shape
-    q_light, pa_light = axis_ratio_angle(gal["shape_e1"].to_numpy().astype(np.float64),
-                                         gal["shape_e2"].to_numpy().astype(np.float64))
-    has_shape = (gal["shape_r"].to_numpy() > 0) & np.isfinite(q_light)
-    q_draw = p.lens_q_min + (1 - p.lens_q_min) * uu[:, 1]
-    lens_q = np.where(has_shape, q_light + p.lens_q_scatter * zz[:, 0], q_draw)
-    lens_q = np.clip(lens_q, p.lens_q_min, 1.0)
-    lens_phi = np.where(has_shape, stamp_angle(pa_light), np.pi * uu[:, 2])
-    gamma = p.shear_max * uu[:, 3]
-    gamma_ang = np.pi * uu[:, 4]
-    inside = uu[:, 5] < p.frac_in_caustic
-    # |beta| uniform in area: inside the SIS radial caustic (|beta| < theta_E: multiply
-    # imaged for an SIS, approximately so for SIE + shear) or in [theta_E, 2 theta_E].
-    r_frac = np.where(inside, np.sqrt(uu[:, 6]), np.sqrt(1 + 3 * uu[:, 6]))
-    beta_ang = 2 * np.pi * uu[:, 7]
-    mag_r = p.source_mag_r[0] + (p.source_mag_r[1] - p.source_mag_r[0]) * uu[:, 8]
-    return {
-        "theta_e": theta_e,
-        "lens_q": lens_q,
-        "lens_phi": np.mod(lens_phi, np.pi),
-        "gamma1": gamma * np.cos(2 * gamma_ang),
-        "gamma2": gamma * np.sin(2 * gamma_ang),
-        "src_x": r_frac * theta_e * np.cos(beta_ang),
-        "src_y": r_frac * theta_e * np.sin(beta_ang),
-        "src_n": p.source_n[0] + (p.source_n[1] - p.source_n[0]) * uu[:, 9],
-        "src_re": p.source_re[0] + (p.source_re[1] - p.source_re[0]) * uu[:, 10],
-        "src_q": p.source_q[0] + (p.source_q[1] - p.source_q[0]) * uu[:, 11],
-        "src_phi": np.pi * uu[:, 12],
-        "src_mag_g": mag_r + p.source_g_r[0] + p.source_g_r[1] * zz[:, 1],
-        "src_mag_r": mag_r,
-        "src_mag_z": mag_r - (p.source_r_z[0] + p.source_r_z[1] * zz[:, 2]),
-        "source_in_caustic": inside,
-    }
-
-
 PARENT_COLUMNS = ("galaxy_id", "brickname", "ra", "dec", "type", "mag_r", "shape_r", "shape_e1", "shape_e2",
                   "psfsize_g", "psfsize_r", "psfsize_z", "psfdepth_g", "psfdepth_r", "psfdepth_z",
                   "mw_transmission_g", "mw_transmission_r", "mw_transmission_z", "nobs_g", "nobs_r", "nobs_z")
@@ -233,7 +161,7 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
         matching = {"pool": _standardised_mean_differences(pos, pool),
                     "controls": _standardised_mean_differences(pos, ctl)}
 
-    params = _draw_parameters(cfg, seed, pos)
+    params = draw_parameters(cfg.priors, seed, cfg.name, pos)
     rows_pos = pos.assign(label=np.int8(1), **params)
     rows_ctl = ctl.assign(label=np.int8(0), **{k: np.nan for k in MANIFEST_PARAMS}, source_in_caustic=False)
     m = pd.concat([rows_pos, rows_ctl], ignore_index=True)

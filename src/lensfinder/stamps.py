@@ -44,14 +44,19 @@ def writer_options(schema: pa.Schema, stamp_compression: str = "none") -> dict:
 
 DIAGNOSTIC_FIELDS = [
     pa.field("arc_flux_g", pa.float32()), pa.field("arc_flux_r", pa.float32()), pa.field("arc_flux_z", pa.float32()),
-    pa.field("magnification", pa.float32()), pa.field("arc_snr", pa.float32()),
+    pa.field("magnification", pa.float32()), pa.field("mu_total", pa.float32()), pa.field("arc_snr", pa.float32()),
     pa.field("arc_max_pixel", pa.float32()), pa.field("lens_x_pix", pa.float32()), pa.field("lens_y_pix", pa.float32()),
+    pa.field("n_images", pa.int8()), pa.field("image_magnifications", pa.list_(pa.float32())),
+    pa.field("resolved", pa.bool_()), pa.field("draw_attempt", pa.int16()),
 ]
-"""arc_flux_<b>: noiseless arc flux on the stamp after the PSF, nanomaggies; magnification:
-arc flux on the stamp / unlensed source flux (before the PSF); arc_snr: optimal (matched
-filter) S/N of the arc over g, r, z, sqrt(sum arc^2 * invvar); arc_max_pixel: brightest
-arc pixel, nanomaggies; lens_x/y_pix: lens centre in the stamp (0-based pixels). NaN for
-controls."""
+"""Per-positive injection diagnostics (NaN, -1 or null for controls). arc_flux_<b>: noiseless
+arc flux on the stamp after the PSF, nanomaggies; magnification: that flux / the unlensed
+source flux; mu_total: total magnification of the extended source (all its light, on or off
+the stamp); arc_snr: S/N of the arc in its own pixels (:func:`lensfinder.detectability.arc_snr`);
+arc_max_pixel: brightest arc pixel, nanomaggies; lens_x/y_pix: lens centre in the stamp
+(0-based pixels); n_images, image_magnifications: the images of the source centre and their
+signed point magnifications (lens equation solved); resolved: Collett (2015)'s resolution
+criterion; draw_attempt: which draw of the lens and source was kept (0: the manifest's)."""
 
 
 class StampFormatError(ValueError):

@@ -16,6 +16,8 @@ rule inject:
         report=f"{RESULTS}/datasets/{{dataset}}/stamps/part-{{scatteritem}}.report.json",
     params:
         inject=lambda wc: inject_params(wc.dataset),
+        dataset=lambda wc: dataset_params(wc.dataset),  # its priors: redraws of unrecognisable systems
+        seed=config["seed"],
         coadd_dir=SKY.coadd_dir,
         cutouts=canonical(CUTOUTS.as_params()),
     resources:

@@ -1,0 +1,155 @@
+"""Phase 4c: is an injected system recognisable as a lens?
+
+Per system: the images of the source centre (the lens equation solved, not the SIS
+approximation), their magnifications, the total magnification of the extended source, the
+arc's S/N in its own pixels and whether the images are resolved. A system is recognisable
+when it passes the configured criteria; the defaults are Collett (2015, ApJ 811, 20, sec.
+2.3): multiply imaged, total magnification >= 3, resolved (theta_E^2 > R_e^2 + (FWHM/2)^2)
+and S/N >= 20 in the lensed images.
+
+The solver is the triangle-mapping method (Schramm & Kayser 1987; as in glafic and
+lenstronomy's ``LensEquationSolver``): image-plane grid cells, split in two triangles, are
+mapped to the source plane; a triangle containing the source holds an image, which Newton
+iterations then refine. Written here, vectorised over systems, because lenstronomy's solver
+loops over one system at a time in Python; tests/test_detectability.py checks it against
+lenstronomy on random systems.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lensfinder.lensing import LensSystems, deflection
+
+_GRID = 120           # image-plane grid points per side for the triangle search
+# Nested grids, each 1/_ZOOM the width of the last, centred on the lens: near the singular
+# SIE centre the lens mapping stretches a cell across much of the source plane, so faint
+# images close to the centre are only caught by a finer grid there.
+_LEVELS, _ZOOM = 3, 10.0
+_NEWTON_STEPS = 12
+_FD_STEP = 1e-5       # arcsec, finite-difference step of the lens-mapping Jacobian
+_CONVERGED = 1e-7     # arcsec in the source plane
+_SAME_IMAGE = 1e-4    # arcsec: Newton solutions closer than this are one image
+_CENTRE = 1e-4        # x theta_E: the singular SIE centre holds no image
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """Recognisability criteria (the ``inject.recognisable`` config section); defaults are
+    Collett (2015)'s. ``max_attempts``: draws per positive before it is given up (counted)."""
+
+    min_images: int = 2
+    min_magnification: float = 3.0
+    min_arc_snr: float = 20.0
+    resolved: bool = True
+    max_attempts: int = 20
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Criteria":
+        return cls(**(d or {}))
+
+
+def _source_position(x, y, sys: LensSystems):
+    ax, ay = deflection(x, y, sys)
+    return x - ax, y - ay
+
+
+def _jacobian(x, y, sys: LensSystems):
+    """d(beta)/d(theta) at points (N, P) by central differences: four (N, P) arrays."""
+    h = _FD_STEP
+    bxp, byp = _source_position(x + h, y, sys)
+    bxm, bym = _source_position(x - h, y, sys)
+    bxq, byq = _source_position(x, y + h, sys)
+    bxn, byn = _source_position(x, y - h, sys)
+    return (bxp - bxm) / (2 * h), (bxq - bxn) / (2 * h), (byp - bym) / (2 * h), (byq - byn) / (2 * h)
+
+
+def _triangle_hits(sys: LensSystems, half_width: np.ndarray):
+    """Image-plane first guesses: (system index, x, y) of every grid triangle whose source-
+    plane image contains the source centre."""
+    n = len(sys)
+    t = np.linspace(-1.0, 1.0, _GRID)
+    gx = sys.lens_x[:, None, None] + half_width[:, None, None] * t[None, None, :]
+    gy = sys.lens_y[:, None, None] + half_width[:, None, None] * t[None, :, None]
+    gx, gy = np.broadcast_to(gx, (n, _GRID, _GRID)), np.broadcast_to(gy, (n, _GRID, _GRID))
+    bx, by = _source_position(gx.reshape(n, -1), gy.reshape(n, -1), sys)
+    bx = bx.reshape(n, _GRID, _GRID) - sys.src_x[:, None, None]
+    by = by.reshape(n, _GRID, _GRID) - sys.src_y[:, None, None]
+    hits = []
+    # the two triangles of each cell: (00, 01, 10) and (11, 10, 01) as (row, col) corners
+    for (a, b, c) in (((0, 0), (0, 1), (1, 0)), ((1, 1), (1, 0), (0, 1))):
+        corner = [(slice(r, _GRID - 1 + r), slice(q, _GRID - 1 + q)) for r, q in (a, b, c)]
+        px = [bx[(slice(None),) + s] for s in corner]
+        py = [by[(slice(None),) + s] for s in corner]
+        # the origin (the source) is inside when the three edge cross products agree in sign
+        d = [px[i] * py[(i + 1) % 3] - py[i] * px[(i + 1) % 3] for i in range(3)]
+        inside = ((d[0] >= 0) & (d[1] >= 0) & (d[2] >= 0)) | ((d[0] <= 0) & (d[1] <= 0) & (d[2] <= 0))
+        k, i, j = np.nonzero(inside)
+        ix = gx[(slice(None),) + corner[0]][k, i, j] / 3 + gx[(slice(None),) + corner[1]][k, i, j] / 3 \
+            + gx[(slice(None),) + corner[2]][k, i, j] / 3
+        iy = gy[(slice(None),) + corner[0]][k, i, j] / 3 + gy[(slice(None),) + corner[1]][k, i, j] / 3 \
+            + gy[(slice(None),) + corner[2]][k, i, j] / 3
+        hits.append((k, ix, iy))
+    return tuple(np.concatenate(parts) for parts in zip(*hits))
+
+
+def solve_images(sys: LensSystems) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Images of each system's source centre: per system (x, y, magnification), arrays of
+    the images found (arcsec; signed magnification 1/det A), in order of decreasing |mu|."""
+    beta = np.hypot(sys.src_x - sys.lens_x, sys.src_y - sys.lens_y)
+    half_width = 2.5 * sys.theta_e + beta
+    levels = [_triangle_hits(sys, half_width / _ZOOM**i) for i in range(_LEVELS)]
+    k, x, y = (np.concatenate(parts) for parts in zip(*levels))
+    one = sys.take(k)
+    for _ in range(_NEWTON_STEPS):
+        bx, by = _source_position(x[:, None], y[:, None], one)
+        a11, a12, a21, a22 = (v[:, 0] for v in _jacobian(x[:, None], y[:, None], one))
+        det = a11 * a22 - a12 * a21
+        rx, ry = one.src_x - bx[:, 0], one.src_y - by[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = x + np.where(det != 0, (a22 * rx - a12 * ry) / det, 0.0)
+            y = y + np.where(det != 0, (-a21 * rx + a11 * ry) / det, 0.0)
+    bx, by = _source_position(x[:, None], y[:, None], one)
+    a11, a12, a21, a22 = (v[:, 0] for v in _jacobian(x[:, None], y[:, None], one))
+    with np.errstate(divide="ignore"):
+        mu = 1.0 / (a11 * a22 - a12 * a21)
+    good = (np.hypot(bx[:, 0] - one.src_x, by[:, 0] - one.src_y) < _CONVERGED) \
+        & (np.hypot(x - one.lens_x, y - one.lens_y) > _CENTRE * one.theta_e) & np.isfinite(mu)
+    out = []
+    for s in range(len(sys)):
+        sel = np.flatnonzero((k == s) & good)
+        xs, ys, ms = [], [], []
+        for i in sel[np.argsort(-np.abs(mu[sel]), kind="stable")]:
+            if all(np.hypot(x[i] - u, y[i] - v) > _SAME_IMAGE for u, v in zip(xs, ys)):
+                xs.append(x[i]), ys.append(y[i]), ms.append(mu[i])
+        out.append((np.array(xs), np.array(ys), np.array(ms)))
+    return out
+
+
+def arc_snr(arcs: np.ndarray, invvar: np.ndarray, electrons_per_nmgy: np.ndarray) -> np.ndarray:
+    """S/N of noiseless arcs (N, B, H, W) nanomaggies in their own pixels: per band, over the
+    pixels where the arc is >= 1 sigma of the pixel noise (coadd noise from ``invvar`` plus
+    the arc's photon noise with ``electrons_per_nmgy`` (N, B)), sum(arc) / sqrt(sum var);
+    bands combined in quadrature. (N,). Pixels without data (invvar 0) are not counted."""
+    with np.errstate(divide="ignore"):
+        var = np.where(invvar > 0, 1.0 / invvar, np.inf) + np.maximum(arcs, 0) / electrons_per_nmgy[:, :, None, None]
+    own = (arcs >= np.sqrt(var)) & np.isfinite(var)
+    signal = np.where(own, arcs, 0).sum(axis=(2, 3))
+    noise = np.sqrt(np.where(own, var, 0).sum(axis=(2, 3)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_band = np.where(noise > 0, signal / noise, 0.0)
+    return np.sqrt((per_band**2).sum(axis=1))
+
+
+def resolved(theta_e, src_re, fwhm) -> np.ndarray:
+    """Collett (2015)'s resolution criterion theta_E^2 > R_e^2 + (FWHM/2)^2 (arcsec)."""
+    return np.asarray(theta_e) ** 2 > np.asarray(src_re) ** 2 + (np.asarray(fwhm) / 2) ** 2
+
+
+def recognisable(n_images, mu_total, snr, is_resolved, c: Criteria) -> np.ndarray:
+    """Which systems pass the criteria ``c`` (all arguments (N,))."""
+    ok = (np.asarray(n_images) >= c.min_images) & (np.asarray(mu_total) >= c.min_magnification) \
+        & (np.asarray(snr) >= c.min_arc_snr)
+    return ok & np.asarray(is_resolved) if c.resolved else ok
