@@ -11,7 +11,7 @@ from lensfinder.gallery import write_gallery
 from lensfinder.inject import InjectConfig, gather_reports, inject_shard, shard_bricks
 from lensfinder.sky.cutout_source import LocalCoadds
 from lensfinder.manifest import DatasetConfig, write_manifest
-from lensfinder.population import Population, Priors
+from lensfinder.population import MANIFEST_PARAMS, Population, Priors
 from lensfinder.select import gather_parent, select_sweep
 from lensfinder.sky.bricks import coadd_path
 from lensfinder.sky.coadds import CoaddBrick
@@ -96,13 +96,43 @@ def test_stamps_controls_are_raw_cutouts_and_positives_carry_arcs(mock_sky, mani
     assert n_checked > 10
 
 
-def test_diagnostics_are_sane(mock_sky, manifests, tmp_path):
-    _, parts = _run(manifests[1]["unpaired"], mock_sky.coadd_dir, tmp_path, n_shards=1)
+def test_every_positive_is_recognisable_and_redraws_are_reproducible(mock_sky, manifests, tmp_path):
+    """No row labelled 1 fails the criteria (recomputed from the stored columns); systems
+    that failed were redrawn, and each kept redraw is exactly the population's draw for
+    (seed, dataset, galaxy, attempt); diagnostics are set for positives only."""
+    manifest = manifests[1]["unpaired"]
+    reports, parts = _run(manifest, mock_sky.coadd_dir, tmp_path, n_shards=1)
     d = pq.read_table(parts[0]).drop_columns(["stamp"]).to_pandas()
     pos, ctl = d[d.label == 1], d[d.label == 0]
-    assert (pos.magnification > 0.5).all() and pos.magnification.median() > 1.5
-    assert (pos.arc_snr > 0).all() and ctl.arc_snr.isna().all()
-    assert pos.lens_x_pix.between(31.5, 32.5).all()
+    c = InjectConfig().recognisable
+    assert len(pos) > 20
+    assert (pos.n_images >= c.min_images).all() and (pos.mu_total >= c.min_magnification).all()
+    assert (pos.arc_snr >= c.min_arc_snr).all() and pos.resolved.all()
+    assert (pos.theta_e**2 > pos.src_re**2 + (pos.psfsize_r / 2) ** 2).all()
+    assert all(len(m) == k for m, k in zip(pos.image_magnifications, pos.n_images))
+    assert (pos.magnification > 0.3).all() and pos.lens_x_pix.between(31.5, 32.5).all()
+    assert ctl.arc_snr.isna().all() and (ctl.n_images == -1).all() and ctl.resolved.isna().all()
+    assert reports[0]["redraws"] > 0 and sum(reports[0]["first_draw_failures"].values()) > 0
+    redrawn = pos[pos.draw_attempt > 0]
+    assert len(redrawn) > 0
+    first = pq.read_table(manifest).to_pandas().set_index("sample_id")
+    for attempt, rows in redrawn.groupby("draw_attempt"):
+        again = POPULATION["unpaired"].draw(rows, int(attempt))
+        for k in MANIFEST_PARAMS:
+            np.testing.assert_allclose(rows[k].to_numpy(), again[k].astype(np.float32), rtol=1e-6)
+    kept_first = pos[pos.draw_attempt == 0].set_index("sample_id")
+    np.testing.assert_array_equal(kept_first.theta_e, first.loc[kept_first.index, "theta_e"])
+
+
+def test_never_recognisable_positives_are_skipped_and_counted(mock_sky, manifests, tmp_path):
+    manifest = manifests[1]["unpaired"]
+    impossible = InjectConfig().recognisable.__class__(min_arc_snr=1e9, max_attempts=2)
+    reports, parts = _run(manifest, mock_sky.coadd_dir, tmp_path, n_shards=1, recognisable=impossible)
+    r = reports[0]
+    d = pq.read_table(parts[0], columns=["label"]).to_pandas()
+    assert (d.label == 0).sum() > 0 and (d.label == 1).sum() == 0
+    assert r["skipped"]["not_recognisable"] > 0 and r["n_written"] + r["n_skipped"] == r["n_rows"]
+    assert r["redraws"] == r["skipped"]["not_recognisable"]  # one redraw each, then given up
 
 
 def test_same_config_gives_identical_stamps_whatever_the_sharding(mock_sky, manifests, tmp_path):

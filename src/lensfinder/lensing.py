@@ -1,5 +1,5 @@
 """Strong-lensing ray tracing: SIE + external shear deflecting an elliptical Sersic source,
-on a supersampled pixel grid, batched over many stamps; and per-band Gaussian PSF blur.
+on a supersampled pixel grid, batched over many stamps (the PSF is :mod:`lensfinder.psf`'s).
 
 Conventions (those of lenstronomy, so parameters transfer one to one and the tests can
 compare against ``LensModel(['SIE', 'SHEAR'])`` / ``LightModel(['SERSIC_ELLIPSE'])``):
@@ -26,10 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import erf, gamma, gammaincinv
+from scipy.special import gamma, gammaincinv
 
 from lensfinder import PIXSCALE, STAMP_SIZE
-from lensfinder.photometry import FWHM_PER_SIGMA
 from lensfinder.sky.shapes import E_MAX_LENSING, axis_ratio_angle
 
 # The SIE deflection has a removable singularity at q = 1 (0/0). Capping q keeps
@@ -215,22 +214,3 @@ def lensed_images(sys: LensSystems, size: int = STAMP_SIZE, pixscale: float = PI
                     gx[pix[cusp]], gy[pix[cusp]], sx2, sy2, lens, src, stamp[cusp]).mean(axis=1)
         out[start:start + n] = sb.reshape(n, size, size) * area
     return out
-
-
-def gaussian_blur_matrices(fwhm_arcsec, size: int = STAMP_SIZE, pixscale: float = PIXSCALE) -> np.ndarray:
-    """Pixel-integrated 1-d Gaussian blur matrices, (..., size, size), one per FWHM
-    (arcsec). ``M @ img @ M.T`` convolves a stamp with the circular Gaussian PSF; light
-    blurred off the stamp is lost, as it is in a real cutout."""
-    sigma = np.asarray(fwhm_arcsec, dtype=np.float64)[..., None, None] / FWHM_PER_SIGMA / pixscale
-    i = np.arange(size)
-    d = i[:, None] - i[None, :]  # output pixel - input pixel
-    # integral of the Gaussian over the output pixel (exact for a point at the input centre)
-    return 0.5 * (erf((d + 0.5) / (np.sqrt(2) * sigma)) - erf((d - 0.5) / (np.sqrt(2) * sigma)))
-
-
-def convolve_gaussian_psf(images: np.ndarray, fwhm_arcsec: np.ndarray, pixscale: float = PIXSCALE) -> np.ndarray:
-    """Blur (N, B, S, S) images with per-stamp, per-band circular Gaussian PSFs of FWHM
-    ``fwhm_arcsec`` (N, B) arcsec. Separable, so two batched matrix products instead of a
-    2-d convolution."""
-    m = gaussian_blur_matrices(fwhm_arcsec, images.shape[-1], pixscale)
-    return m @ images @ np.swapaxes(m, -1, -2)
