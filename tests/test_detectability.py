@@ -5,6 +5,7 @@ import pytest
 from lensfinder.detectability import Criteria, arc_snr, recognisable, resolved, solve_images
 from lensfinder.inject import ZEROPOINT_ELECTRONS, InjectConfig, arc_noise, electrons_per_nanomaggy
 from lensfinder.lensing import LensSystems
+from lensfinder.noise import DR10_LAG1, lag1_correlation
 from lensfinder.sky.shapes import ellipticity
 
 
@@ -89,7 +90,7 @@ def test_criteria_are_collett_2015_by_default():
 def test_gain_is_in_electrons_and_the_arc_noise_has_that_variance():
     """Zero points are DECam's in electrons (legacyzpts), not ADU: r band, NOBS 3, 90 s ->
     3 x 90 x 10^(0.4 (26.818 - 22.5)) = 14,404 e- per nanomaggy; the arc's noise variance is
-    arc / that."""
+    arc / that, correlated between pixels like the coadd's noise."""
     assert ZEROPOINT_ELECTRONS == {"g": 26.610, "r": 26.818, "z": 26.484}
     n = 4
     rows = pa.table({**{f"nobs_{b}": np.full(n, 3, np.int16) for b in "grz"},
@@ -100,3 +101,5 @@ def test_gain_is_in_electrons_and_the_arc_noise_has_that_variance():
     arcs = np.full((n, 3, 64, 64), 2.0)
     noise = arc_noise(arcs, rows, cfg)
     np.testing.assert_allclose(noise.var(axis=(0, 2, 3)), 2.0 / gain[0], rtol=0.03)
+    # and it has the coadds' pixel correlation (lensfinder.noise)
+    assert abs(lag1_correlation(noise / np.sqrt(2.0 / gain[0])[None, :, None, None]) - DR10_LAG1) < 0.02

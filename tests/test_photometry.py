@@ -1,7 +1,7 @@
 import numpy as np
 
 from lensfinder.photometry import (
-    depth_mag_to_ivar, flux_to_mag, gaussian_point_source_norm, ivar_to_depth_mag, mag_to_flux, mw_transmission,
+    depth_mag_to_ivar, flux_to_mag, ivar_to_depth_mag, mag_to_flux, mw_transmission,
 )
 
 
@@ -25,12 +25,6 @@ def test_depth_formula_matches_design():
     assert np.isnan(ivar_to_depth_mag(0.0))
 
 
-def test_extinction_and_psf_norm():
+def test_extinction():
     assert mw_transmission(0.0, "g") == 1.0
     assert mw_transmission(0.1, "g") < mw_transmission(0.1, "z") < 1.0
-    # Sum of P^2 of a sampled Gaussian PSF matches 1 / (4 pi sigma^2)
-    s = 2.2
-    yy, xx = np.mgrid[-30:31, -30:31]
-    p = np.exp(-0.5 * (xx**2 + yy**2) / s**2)
-    p /= p.sum()
-    np.testing.assert_allclose((p**2).sum(), gaussian_point_source_norm(s), rtol=1e-3)

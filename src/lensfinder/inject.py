@@ -13,7 +13,8 @@ then for the positives, in batches:
    one that is not is redrawn from the dataset's priors with the attempt number in its seed
    (:class:`lensfinder.population.Population`), up to ``max_attempts``; one never
    recognisable is skipped and counted (``not_recognisable``), so every row labelled 1 is;
-4. add the arc's photon noise and add the arc to the real cutout.
+4. add the arc and its photon noise (in electrons, with the coadd's pixel correlation:
+   :mod:`lensfinder.noise`) to the real cutout.
 
 Stamps that cannot be made (crossing the brick edge, off the brick, NaN pixels, zero invvar,
 no service data, a failed service request) are skipped and counted per reason.
@@ -33,6 +34,7 @@ import pyarrow.parquet as pq
 from lensfinder import BANDS, PIXSCALE, STAMP_SIZE, psf, seeding
 from lensfinder.detectability import Criteria, arc_snr, recognisable, resolved, solve_images
 from lensfinder.lensing import LensSystems, lensed_images
+from lensfinder.noise import DR10_LAG1, correlate
 from lensfinder.photometry import mag_to_flux
 from lensfinder.population import MANIFEST_PARAMS, Population
 from lensfinder.sky.coadds import FLAG_NAMES, CoaddError
@@ -59,6 +61,7 @@ class InjectConfig:
     exptime_s: float = 90.0
     zeropoint: dict = field(default_factory=lambda: dict(ZEROPOINT_ELECTRONS))  # AB mag of 1 e-/s
     psf: psf.PsfConfig = psf.PsfConfig()
+    noise_lag1: float = DR10_LAG1  # the arc noise gets the coadd's pixel correlation
     recognisable: Criteria = Criteria()
     write_npz: bool = False
     stamp_compression: str = "none"  # Parquet codec of the stamp column (see stamps.writer_options)
@@ -127,11 +130,11 @@ def electrons_per_nanomaggy(rows: pa.Table, cfg: InjectConfig) -> np.ndarray:
 
 def arc_noise(arcs: np.ndarray, rows: pa.Table, cfg: InjectConfig) -> np.ndarray:
     """Photon noise of the arcs (nanomaggies), Gaussian with variance arc / g where g is the
-    coadd's electrons per nanomaggy. Drawn from each row's own stream, so a stamp's noise
-    does not depend on its shard."""
+    coadd's electrons per nanomaggy, with the coadd's pixel correlation (``cfg.noise_lag1``).
+    Drawn from each row's own stream, so a stamp's noise does not depend on its shard."""
     gain = electrons_per_nanomaggy(rows, cfg)[:, :, None, None]
     keys = seeding.row_keys(0, "arc-noise", rows["seed"].to_numpy())
-    z = seeding.normal(keys, int(np.prod(arcs.shape[1:]))).reshape(arcs.shape)
+    z = correlate(seeding.normal(keys, int(np.prod(arcs.shape[1:]))).reshape(arcs.shape), cfg.noise_lag1)
     return z * np.sqrt(np.maximum(arcs, 0) / gain)
 
 

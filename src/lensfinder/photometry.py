@@ -51,10 +51,3 @@ def ivar_to_depth_mag(ivar, nsigma: float = 5.0):
     ivar = np.asarray(ivar, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(ivar > 0, ZERO_POINT - 2.5 * np.log10(nsigma / np.sqrt(ivar)), np.nan)
-
-
-def gaussian_point_source_norm(sigma_pix):
-    """Sum over pixels of P^2 for a unit-flux circular Gaussian PSF of width ``sigma_pix``
-    (pixels): 1 / (4 pi sigma^2). A point source's optimal flux ivar is this sum divided by
-    the per-pixel noise variance."""
-    return 1.0 / (4.0 * np.pi * np.asarray(sigma_pix, dtype=np.float64) ** 2)

@@ -138,12 +138,6 @@ def convolve(images: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return full[..., h:h + n_y, h:h + n_x]
 
 
-def point_source_norm(kernel: np.ndarray) -> np.ndarray:
-    """sum(P^2) over pixels of unit-sum kernels (..., K, K): a point source's optimal flux
-    inverse variance is this sum divided by the per-pixel noise variance."""
-    return (np.asarray(kernel) ** 2).sum(axis=(-2, -1))
-
-
 @lru_cache(maxsize=8)
 def moffat_mixture(beta: float, n_components: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """A circular Moffat of index ``beta`` and alpha = 1 as a mixture of circular Gaussians:

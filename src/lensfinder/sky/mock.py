@@ -10,9 +10,11 @@ pass the DESI LRG cuts at a realistic rate), blue disk galaxies, stars (includin
 Gaia stars that set MASKBITS BRIGHT around them), and a fraction of galaxies with
 catalogue pathologies (no coverage in a band, zero ivar, negative flux, masked) so every
 quality cut has something to cut. Per-brick PSF FWHM and depth are drawn around DR10
-DECaLS values. Images are rendered with that PSF, noise follows the invvar maps, and the
-catalogue fluxes are the rendered fluxes plus noise drawn from FLUX_IVAR, so catalogue
-and images agree.
+DECaLS values. Images are rendered with that PSF (a Moffat by default, the family the
+injected arcs are blurred with: :mod:`lensfinder.psf`), noise follows the invvar maps with
+the pixel correlation of resampled coadds (:mod:`lensfinder.noise`), and the catalogue
+fluxes are the rendered fluxes plus noise drawn from FLUX_IVAR, so catalogue and images
+agree.
 
 Galaxy profiles are rendered as Gaussian mixtures fitted to Sersic profiles (the same
 approach as the Tractor, Hogg & Lang 2013), which makes PSF convolution analytic and the
@@ -34,14 +36,9 @@ from scipy.optimize import nnls
 from scipy.special import gammaincinv
 
 from lensfinder import BANDS, PIXSCALE
-from lensfinder.photometry import (
-    FWHM_PER_SIGMA,
-    depth_mag_to_ivar,
-    flux_to_mag,
-    gaussian_point_source_norm,
-    mag_to_flux,
-    mw_transmission,
-)
+from lensfinder.noise import DR10_LAG1, correlate
+from lensfinder.photometry import FWHM_PER_SIGMA, depth_mag_to_ivar, flux_to_mag, mag_to_flux, mw_transmission
+from lensfinder.psf import PsfConfig, moffat_alpha, moffat_mixture
 from lensfinder.sky.bricks import brick_center, brick_wcs, coadd_path, sweep_name
 from lensfinder.sky.columns import MASKBITS, SWEEP_COLUMNS, fits_format
 from lensfinder.sky.shapes import axis_ratio_angle, covariance_pixels, ellipticity
@@ -71,10 +68,15 @@ class MockSkyConfig:
     psf_fwhm_range: tuple[float, float] = (1.0, 1.6)
     depth_mean: dict = field(default_factory=lambda: {"g": 24.5, "r": 23.9, "z": 23.0})
     depth_sigma: float = 0.15
+    psf: PsfConfig = PsfConfig()   # gaussian | moffat: the family the arcs are blurred with
+    noise_lag1: float = DR10_LAG1  # pixel-noise correlation of the resampled coadds
 
     @classmethod
     def from_dict(cls, d: dict) -> "MockSkyConfig":
         d = dict(d)
+        d["psf"] = PsfConfig.from_dict(d.get("psf"))
+        if d["psf"].kind == "pixel":
+            raise ValueError("sky.mock.psf.kind must be gaussian or moffat (the mock has no survey PSF images)")
         if "bricks" in d:
             d["bricks"] = tuple(d["bricks"])
         if "psf_fwhm_range" in d:
@@ -146,11 +148,23 @@ def brick_conditions(cfg: MockSkyConfig, brickname: str) -> dict:
         fwhm = float(np.clip(rng.normal(cfg.psf_fwhm_mean[b], 0.1), lo, hi))
         depth = float(rng.normal(cfg.depth_mean[b], cfg.depth_sigma))
         psfdepth = float(depth_mag_to_ivar(depth))
-        sigma_psf_pix = fwhm / FWHM_PER_SIGMA / PIXSCALE
-        sigma_pix = float(np.sqrt(gaussian_point_source_norm(sigma_psf_pix) / psfdepth))
+        amps, var = psf_mixture(cfg.psf, fwhm)
+        # sum P^2 of the mixture: PSFDEPTH = that / pixel variance (white pixels, as the
+        # Tractor assumes); sigma_psf_pix is the Gaussian width with the same sum
+        norm = float((amps[:, None] * amps[None, :] / (2 * np.pi * (var[:, None] + var[None, :]))).sum())
+        sigma_pix = float(np.sqrt(norm / psfdepth))
         cond[b] = {"psf_fwhm": fwhm, "depth5": depth, "psfdepth": psfdepth, "sigma_pix": sigma_pix,
-                   "sigma_psf_pix": sigma_psf_pix}
+                   "sigma_psf_pix": float(np.sqrt(1 / (4 * np.pi * norm))), "psf_amps": amps, "psf_var": var}
     return cond
+
+
+def psf_mixture(cfg: PsfConfig, fwhm_arcsec: float) -> tuple[np.ndarray, np.ndarray]:
+    """The mock's PSF of FWHM ``fwhm_arcsec`` as circular Gaussians: (weights, variances in
+    pixels^2). Moffat: :func:`lensfinder.psf.moffat_mixture` scaled to alpha."""
+    if cfg.kind == "gaussian":
+        return np.array([1.0]), np.array([(fwhm_arcsec / FWHM_PER_SIGMA / PIXSCALE) ** 2])
+    amps, var = moffat_mixture(cfg.moffat_beta)
+    return amps / amps.sum(), var * (moffat_alpha(fwhm_arcsec, cfg.moffat_beta) / PIXSCALE) ** 2
 
 
 def _draw_population(rng: np.random.Generator, kind: str, n: int) -> dict:
@@ -344,7 +358,6 @@ def _render_band(shape, render: dict, band: str) -> np.ndarray:
     re_pix = render["re"] / PIXSCALE
     q, theta = axis_ratio_angle(np.asarray(render["e1"], np.float64), np.asarray(render["e2"], np.float64))
     shape_cov = covariance_pixels(re_pix, q, theta)
-    psf_var = c["sigma_psf_pix"] ** 2
     half = np.clip(np.ceil(4 * c["sigma_psf_pix"] + 5 * re_pix), 8, 48).astype(int)
     half = np.where(half <= 12, 12, np.where(half <= 24, 24, 48))  # few distinct stamp sizes
     acc = np.zeros(ny * nx)
@@ -359,11 +372,12 @@ def _render_band(shape, render: dict, band: str) -> np.ndarray:
             stamp = np.zeros((sel.size, offs.size, offs.size))
             amps, var = sersic_mog(float(n_s))
             for a, v in zip(amps, var):
-                cov = v * shape_cov[sel] + psf_var * np.eye(2)
-                det = cov[:, 0, 0] * cov[:, 1, 1] - cov[:, 0, 1] ** 2
-                ixx, iyy, ixy = cov[:, 1, 1] / det, cov[:, 0, 0] / det, -cov[:, 0, 1] / det
-                quad = ixx[:, None, None] * dx**2 + iyy[:, None, None] * dy**2 + 2 * ixy[:, None, None] * dx * dy
-                stamp += a / (2 * np.pi * np.sqrt(det))[:, None, None] * np.exp(-0.5 * quad)
+                for a_psf, v_psf in zip(c["psf_amps"], c["psf_var"]):  # galaxy x PSF components
+                    cov = v * shape_cov[sel] + v_psf * np.eye(2)
+                    det = cov[:, 0, 0] * cov[:, 1, 1] - cov[:, 0, 1] ** 2
+                    ixx, iyy, ixy = cov[:, 1, 1] / det, cov[:, 0, 0] / det, -cov[:, 0, 1] / det
+                    quad = ixx[:, None, None] * dx**2 + iyy[:, None, None] * dy**2 + 2 * ixy[:, None, None] * dx * dy
+                    stamp += a * a_psf / (2 * np.pi * np.sqrt(det))[:, None, None] * np.exp(-0.5 * quad)
             stamp *= (flux[sel] / stamp.sum(axis=(1, 2)))[:, None, None]
             cols = np.broadcast_to(xc[:, None, None] + offs[None, None, :], stamp.shape)
             rows = np.broadcast_to(yc[:, None, None] + offs[None, :, None], stamp.shape)
@@ -386,7 +400,8 @@ def render_brick(cfg: MockSkyConfig, brickname: str, render: dict) -> tuple[np.n
         # whose header stores the wall-clock time.
         px, py = noise_rng.uniform(0, 2 * np.pi, 2)
         ivar = (1.0 + 0.05 * np.cos(t + px)[None, :] + 0.05 * np.cos(t + py)[:, None]) / sigma**2
-        img = _render_band(shape, render, b) + noise_rng.normal(0.0, 1.0, shape) / np.sqrt(ivar)
+        white = noise_rng.normal(0.0, 1.0, shape)
+        img = _render_band(shape, render, b) + correlate(white, cfg.noise_lag1) / np.sqrt(ivar)
         if b in render["stripes"]:
             x0, x1 = render["stripes"][b]
             img[:, x0:x1] = 0.0
