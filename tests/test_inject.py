@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 
-from lensfinder.gallery import write_gallery
+from lensfinder.gallery import pick_pairs, write_gallery, write_injection_figure
 from lensfinder.inject import InjectConfig, gather_reports, inject_shard, shard_bricks
 from lensfinder.sky.cutout_source import LocalCoadds
 from lensfinder.manifest import DatasetConfig, write_manifest
@@ -164,13 +164,24 @@ def test_nan_and_zero_invvar_cutouts_are_skipped_and_counted(mock_sky, manifests
     assert json.loads((tmp_path / "part-0.json").read_text())["skipped"]["nan_pixels"] > 10
 
 
-def test_gallery_renders_positives_next_to_controls(mock_sky, manifests, tmp_path):
+def test_gallery_shows_typical_arcs_next_to_controls_and_the_injection_figure(mock_sky, manifests, tmp_path):
+    """Half the gallery's positives sit at the median arc S/N, some near the 10th percentile:
+    not only the brightest. The injection figure draws every positive's distributions."""
     _, parts = _run(manifests[1]["paired"], mock_sky.coadd_dir, tmp_path, n_shards=1)
+    meta = pq.read_table(parts[0], columns=["label", "sample_id", "twin_sample_id", "mag_r", "arc_snr"]).to_pandas()
+    pairs = pick_pairs(meta, 8)
+    assert len(pairs) == 8 and [tag for *_, tag in pairs].count("S/N p50") == 4 and ("S/N p10" in [t for *_, t in pairs])
+    snr = meta.loc[meta.label == 1, "arc_snr"]
+    chosen = meta.loc[[i for i, _, tag in pairs if tag == "S/N p50"], "arc_snr"]
+    assert chosen.max() < snr.quantile(0.9) and chosen.min() > snr.quantile(0.1)
+    assert all(meta.label[i] == 1 and meta.label[j] == 0 for i, j, _ in pairs)
     n = write_gallery(parts, tmp_path / "gallery.png", n_pairs=4)
     assert n == 4
     import matplotlib.image as mpimg
     img = mpimg.imread(tmp_path / "gallery.png")
     assert img.shape[0] > 200 and img.shape[1] > 400 and img[..., :3].std() > 0.05
+    assert write_injection_figure(parts, tmp_path / "injection.png") == int((meta.label == 1).sum())
+    assert mpimg.imread(tmp_path / "injection.png")[..., :3].std() > 0.05
 
 
 def test_stamps_from_the_cutout_service_equal_local_stamps_to_the_resampling(mock_sky, manifests, tmp_path, server):

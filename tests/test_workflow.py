@@ -40,7 +40,7 @@ def test_dry_run_of_default_dag(tmp_path):
     assert jobs["parent_lrg"] == 1 and jobs["all"] == 1
     assert jobs["train"] == jobs["evaluate"] == 1  # the default target trains gen3 only
     n_datasets = len(cfg["datasets"])
-    assert jobs["manifest"] == jobs["stamps_report"] == jobs["gallery"] == n_datasets
+    assert jobs["manifest"] == jobs["stamps_report"] == jobs["gallery"] == jobs["injection_figure"] == n_datasets
     assert jobs["inject"] == n_datasets * cfg["inject"]["shards"]
 
 
@@ -52,7 +52,8 @@ def test_tiny_run_produces_sky_parent_sample_and_stamps(tiny_run):
         report = json.loads((d / "stamps_report.json").read_text())
         assert report["n_written"] > 0 and report["n_written"] + report["n_skipped"] == audit["n_rows"]
         assert len(list((d / "stamps").glob("part-*-of-2.parquet"))) == 2
-        assert (d / "gallery.png").stat().st_size > 10_000
+        assert (d / "gallery.png").stat().st_size > 10_000 and (d / "injection.png").stat().st_size > 10_000
+        assert report["skipped"]["not_recognisable"] == 0 and report["n_positives_written"] > 0
     assert json.loads((work / "results/datasets/v4_paired/manifest_audit.json").read_text())["leaky"]
     hist = json.loads((work / "results/runs/gen3/history.json").read_text())
     assert len(hist["epochs"]) == 2 and hist["epochs"][0]["duplication_factor"] == 1.0
@@ -84,7 +85,8 @@ def test_rerun_is_a_no_op_and_phase3_param_reruns_phase3_only(tiny_run, tmp_path
     jobs = planned_jobs(snakemake("-n", "--configfile", DEMO, str(cfg2), cwd=work))
     # a prior of one dataset reruns phases 4a/4c of that dataset only
     # (gen3 trains on v5_unpaired, so it retrains and re-evaluates; gen2 is untouched)
-    assert jobs == {"manifest": 1, "inject": 2, "stamps_report": 1, "gallery": 1, "train": 1, "evaluate": 1, "all": 1}
+    assert jobs == {"manifest": 1, "inject": 2, "stamps_report": 1, "gallery": 1, "injection_figure": 1, "train": 1,
+                    "evaluate": 1, "all": 1}
     changed["datasets"]["v5_unpaired"].pop("priors")
     changed["sky"]["mock"]["n_blue"] = 41
     cfg2.write_text(yaml.safe_dump(changed))

@@ -1,7 +1,14 @@
-"""Colour images of stamps for people to look at: asinh-stretched g,r,z composites (the
-Lupton et al. 2004 scheme, via astropy's ``make_lupton_rgb``) laid out in a grid, each
-positive next to a control -- its own twin for paired data, otherwise the control
-closest in r-band magnitude."""
+"""Figures of a dataset's stamps for people to look at.
+
+The gallery: asinh-stretched g,r,z composites (the Lupton et al. 2004 scheme, via
+astropy's ``make_lupton_rgb``), each positive next to a control -- its own twin for paired
+data, otherwise the control closest in r-band magnitude. Positives are typical ones, not
+the brightest: half the pairs at the median arc S/N, a quarter near the 10th percentile (the
+faint arcs a lens finder must still find) and a quarter near the 90th.
+
+The injection figure: distributions of the positives' Einstein radius, total
+magnification, arc S/N and number of images, read from the stamp files' columns.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ import pandas as pd
 from astropy.visualization import make_lupton_rgb
 
 from lensfinder import plots
-from lensfinder.stamps import iter_row_groups, open_stamps
+from lensfinder.stamps import iter_row_groups, open_stamps, read_row_group
 
 # Relative band scales of the Legacy Surveys viewer (g 6.0 : r 3.4 : z 2.2), so the
 # z-band noise does not tint the sky red; stretch and Q in nanomaggies per pixel.
@@ -24,22 +31,39 @@ def rgb(stamp: np.ndarray) -> np.ndarray:
     return make_lupton_rgb(z, r, g, stretch=STRETCH, Q=Q)
 
 
-def pick_pairs(meta: pd.DataFrame, n_pairs: int) -> list[tuple[int, int]]:
-    """(positive row, control row) index pairs into ``meta`` (needs label, sample_id,
-    twin_sample_id, mag_r, arc_snr): the brightest-arc positives that have a partner."""
-    pos = meta[meta["label"] == 1].sort_values("arc_snr", ascending=False)
+SNR_QUANTILES = ((0.5, 0.5), (0.1, 0.25), (0.9, 0.25))
+"""(arc S/N quantile, share of the gallery's pairs) of the positives shown."""
+
+
+def pick_pairs(meta: pd.DataFrame, n_pairs: int) -> list[tuple[int, int, str]]:
+    """(positive row, control row, S/N label) triples into ``meta`` (needs label,
+    sample_id, twin_sample_id, mag_r, arc_snr): for each of SNR_QUANTILES, the positives with
+    a partner whose arc S/N is closest to that quantile, in that share of ``n_pairs``."""
+    pos = meta[meta["label"] == 1]
     ctl = meta[meta["label"] == 0]
     by_id = pd.Series(ctl.index, index=ctl["sample_id"])
-    pairs = []
-    for i, row in pos.iterrows():  # a gallery shows a handful of pairs: no hot path
-        if row["twin_sample_id"] >= 0:
-            j = by_id.get(row["twin_sample_id"])
-        else:
-            j = (ctl["mag_r"] - row["mag_r"]).abs().idxmin() if len(ctl) else None
-        if j is not None and not pd.isna(j):
-            pairs.append((i, int(j)))
-        if len(pairs) == n_pairs:
-            break
+    counts = [int(round(n_pairs * share)) for _, share in SNR_QUANTILES]
+    counts[0] += n_pairs - sum(counts)
+    pairs, used = [], set()
+    for (q, _), n in zip(SNR_QUANTILES, counts):
+        if not len(pos) or n <= 0:
+            continue
+        target = pos["arc_snr"].quantile(q)
+        taken = 0
+        for i in (pos["arc_snr"] - target).abs().sort_values(kind="stable").index:  # a handful of pairs
+            if i in used:
+                continue
+            row = pos.loc[i]
+            if row["twin_sample_id"] >= 0:
+                j = by_id.get(row["twin_sample_id"])
+            else:
+                j = (ctl["mag_r"] - row["mag_r"]).abs().idxmin() if len(ctl) else None
+            if j is not None and not pd.isna(j):
+                pairs.append((i, int(j), f"S/N p{int(q * 100)}"))
+                used.add(i)
+                taken += 1
+            if taken == n:
+                break
     return pairs
 
 
@@ -47,7 +71,7 @@ def write_gallery(stamp_paths, out_png, n_pairs: int = 12, title: str = "") -> i
     """PNG of up to ``n_pairs`` positive/control pairs from the first row groups of the
     stamp files. Returns the number of pairs drawn."""
     metas, stamps = [], []
-    cols = ["label", "sample_id", "twin_sample_id", "mag_r", "arc_snr", "theta_e", "magnification", "split"]
+    cols = ["label", "sample_id", "twin_sample_id", "mag_r", "arc_snr", "theta_e", "mu_total", "split"]
     for path in stamp_paths:
         for meta, st in iter_row_groups(path, columns=cols, row_groups=[0] if _n_groups(path) else []):
             metas.append(meta.to_pandas())
@@ -57,11 +81,33 @@ def write_gallery(stamp_paths, out_png, n_pairs: int = 12, title: str = "") -> i
     else:
         meta, st = pd.concat(metas, ignore_index=True), np.concatenate(stamps)
     pairs = pick_pairs(meta, n_pairs)
-    images = [(rgb(st[i]), f"lens  θE={meta.theta_e[i]:.1f}\"  μ={meta.magnification[i]:.1f}\n"
-                           f"S/N={meta.arc_snr[i]:.0f}  {meta.split[i]}",
-               rgb(st[j]), f"control  r={meta.mag_r[j]:.1f}\n{meta.split[j]}") for i, j in pairs]
+    images = [(rgb(st[i]), f"lens  θE={meta.theta_e[i]:.1f}\"  μ={meta.mu_total[i]:.1f}\n"
+                           f"S/N={meta.arc_snr[i]:.0f} ({tag})  {meta.split[i]}",
+               rgb(st[j]), f"control  r={meta.mag_r[j]:.1f}\n{meta.split[j]}") for i, j, tag in pairs]
     plots.pair_gallery(images, out_png, title or "positives (left) and controls (right), asinh g,r,z")
     return len(pairs)
+
+
+INJECTION_COLUMNS = ("theta_e", "mu_total", "arc_snr", "n_images", "src_mag_r", "draw_attempt")
+
+
+def injection_table(stamp_paths) -> pd.DataFrame:
+    """INJECTION_COLUMNS of every positive in the stamp files (metadata only, no pixels)."""
+    parts = []
+    for path in stamp_paths:
+        pf = open_stamps(path)
+        for i in range(pf.num_row_groups):
+            t = read_row_group(pf, path, i, ["label", *INJECTION_COLUMNS]).to_pandas()
+            parts.append(t.loc[t["label"] == 1, list(INJECTION_COLUMNS)])
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(INJECTION_COLUMNS))
+
+
+def write_injection_figure(stamp_paths, out_png, title: str = "") -> int:
+    """PNG of the positives' theta_E, total magnification, arc S/N, image-count and
+    unlensed-magnitude distributions. Returns the number of positives."""
+    t = injection_table(stamp_paths)
+    plots.injection_distributions(t, out_png, title or "injected positives")
+    return len(t)
 
 
 def _n_groups(path) -> int:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.image import imsave
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from lensfinder.contracts import TPR_KEYS
 from lensfinder.metrics import roc, saturation_logit, scores_as_stored
@@ -99,6 +100,34 @@ def image_grid(images: list[tuple[np.ndarray, str]], path, title: str, cols: int
         ax.imshow(img, origin="lower")
         ax.set_title(caption, fontsize=7)
     fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    write_png(fig, path)
+
+
+def injection_distributions(t: pd.DataFrame, path, title: str) -> None:
+    """Histograms of the positives' theta_E, total magnification, arc S/N, number of
+    images and unlensed r magnitude (columns of :func:`lensfinder.gallery.injection_table`)."""
+    fig = Figure(figsize=(13, 2.8))
+    axes = fig.subplots(1, 5)
+    panels = (("theta_e", "θ_E (arcsec)", False), ("mu_total", "total magnification μ", True),
+              ("arc_snr", "arc S/N (own pixels)", True), ("n_images", "images of the source centre", False),
+              ("src_mag_r", "unlensed source r (AB)", False))
+    for ax, (col, label, log) in zip(axes, panels):
+        v = pd.to_numeric(t[col], errors="coerce").dropna().to_numpy(dtype=float) if col in t else np.array([])
+        if col == "n_images":
+            k, n = np.unique(v.astype(int), return_counts=True)
+            ax.bar(k, n, width=0.6)
+        elif len(v):
+            bins = np.geomspace(max(v.min(), 1e-3), v.max() * 1.01, 30) if log else 30
+            ax.hist(v, bins=bins)
+            ax.axvline(np.median(v), color="C3", lw=1)
+            if log:
+                ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only: no overlaps
+                ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.set(xlabel=label, ylabel="positives" if col == "theta_e" else None)
+        ax.set_title(f"median {np.median(v):.3g}" if len(v) and col != "n_images" else "", fontsize=8)
+    fig.suptitle(f"{title} (N = {len(t)})", fontsize=9)
     fig.tight_layout()
     write_png(fig, path)
 

@@ -76,12 +76,35 @@ rule gallery:
         "../scripts/gallery.py"
 
 
+rule injection_figure:
+    """Distributions of a dataset's injected positives: theta_E, total magnification, arc
+    S/N, number of images, source magnitude."""
+    input:
+        stamps=dataset_stamps,
+    output:
+        png=report(
+            f"{RESULTS}/datasets/{{dataset}}/injection.png",
+            caption="../report/injection.rst",
+            category="Phase 4c: stamps",
+            subcategory="{dataset}",
+        ),
+    conda:
+        "../../envs/lensfinder.yaml"
+    log:
+        f"{LOGS}/injection_figure/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/injection_figure/{{dataset}}.tsv"
+    script:
+        "../scripts/injection_figure.py"
+
+
 rule stamps:
-    """Target: manifests, audits, stamps, reports and galleries of every dataset."""
+    """Target: manifests, audits, stamps, reports, galleries and injection figures of every dataset."""
     input:
         expand(rules.manifest.output.audit, dataset=DATASETS),
         expand(rules.stamps_report.output.report, dataset=DATASETS),
         expand(rules.gallery.output.png, dataset=DATASETS),
+        expand(rules.injection_figure.output.png, dataset=DATASETS),
 
 
 rule flux_baseline:

@@ -5,7 +5,7 @@ rule report_inputs:
     input:
         rules.parent_lrg.output.summary,
         expand(f"{RESULTS}/datasets/{{dataset}}/{{f}}", dataset=DATASETS,
-               f=["manifest_audit.json", "stamps_report.json", "gallery.png", "flux_baseline.json"]),
+               f=["manifest_audit.json", "stamps_report.json", "gallery.png", "injection.png", "flux_baseline.json"]),
         expand(f"{RESULTS}/runs/{{run}}/{{f}}", run=RUNS, f=["history.json", "metrics.json", "roc.png", "score_hist.png"]),
         rules.candidates.output,
         GEN2_REPORT_INPUTS,
