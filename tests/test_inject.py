@@ -3,6 +3,7 @@ import json
 import shutil
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
@@ -221,3 +222,62 @@ def test_stamps_from_the_cutout_service_equal_local_stamps_to_the_resampling(moc
             n += 1
     assert n > 5
     assert json.loads((tmp_path / "svc.json").read_text())["skipped"]["service_error"] == 0
+
+
+def _positive_stamps(path):
+    t = pq.read_table(path)
+    keep = t.filter(pc.equal(t["label"], 1)).sort_by("sample_id")
+    return keep["sample_id"].to_numpy(), decode_stamps(keep["stamp"])
+
+
+def test_pixel_psf_from_the_service_equals_the_analytic_moffat(mock_sky, manifests, tmp_path, server):
+    """``psf.kind: pixel`` through the cutout-service client: the imitation viewer's
+    coadd-psf answers the mock sky's own Moffat (63x63, float32), so the stamps equal those
+    blurred with the analytic Moffat of PSFSIZE."""
+    from lensfinder.psf import PsfConfig
+    from lensfinder.sky.cutout_service import CutoutService
+    from lensfinder.sky.psf_images import ServicePsfImages
+    from viewer import FakeViewer
+    FakeViewer.sky = (mock_sky.coadd_dir, SMALL_SKY.bricks)
+    m = manifests[1]["unpaired"]
+    images = ServicePsfImages(CutoutService(cache_dir=tmp_path / "cache", base_url=server + "cutout.fits",
+                                            psf_url=server + "coadd-psf/", min_interval_s=0.0))
+    rep = inject_shard(m, LocalCoadds(mock_sky.coadd_dir), 0, 1, tmp_path / "pix.parquet", tmp_path / "pix.json",
+                       POPULATION["unpaired"], InjectConfig(psf=PsfConfig(kind="pixel")), images)
+    _run(m, mock_sky.coadd_dir, tmp_path, n_shards=1)
+    ids_p, st_p = _positive_stamps(tmp_path / "pix.parquet")
+    ids_m, st_m = _positive_stamps(tmp_path / "part-0.parquet")
+    assert rep["skipped"]["no_psf"] == rep["skipped"]["bad_psf"] == 0 and len(ids_p) > 20
+    np.testing.assert_array_equal(ids_p, ids_m)
+    np.testing.assert_allclose(st_p, st_m, atol=1e-5 * np.abs(st_m).max())
+    assert any(q.get("bands") == "grz" for q in FakeViewer.requests)  # PSFs were really fetched
+
+
+def test_pixel_psf_from_a_directory_missing_and_bad_files_are_counted(mock_sky, manifests, tmp_path):
+    """PSF files in a local directory (viewer coadd-psf format, PSF_FILE names). One positive
+    has no file and one a corrupt file: both are skipped and counted (no_psf, bad_psf); every
+    other stamp equals the analytic-Moffat one."""
+    from lensfinder.psf import PsfConfig
+    from lensfinder.sky.psf_images import PSF_FILE, LocalPsfImages
+    from viewer import FakeViewer, viewer_coadd_psf
+    FakeViewer.sky = (mock_sky.coadd_dir, SMALL_SKY.bricks)
+    m = manifests[1]["unpaired"]
+    _run(m, mock_sky.coadd_dir, tmp_path, n_shards=1)
+    ids_m, st_m = _positive_stamps(tmp_path / "part-0.parquet")
+    missing, corrupt = int(ids_m[0]), int(ids_m[1])
+    pos = pq.read_table(m).to_pandas().query("label == 1")
+    psf_dir = tmp_path / "psfs"
+    psf_dir.mkdir()
+    for sid, ra, dec in zip(pos.sample_id, pos.ra, pos.dec):
+        if sid != missing:
+            payload = b"SIMPLE  = garbage" if sid == corrupt else viewer_coadd_psf({"ra": ra, "dec": dec, "bands": "grz"})
+            (psf_dir / PSF_FILE.format(ra=ra, dec=dec)).write_bytes(payload)
+    rep = inject_shard(m, LocalCoadds(mock_sky.coadd_dir), 0, 1, tmp_path / "pix.parquet", tmp_path / "pix.json",
+                       POPULATION["unpaired"], InjectConfig(psf=PsfConfig(kind="pixel", pixel_dir=str(psf_dir))),
+                       LocalPsfImages(psf_dir))
+    assert rep["skipped"]["no_psf"] == 1 and rep["skipped"]["bad_psf"] == 1
+    assert rep["n_written"] + rep["n_skipped"] == rep["n_rows"]
+    ids_p, st_p = _positive_stamps(tmp_path / "pix.parquet")
+    others = ~np.isin(ids_m, [missing, corrupt])
+    np.testing.assert_array_equal(ids_p, ids_m[others])
+    np.testing.assert_allclose(st_p, st_m[others], atol=1e-5 * np.abs(st_m).max())

@@ -58,11 +58,19 @@ def viewer_cutout(q: dict, bands_override: str | None = None, crpix_shift: float
 
 
 def viewer_coadd_psf(q: dict) -> bytes:
+    """One 63x63 PSF HDU per band: with FakeViewer.sky set, the mock sky's own PSF at the
+    position (a Moffat of the brick's PSFSIZE, beta 3.5, the mock's default); otherwise
+    Gaussians."""
     bands = q.get("bands", "grz")
     yy, xx = np.mgrid[:63, :63] - 31
+    sky_psf = sky_psf_images(float(q["ra"]), float(q["dec"])) if FakeViewer.sky is not None else None
+    if FakeViewer.sky is not None and sky_psf is None:
+        return b"no CCDs overlapping"
     hdus = []
     for i, b in enumerate(bands):
         psf = np.exp(-(xx**2 + yy**2) / (2 * (1.5 + 0.1 * i) ** 2)).astype(np.float32)
+        if sky_psf is not None:
+            psf = sky_psf[b]
         h = (fits.PrimaryHDU if i == 0 else fits.ImageHDU)(psf / psf.sum())
         if i == 0:
             h.header["BANDS"] = bands
@@ -146,6 +154,21 @@ def lanczos3(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     out = np.einsum("bmij,mi,mj->bm", vals, wy, wx) / (wy.sum(1) * wx.sum(1))
     out[:, ~valid] = np.nan
     return out
+
+
+def sky_psf_images(ra: float, dec: float):
+    """{band: 63x63 float32 PSF} of the FakeViewer.sky brick holding (ra, dec), or None."""
+    from lensfinder.psf import moffat_kernels
+    from lensfinder.sky.bricks import coadd_path
+    from lensfinder.sky.coadds import CoaddBrick
+    coadd_dir, bricks = FakeViewer.sky
+    for name in bricks:
+        brick = FakeViewer.bricks.setdefault(name, CoaddBrick(coadd_dir, name))
+        bx, by = brick.world_to_pixel(ra, dec)
+        if 0 <= bx[0] < brick.shape[1] and 0 <= by[0] < brick.shape[0]:
+            return {b: moffat_kernels(np.array(fits.getheader(coadd_path(coadd_dir, name, "image", b), 1)["PSFSIZE"]),
+                                      3.5, size=63).astype(np.float32) for b in "grz"}
+    return None
 
 
 def sky_cutout(w: WCS, size: int, ra: float, dec: float):

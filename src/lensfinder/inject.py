@@ -39,6 +39,8 @@ from lensfinder.photometry import mag_to_flux
 from lensfinder.population import MANIFEST_PARAMS, Population
 from lensfinder.sky.coadds import FLAG_NAMES, CoaddError
 from lensfinder.sky.cutout_source import LocalCoadds, ServiceCutouts
+from lensfinder.sky.psf_images import PSF_SKIP_REASONS, LocalPsfImages, ServicePsfImages
+from lensfinder.sky.psf_images import psf_kernels as survey_psf_kernels
 from lensfinder.sky.shapes import ellipticity
 from lensfinder.stamps import DIAGNOSTIC_FIELDS, ROW_GROUP_ROWS, encode_npz, encode_stamps, stamp_schema, writer_options
 from lensfinder.tables import ParquetStreamWriter, write_json
@@ -201,11 +203,12 @@ class Injected:
 def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, population: Population,
                      pixel_psfs: np.ndarray | None = None) -> Injected:
     """Add recognisable arcs (and their noise) to ``image`` (N, 3, 64, 64) in place for the
-    positive ``rows``, redrawing systems that fail ``cfg.recognisable``."""
+    positive ``rows``, redrawing systems that fail ``cfg.recognisable``. ``pixel_psfs``:
+    survey PSF kernels of the positives, in row order (``psf.kind: pixel`` only)."""
     pos = np.flatnonzero(rows["label"].to_numpy() == 1)
     p = {k: rows[k].to_numpy().astype(np.float64)[pos] for k in MANIFEST_PARAMS}
     diag = _empty_diagnostics(rows.num_rows)
-    kern = psf_kernels(rows.take(pa.array(pos)), cfg, None if pixel_psfs is None else pixel_psfs[pos])
+    kern = psf_kernels(rows.take(pa.array(pos)), cfg, pixel_psfs)
     first = {"multiple_images": 0, "magnification": 0, "arc_snr": 0, "resolved": 0}
     pending, redraws, c = np.arange(len(pos)), 0, cfg.recognisable
     for attempt in range(c.max_attempts):
@@ -239,19 +242,38 @@ def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, p
     return Injected(p, diag, pos[pending], first, redraws)
 
 
-def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Population):
+def _survey_psfs(rows: pa.Table, psf_images, skipped: dict):
+    """Kernels of the positive ``rows`` (``psf.kind: pixel``) and which rows to keep: a
+    positive whose PSF is missing or unusable is skipped and counted by reason."""
+    pos = np.flatnonzero(rows["label"].to_numpy() == 1)
+    kernels, reasons = survey_psf_kernels(psf_images, rows["ra"].to_numpy()[pos], rows["dec"].to_numpy()[pos])
+    keep = np.ones(rows.num_rows, bool)
+    for i, why in zip(pos, reasons):
+        if why:
+            skipped[why] += 1
+            keep[i] = False
+    return kernels[[why is None for why in reasons]], keep
+
+
+def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Population, psf_images=None):
     """Stamps for the manifest ``rows`` of one brick (``brick.cutouts(ra, dec, size)`` gives
-    their :class:`~lensfinder.sky.coadds.Cutouts`). Returns (kept rows, with each positive's
-    kept draw in its parameter columns; their stamps; diagnostics; skip counts per reason;
-    redraw statistics)."""
+    their :class:`~lensfinder.sky.coadds.Cutouts`; ``psf_images`` the survey PSFs for
+    ``psf.kind: pixel``). Returns (kept rows, with each positive's kept draw in its parameter
+    columns; their stamps; diagnostics; skip counts per reason; redraw statistics)."""
     cut = brick.cutouts(rows["ra"].to_numpy(), rows["dec"].to_numpy(), STAMP_SIZE)
     skipped = {name: int(np.count_nonzero(cut.flags & bit)) for bit, name in FLAG_NAMES.items()}
+    skipped.update({why: 0 for why in PSF_SKIP_REASONS})
     keep = cut.flags == 0
     rows = rows.filter(pa.array(keep))
     image, invvar = cut.image[keep].astype(np.float64), cut.invvar[keep]
     dx = (cut.x - np.floor(cut.x + 0.5))[keep]
     dy = (cut.y - np.floor(cut.y + 0.5))[keep]
-    done = inject_positives(rows, image, invvar, dx, dy, cfg, population)
+    pixel_psfs = None
+    if cfg.psf.kind == "pixel":
+        pixel_psfs, has_psf = _survey_psfs(rows, psf_images, skipped)
+        rows, image, invvar, dx, dy = rows.filter(pa.array(has_psf)), image[has_psf], invvar[has_psf], dx[has_psf], \
+            dy[has_psf]
+    done = inject_positives(rows, image, invvar, dx, dy, cfg, population, pixel_psfs)
     pos = np.flatnonzero(rows["label"].to_numpy() == 1)
     for k in MANIFEST_PARAMS:
         col = rows[k].to_numpy().astype(np.float64)
@@ -266,17 +288,21 @@ def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Populatio
     return rows.take(pa.array(kept)), image[kept].astype(np.float32), diag, skipped, stats
 
 
-SKIP_REASONS = (*FLAG_NAMES.values(), NOT_RECOGNISABLE)
+SKIP_REASONS = (*FLAG_NAMES.values(), *PSF_SKIP_REASONS, NOT_RECOGNISABLE)
 DRAW_CRITERIA = ("multiple_images", "magnification", "arc_snr", "resolved")
 
 
 def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int, n_shards: int, out_path,
-                 report_path, population: Population, cfg: InjectConfig = InjectConfig()) -> dict:
+                 report_path, population: Population, cfg: InjectConfig = InjectConfig(),
+                 psf_images: LocalPsfImages | ServicePsfImages | None = None) -> dict:
     """Phase-4c rule body for shard ``shard`` (0-based) of ``n_shards``: write its stamps
     Parquet (row groups of <= ROW_GROUP_ROWS) and a report with skips per reason and the
     redraws of systems that were not recognisable. Pixels come from ``source`` (local coadd
-    bricks or the cutout service); redraws from ``population`` (the dataset's priors). Memory
-    holds one brick's coadds and one batch of rows at a time."""
+    bricks or the cutout service); redraws from ``population`` (the dataset's priors); survey
+    PSFs, for ``psf.kind: pixel``, from ``psf_images``. Memory holds one brick's coadds and
+    one batch of rows at a time."""
+    if cfg.psf.kind == "pixel" and psf_images is None:
+        raise ValueError("inject.psf.kind is 'pixel' but no survey PSF images were given")
     t0 = time.perf_counter()
     manifest = pq.ParquetFile(manifest_path)
     bricks = shard_bricks(manifest.read(columns=["brickname"])["brickname"].to_numpy(zero_copy_only=False),
@@ -302,7 +328,7 @@ def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int
                 if rows.num_rows == 0:
                     continue
                 report["n_rows"] += rows.num_rows
-                kept, stamps, diag, skipped, stats = inject_brick(rows, brick, cfg, population)
+                kept, stamps, diag, skipped, stats = inject_brick(rows, brick, cfg, population, psf_images)
                 for k, v in skipped.items():
                     report["skipped"][k] += v
                 report["redraws"] += stats["redraws"]

@@ -48,6 +48,7 @@ class PsfConfig:
 
     kind: str = "moffat"
     moffat_beta: float = 3.5
+    pixel_dir: str = ""  # pixel: local coadd-psf files; empty: the cutout service (sky.cutouts)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "PsfConfig":

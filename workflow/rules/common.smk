@@ -1,6 +1,7 @@
 # Input functions and shared names of the rule files.
 from pathlib import Path
 
+import dataclasses
 import os
 
 from lensfinder.sky.bricks import coadd_path
@@ -97,6 +98,24 @@ def inject_params(name):
 
 # Where phase 4c and candidates get pixels (sky.cutouts): local bricks or the cutout service.
 CUTOUTS = CutoutSourceConfig.from_dict(config["sky"].get("cutouts"), RESULTS)
+
+
+def _pixel_psf(dataset):
+    """(kind is pixel, its local directory or "") of one dataset's inject.psf."""
+    p = inject_params(dataset).get("psf", {})
+    return p.get("kind") == "pixel", p.get("pixel_dir", "")
+
+
+def psf_dir_input(dataset):
+    """A local directory of survey PSF files is an input of the dataset's injection."""
+    pixel, d = _pixel_psf(dataset)
+    return [d] if pixel and d else []
+
+
+def psf_service_params(dataset):
+    """The cutout-service settings, when the dataset's pixel PSFs come from the service."""
+    pixel, d = _pixel_psf(dataset)
+    return dataclasses.asdict(CUTOUTS) if pixel and not d else {}
 
 
 def coadd_inputs():

@@ -11,6 +11,7 @@ rule inject:
     input:
         manifest=rules.manifest.output.manifest,
         coadds=lambda wc: coadd_inputs(),
+        psf_dir=lambda wc: psf_dir_input(wc.dataset),
     output:
         stamps=f"{RESULTS}/datasets/{{dataset}}/stamps/part-{{scatteritem}}.parquet",
         report=f"{RESULTS}/datasets/{{dataset}}/stamps/part-{{scatteritem}}.report.json",
@@ -20,6 +21,7 @@ rule inject:
         seed=config["seed"],
         coadd_dir=SKY.coadd_dir,
         cutouts=canonical(CUTOUTS.as_params()),
+        psf_service=lambda wc: psf_service_params(wc.dataset),
     resources:
         mem_mb=6000,
     conda:

@@ -103,6 +103,32 @@ def check_position(ra: float, dec: float) -> None:
         raise ValueError(f"invalid position ra={ra!r}, dec={dec!r} (need 0 <= ra < 360, -90 <= dec <= 90 degrees)")
 
 
+def read_fits(where: str, payload: bytes) -> fits.HDUList:
+    """Every HDU of a FITS payload, read now: a truncated or non-FITS payload is a
+    :class:`CutoutServiceError` naming ``where``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", AstropyUserWarning)  # "File may have been truncated"
+            hdul = fits.open(io.BytesIO(payload))
+            for h in hdul:
+                h.data  # noqa: B018 -- read every HDU now: a truncated one fails here
+        return hdul
+    except (OSError, ValueError, TypeError, AstropyUserWarning) as exc:
+        raise CutoutServiceError(f"{where}: response is not a complete FITS file ({exc})") from exc
+
+
+def parse_coadd_psf(where: str, payload: bytes) -> dict[str, np.ndarray]:
+    """{band: (H, W) float32 PSF image} of a ``coadd-psf`` FITS file: one HDU per band,
+    each with a BAND card, BANDS/BAND<i> in the primary header. ``where`` names it in errors."""
+    if payload[:80].strip().lower().startswith(b"no ccds overlapping"):
+        raise NoData(f"{where}: no CCDs overlapping")
+    hdul = read_fits(where, payload)
+    bands = _header_bands(hdul[0].header, where)
+    if len(hdul) != len(bands) or any(h.header.get("BAND") != b for h, b in zip(hdul, bands)):
+        raise CutoutServiceError(f"{where}: expected one HDU per band {bands!r} with BAND cards")
+    return {b: np.asarray(h.data, dtype=np.float32) for b, h in zip(bands, hdul)}
+
+
 def _header_bands(hdr, where: str) -> str:
     bands = str(hdr.get("BANDS", ""))
     listed = "".join(str(hdr.get(f"BAND{i}", "")) for i in range(len(bands)))
@@ -201,18 +227,13 @@ class CutoutService:
         raise CutoutServiceError(f"{url}: gave up after {self.max_retries + 1} attempts (last error: {last})")
 
     # ------------------------------------------------------------------ responses
-    def _hdus(self, where: str, payload: bytes) -> fits.HDUList:
+    def _check_layer(self, where: str, payload: bytes) -> None:
         if payload[:80].strip().lower().startswith(b"no such layer"):
             raise CutoutServiceError(f"{where}: the service has no layer {self.layer!r} ('no such layer')")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", AstropyUserWarning)  # "File may have been truncated"
-                hdul = fits.open(io.BytesIO(payload))
-                for h in hdul:
-                    h.data  # noqa: B018 -- read every HDU now: a truncated one fails here
-            return hdul
-        except (OSError, ValueError, TypeError, AstropyUserWarning) as exc:
-            raise CutoutServiceError(f"{where}: response is not a complete FITS file ({exc})") from exc
+
+    def _hdus(self, where: str, payload: bytes) -> fits.HDUList:
+        self._check_layer(where, payload)
+        return read_fits(where, payload)
 
     def _centre_offset(self, where: str, hdr, ra: float, dec: float) -> float:
         with warnings.catch_warnings():
@@ -247,13 +268,8 @@ class CutoutService:
 
     def parse_psf(self, where: str, payload: bytes) -> dict[str, np.ndarray]:
         """{band: (H, W) float32 PSF image} of a ``coadd-psf`` response."""
-        if payload[:80].strip().lower().startswith(b"no ccds overlapping"):
-            raise NoData(f"{where}: no CCDs overlapping")
-        hdul = self._hdus(where, payload)
-        bands = _header_bands(hdul[0].header, where)
-        if len(hdul) != len(bands) or any(h.header.get("BAND") != b for h, b in zip(hdul, bands)):
-            raise CutoutServiceError(f"{where}: expected one HDU per band {bands!r} with BAND cards")
-        return {b: np.asarray(h.data, dtype=np.float32) for b, h in zip(bands, hdul)}
+        self._check_layer(where, payload)
+        return parse_coadd_psf(where, payload)
 
     # ------------------------------------------------------------------ fetching
     def _cached(self, url: str, parse):
