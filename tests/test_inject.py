@@ -21,6 +21,9 @@ from lensfinder.stamps import ROW_GROUP_ROWS, decode_stamps, iter_row_groups
 from conftest import REPO, SMALL_SKY
 
 
+BRIGHT = {"source_mag_r": [20.0, 23.0], "frac_in_caustic": 1.0}  # the demo's sources (config.yaml)
+
+
 @pytest.fixture(scope="module")
 def manifests(mock_sky, tmp_path_factory):
     root = tmp_path_factory.mktemp("phase4")
@@ -31,13 +34,20 @@ def manifests(mock_sky, tmp_path_factory):
     gather_parent(parts, sums, root / "parent.parquet", root / "sel.json")
     out = {}
     for name, control, split in (("paired", "paired", "row"), ("unpaired", "unpaired_matched", "sky")):
-        write_manifest(root / "parent.parquet", DatasetConfig.from_dict(name, {"control": control, "split": split}),
+        write_manifest(root / "parent.parquet",
+                       DatasetConfig.from_dict(name, {"control": control, "split": split, "priors": BRIGHT}),
                        3, REPO / "resources/known_lenses.csv.gz", root / f"{name}.parquet", root / f"{name}.json")
         out[name] = root / f"{name}.parquet"
     return root, out
 
 
-POPULATION = {name: Population(Priors(), 3, name) for name in ("paired", "unpaired")}
+POPULATION = {name: Population(Priors.from_dict(BRIGHT), 3, name) for name in ("paired", "unpaired")}
+
+
+@pytest.fixture(scope="module")
+def unpaired_local(mock_sky, manifests, tmp_path_factory):
+    """The unpaired dataset's stamps in one shard, local coadds, default settings: (reports, parts)."""
+    return _run(manifests[1]["unpaired"], mock_sky.coadd_dir, tmp_path_factory.mktemp("unpaired"), n_shards=1)
 
 
 def _run(manifest, coadd_dir, out_dir, n_shards=2, **kw):
@@ -97,12 +107,12 @@ def test_stamps_controls_are_raw_cutouts_and_positives_carry_arcs(mock_sky, mani
     assert n_checked > 10
 
 
-def test_every_positive_is_recognisable_and_redraws_are_reproducible(mock_sky, manifests, tmp_path):
+def test_every_positive_is_recognisable_and_redraws_are_reproducible(manifests, unpaired_local):
     """No row labelled 1 fails the criteria (recomputed from the stored columns); systems
     that failed were redrawn, and each kept redraw is exactly the population's draw for
     (seed, dataset, galaxy, attempt); diagnostics are set for positives only."""
     manifest = manifests[1]["unpaired"]
-    reports, parts = _run(manifest, mock_sky.coadd_dir, tmp_path, n_shards=1)
+    reports, parts = unpaired_local
     d = pq.read_table(parts[0]).drop_columns(["stamp"]).to_pandas()
     pos, ctl = d[d.label == 1], d[d.label == 0]
     c = InjectConfig().recognisable
@@ -185,7 +195,8 @@ def test_gallery_shows_typical_arcs_next_to_controls_and_the_injection_figure(mo
     assert mpimg.imread(tmp_path / "injection.png")[..., :3].std() > 0.05
 
 
-def test_stamps_from_the_cutout_service_equal_local_stamps_to_the_resampling(mock_sky, manifests, tmp_path, server):
+def test_stamps_from_the_cutout_service_equal_local_stamps_to_the_resampling(mock_sky, manifests, unpaired_local,
+                                                                            tmp_path, server):
     """Phase 4c with no local coadds: the imitation viewer serves the mock sky, Lanczos-3
     resampled onto grids centred on each galaxy (as the real viewer serves DR10). Each
     control's service stamp equals its local stamp shifted by the galaxy's sub-pixel
@@ -201,7 +212,7 @@ def test_stamps_from_the_cutout_service_equal_local_stamps_to_the_resampling(moc
     rep = inject_shard(m["unpaired"], service, 0, 1, tmp_path / "svc.parquet", tmp_path / "svc.json",
                        POPULATION["unpaired"])
     assert rep["cutouts_resampled"] and rep["n_written"] > 20
-    local, _ = _run(m["unpaired"], mock_sky.coadd_dir, tmp_path, n_shards=1)
+    local_parts = unpaired_local[1]
     svc = {int(s): (r, st) for t, stamps in iter_row_groups(tmp_path / "svc.parquet")
            for s, r, st in zip(t["sample_id"].to_numpy(), t.to_pylist(), stamps)}
     assert all(r["cutout_resampled"] for r, _ in svc.values())
@@ -209,7 +220,7 @@ def test_stamps_from_the_cutout_service_equal_local_stamps_to_the_resampling(moc
     assert all(r["lens_x_pix"] == r["lens_y_pix"] == 32.0 for r in pos)
     brick = CoaddBrick(mock_sky.coadd_dir, SMALL_SKY.bricks[0])
     n = 0
-    for t, stamps in iter_row_groups(tmp_path / "part-0.parquet"):
+    for t, stamps in iter_row_groups(local_parts[0]):
         for r, st in zip(t.to_pylist(), stamps):
             if r["label"] != 0 or r["brickname"] != SMALL_SKY.bricks[0] or r["sample_id"] not in svc:
                 continue
@@ -230,7 +241,7 @@ def _positive_stamps(path):
     return keep["sample_id"].to_numpy(), decode_stamps(keep["stamp"])
 
 
-def test_pixel_psf_from_the_service_equals_the_analytic_moffat(mock_sky, manifests, tmp_path, server):
+def test_pixel_psf_from_the_service_equals_the_analytic_moffat(mock_sky, manifests, unpaired_local, tmp_path, server):
     """``psf.kind: pixel`` through the cutout-service client: the imitation viewer's
     coadd-psf answers the mock sky's own Moffat (63x63, float32), so the stamps equal those
     blurred with the analytic Moffat of PSFSIZE."""
@@ -244,26 +255,25 @@ def test_pixel_psf_from_the_service_equals_the_analytic_moffat(mock_sky, manifes
                                             psf_url=server + "coadd-psf/", min_interval_s=0.0))
     rep = inject_shard(m, LocalCoadds(mock_sky.coadd_dir), 0, 1, tmp_path / "pix.parquet", tmp_path / "pix.json",
                        POPULATION["unpaired"], InjectConfig(psf=PsfConfig(kind="pixel")), images)
-    _run(m, mock_sky.coadd_dir, tmp_path, n_shards=1)
     ids_p, st_p = _positive_stamps(tmp_path / "pix.parquet")
-    ids_m, st_m = _positive_stamps(tmp_path / "part-0.parquet")
+    ids_m, st_m = _positive_stamps(unpaired_local[1][0])
     assert rep["skipped"]["no_psf"] == rep["skipped"]["bad_psf"] == 0 and len(ids_p) > 20
     np.testing.assert_array_equal(ids_p, ids_m)
     np.testing.assert_allclose(st_p, st_m, atol=1e-5 * np.abs(st_m).max())
     assert any(q.get("bands") == "grz" for q in FakeViewer.requests)  # PSFs were really fetched
 
 
-def test_pixel_psf_from_a_directory_missing_and_bad_files_are_counted(mock_sky, manifests, tmp_path):
+def test_pixel_psf_from_a_directory_missing_and_bad_files_are_counted(mock_sky, manifests, unpaired_local, tmp_path,
+                                                                     monkeypatch):
     """PSF files in a local directory (viewer coadd-psf format, PSF_FILE names). One positive
     has no file and one a corrupt file: both are skipped and counted (no_psf, bad_psf); every
     other stamp equals the analytic-Moffat one."""
     from lensfinder.psf import PsfConfig
     from lensfinder.sky.psf_images import PSF_FILE, LocalPsfImages
     from viewer import FakeViewer, viewer_coadd_psf
-    FakeViewer.sky = (mock_sky.coadd_dir, SMALL_SKY.bricks)
+    monkeypatch.setattr(FakeViewer, "sky", (mock_sky.coadd_dir, SMALL_SKY.bricks))  # viewer_coadd_psf, no server
     m = manifests[1]["unpaired"]
-    _run(m, mock_sky.coadd_dir, tmp_path, n_shards=1)
-    ids_m, st_m = _positive_stamps(tmp_path / "part-0.parquet")
+    ids_m, st_m = _positive_stamps(unpaired_local[1][0])
     missing, corrupt = int(ids_m[0]), int(ids_m[1])
     pos = pq.read_table(m).to_pandas().query("label == 1")
     psf_dir = tmp_path / "psfs"

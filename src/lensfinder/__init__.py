@@ -3,12 +3,13 @@
 Modules in data-flow order (a module imports only earlier ones); the README's module
 table says what each holds:
 
-    tables, photometry
+    tables, photometry, psf, noise
     sky.columns, sky.bricks, sky.shapes, sky.crossmatch, sky.mock, sky.sweeps, sky.coadds,
-    sky.cutout_service, sky.cutout_source, sky.source     raw DR10 data (or the mock sky)
+    sky.cutout_service, sky.cutout_source, sky.psf_images, sky.source
+                                        raw DR10 data (or the mock sky)
     select                              phase 3: the LRG parent sample
-    seeding, manifest                   phase 4a
-    lensing, stamps, inject             phase 4c
+    seeding, population, manifest       phase 4a
+    lensing, detectability, stamps, inject     phase 4c
     contracts, metrics, plots, pages, gallery, flux_baseline
     training.*                          phase 5 (config -> data -> ... -> fit -> launch)
     evaluate, candidates

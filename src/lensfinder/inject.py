@@ -200,7 +200,7 @@ class Injected:
     redraws: int
 
 
-def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, population: Population,
+def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, population: Population | None,
                      pixel_psfs: np.ndarray | None = None) -> Injected:
     """Add recognisable arcs (and their noise) to ``image`` (N, 3, 64, 64) in place for the
     positive ``rows``, redrawing systems that fail ``cfg.recognisable``. ``pixel_psfs``:
@@ -213,6 +213,8 @@ def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, p
     pending, redraws, c = np.arange(len(pos)), 0, cfg.recognisable
     for attempt in range(c.max_attempts):
         if attempt:
+            if population is None:
+                raise ValueError("a positive needs a redraw but no lens population was given")
             new = population.draw(rows.take(pa.array(pos[pending])), attempt)
             for k in MANIFEST_PARAMS:
                 p[k][pending] = new[k]
@@ -246,6 +248,8 @@ def _survey_psfs(rows: pa.Table, psf_images, skipped: dict):
     """Kernels of the positive ``rows`` (``psf.kind: pixel``) and which rows to keep: a
     positive whose PSF is missing or unusable is skipped and counted by reason."""
     pos = np.flatnonzero(rows["label"].to_numpy() == 1)
+    if psf_images is None and len(pos):
+        raise ValueError("inject.psf.kind is 'pixel' but no survey PSF images were given")
     kernels, reasons = survey_psf_kernels(psf_images, rows["ra"].to_numpy()[pos], rows["dec"].to_numpy()[pos])
     keep = np.ones(rows.num_rows, bool)
     for i, why in zip(pos, reasons):
@@ -255,7 +259,7 @@ def _survey_psfs(rows: pa.Table, psf_images, skipped: dict):
     return kernels[[why is None for why in reasons]], keep
 
 
-def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Population, psf_images=None):
+def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Population | None, psf_images=None):
     """Stamps for the manifest ``rows`` of one brick (``brick.cutouts(ra, dec, size)`` gives
     their :class:`~lensfinder.sky.coadds.Cutouts`; ``psf_images`` the survey PSFs for
     ``psf.kind: pixel``). Returns (kept rows, with each positive's kept draw in its parameter
@@ -293,16 +297,15 @@ DRAW_CRITERIA = ("multiple_images", "magnification", "arc_snr", "resolved")
 
 
 def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int, n_shards: int, out_path,
-                 report_path, population: Population, cfg: InjectConfig = InjectConfig(),
+                 report_path, population: Population | None, cfg: InjectConfig = InjectConfig(),
                  psf_images: LocalPsfImages | ServicePsfImages | None = None) -> dict:
     """Phase-4c rule body for shard ``shard`` (0-based) of ``n_shards``: write its stamps
     Parquet (row groups of <= ROW_GROUP_ROWS) and a report with skips per reason and the
     redraws of systems that were not recognisable. Pixels come from ``source`` (local coadd
-    bricks or the cutout service); redraws from ``population`` (the dataset's priors); survey
-    PSFs, for ``psf.kind: pixel``, from ``psf_images``. Memory holds one brick's coadds and
-    one batch of rows at a time."""
-    if cfg.psf.kind == "pixel" and psf_images is None:
-        raise ValueError("inject.psf.kind is 'pixel' but no survey PSF images were given")
+    bricks or the cutout service); redraws from ``population`` (the dataset's priors; None
+    for a manifest without positives, as the candidates'); survey PSFs, for ``psf.kind:
+    pixel``, from ``psf_images``. Memory holds one brick's coadds and one batch of rows at a
+    time."""
     t0 = time.perf_counter()
     manifest = pq.ParquetFile(manifest_path)
     bricks = shard_bricks(manifest.read(columns=["brickname"])["brickname"].to_numpy(zero_copy_only=False),

@@ -44,7 +44,6 @@ from typing import Callable
 
 import numpy as np
 from astropy.io import fits
-from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
 
 from lensfinder import PIXSCALE, STAMP_SIZE
@@ -105,15 +104,18 @@ def check_position(ra: float, dec: float) -> None:
 
 def read_fits(where: str, payload: bytes) -> fits.HDUList:
     """Every HDU of a FITS payload, read now: a truncated or non-FITS payload is a
-    :class:`CutoutServiceError` naming ``where``."""
+    :class:`CutoutServiceError` naming ``where``. Truncation is checked against each HDU's
+    declared size, not by turning astropy's warning into an error: ``warnings.catch_warnings``
+    is not thread-safe, and fetches run in threads."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", AstropyUserWarning)  # "File may have been truncated"
-            hdul = fits.open(io.BytesIO(payload))
-            for h in hdul:
-                h.data  # noqa: B018 -- read every HDU now: a truncated one fails here
+        hdul = fits.open(io.BytesIO(payload), lazy_load_hdus=False)
+        for h in hdul:
+            if h.fileinfo()["datLoc"] + h.size > len(payload):
+                raise CutoutServiceError(f"{where}: response is not a complete FITS file (HDU {h.name} ends "
+                                         f"past the {len(payload)} bytes received)")
+            h.data  # noqa: B018 -- read every HDU now
         return hdul
-    except (OSError, ValueError, TypeError, AstropyUserWarning) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         raise CutoutServiceError(f"{where}: response is not a complete FITS file ({exc})") from exc
 
 
