@@ -277,8 +277,12 @@ def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Populatio
         pixel_psfs, has_psf = _survey_psfs(rows, psf_images, skipped)
         rows, image, invvar, dx, dy = rows.filter(pa.array(has_psf)), image[has_psf], invvar[has_psf], dx[has_psf], \
             dy[has_psf]
-    done = inject_positives(rows, image, invvar, dx, dy, cfg, population, pixel_psfs)
     pos = np.flatnonzero(rows["label"].to_numpy() == 1)
+    if not len(pos):  # e.g. the candidates' parent-sample cutouts: no parameter columns at all
+        stats = {"first_draw_failures": {k: 0 for k in DRAW_CRITERIA}, "redraws": 0}
+        skipped[NOT_RECOGNISABLE] = 0
+        return rows, image.astype(np.float32), _empty_diagnostics(rows.num_rows), skipped, stats
+    done = inject_positives(rows, image, invvar, dx, dy, cfg, population, pixel_psfs)
     for k in MANIFEST_PARAMS:
         col = rows[k].to_numpy().astype(np.float64)
         col[pos] = done.params[k]
