@@ -12,7 +12,7 @@ from lensfinder.gallery import pick_pairs, write_gallery, write_injection_figure
 from lensfinder.inject import InjectConfig, gather_reports, inject_shard, shard_bricks
 from lensfinder.sky.cutout_source import LocalCoadds
 from lensfinder.manifest import DatasetConfig, write_manifest
-from lensfinder.population import MANIFEST_PARAMS, Population, Priors
+from lensfinder.population import DRAWN_COLUMNS, Population, Priors
 from lensfinder.select import gather_parent, select_sweep
 from lensfinder.sky.bricks import coadd_path
 from lensfinder.sky.coadds import CoaddBrick
@@ -129,8 +129,8 @@ def test_every_positive_is_recognisable_and_redraws_are_reproducible(manifests, 
     first = pq.read_table(manifest).to_pandas().set_index("sample_id")
     for attempt, rows in redrawn.groupby("draw_attempt"):
         again = POPULATION["unpaired"].draw(rows, int(attempt))
-        for k in MANIFEST_PARAMS:
-            np.testing.assert_allclose(rows[k].to_numpy(), again[k].astype(np.float32), rtol=1e-6)
+        for k in DRAWN_COLUMNS:
+            np.testing.assert_allclose(rows[k].to_numpy(float), again[k].astype(np.float32).astype(float), rtol=1e-6)
     kept_first = pos[pos.draw_attempt == 0].set_index("sample_id")
     np.testing.assert_array_equal(kept_first.theta_e, first.loc[kept_first.index, "theta_e"])
 

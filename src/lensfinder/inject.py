@@ -36,7 +36,7 @@ from lensfinder.detectability import Criteria, arc_snr, recognisable, resolved, 
 from lensfinder.lensing import LensSystems, lensed_images
 from lensfinder.noise import DR10_LAG1, correlate
 from lensfinder.photometry import mag_to_flux
-from lensfinder.population import MANIFEST_PARAMS, Population
+from lensfinder.population import DRAWN_COLUMNS, Population
 from lensfinder.sky.coadds import FLAG_NAMES, CoaddError
 from lensfinder.sky.cutout_source import LocalCoadds, ServiceCutouts
 from lensfinder.sky.psf_images import PSF_SKIP_REASONS, LocalPsfImages, ServicePsfImages
@@ -92,7 +92,7 @@ def shard_bricks(bricknames: np.ndarray, n_shards: int) -> list[list[str]]:
 
 
 def _lens_systems(p: dict[str, np.ndarray], dx_pix: np.ndarray, dy_pix: np.ndarray) -> LensSystems:
-    """Systems of parameters ``p`` (MANIFEST_PARAMS arrays) around a lens offset by
+    """Systems of parameters ``p`` (DRAWN_COLUMNS arrays) around a lens offset by
     (dx_pix, dy_pix) from the stamp's central pixel."""
     le1, le2 = ellipticity(p["lens_q"], p["lens_phi"])
     se1, se2 = ellipticity(p["src_q"], p["src_phi"])
@@ -193,7 +193,7 @@ def _empty_diagnostics(n: int) -> dict:
 class Injected:
     """What :func:`inject_positives` did to one batch of rows."""
 
-    params: dict          # MANIFEST_PARAMS of the kept draw, (n_pos,) each
+    params: dict          # DRAWN_COLUMNS of the kept draw, (n_pos,) each
     diag: dict            # DIAGNOSTIC_FIELDS, one entry per row
     failed: np.ndarray    # row indices never recognisable
     first_failures: dict  # criterion -> how many first draws failed it
@@ -206,7 +206,7 @@ def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, p
     positive ``rows``, redrawing systems that fail ``cfg.recognisable``. ``pixel_psfs``:
     survey PSF kernels of the positives, in row order (``psf.kind: pixel`` only)."""
     pos = np.flatnonzero(rows["label"].to_numpy() == 1)
-    p = {k: rows[k].to_numpy().astype(np.float64)[pos] for k in MANIFEST_PARAMS}
+    p = {k: rows[k].to_numpy().astype(np.float64)[pos] for k in DRAWN_COLUMNS}
     diag = _empty_diagnostics(rows.num_rows)
     kern = psf_kernels(rows.take(pa.array(pos)), cfg, pixel_psfs)
     first = {"multiple_images": 0, "magnification": 0, "arc_snr": 0, "resolved": 0}
@@ -216,7 +216,7 @@ def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, p
             if population is None:
                 raise ValueError("a positive needs a redraw but no lens population was given")
             new = population.draw(rows.take(pa.array(pos[pending])), attempt)
-            for k in MANIFEST_PARAMS:
+            for k in DRAWN_COLUMNS:
                 p[k][pending] = new[k]
             redraws += len(pending)
         ok = np.zeros(len(pending), bool)
@@ -283,7 +283,7 @@ def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Populatio
         skipped[NOT_RECOGNISABLE] = 0
         return rows, image.astype(np.float32), _empty_diagnostics(rows.num_rows), skipped, stats
     done = inject_positives(rows, image, invvar, dx, dy, cfg, population, pixel_psfs)
-    for k in MANIFEST_PARAMS:
+    for k in DRAWN_COLUMNS:
         col = rows[k].to_numpy().astype(np.float64)
         col[pos] = done.params[k]
         rows = rows.set_column(rows.schema.get_field_index(k), rows.schema.field(k), pa.array(col.astype(

@@ -46,6 +46,9 @@ MANIFEST_PARAMS = (
 """Per-row lens/source parameters (NaN for controls). Angles in the stamp frame (x along
 pixel columns = West, y = North), radians counter-clockwise from +x; lengths arcsec."""
 
+DRAWN_COLUMNS = (*MANIFEST_PARAMS, "source_in_caustic")
+"""Every manifest column a draw sets (what a redraw replaces in the stamps)."""
+
 
 
 def draw_parameters(p: Priors, seed: int, dataset: str, gal, attempt: int = 0) -> dict[str, np.ndarray]:
