@@ -5,7 +5,7 @@ import pytest
 from lensfinder.detectability import Criteria, arc_snr, recognisable, resolved, solve_images
 from lensfinder.inject import ZEROPOINT_ELECTRONS, InjectConfig, arc_noise, electrons_per_nanomaggy
 from lensfinder.lensing import LensSystems
-from lensfinder.noise import DR10_LAG1, lag1_correlation
+from lensfinder.noise import DR10_LAG1, autocorrelation, correlate, lag1_correlation, sum_variance
 from lensfinder.sky.shapes import ellipticity
 
 
@@ -75,6 +75,10 @@ def test_arc_snr_counts_only_the_arcs_own_pixels():
     assert snr[0] == pytest.approx(40 / 2)  # sum 40 over sqrt(4 pixels x variance 1)
     with_photons = arc_snr(arcs, invvar, np.full((1, 3), 1.0))  # variance 1 + arc
     assert with_photons[0] == pytest.approx(40 / np.sqrt(4 * 11))
+    # correlated pixel noise (resampled coadds): the 4 adjacent pixels' sum has variance
+    # 4 + 2 x 3 neighbour pairs x 0.11 + 2 x 2 lag-2 pairs x rho_2
+    rho2 = autocorrelation(0.11)[2, 0]
+    assert arc_snr(arcs, invvar, np.full((1, 3), np.inf), 0.11)[0] == pytest.approx(40 / np.sqrt(4 + 0.66 + 4 * rho2))
     invvar[0, 1, 2, 2] = 0  # no data there
     assert arc_snr(arcs, invvar, np.full((1, 3), np.inf))[0] == pytest.approx(30 / np.sqrt(3))
 
@@ -103,3 +107,13 @@ def test_gain_is_in_electrons_and_the_arc_noise_has_that_variance():
     np.testing.assert_allclose(noise.var(axis=(0, 2, 3)), 2.0 / gain[0], rtol=0.03)
     # and it has the coadds' pixel correlation (lensfinder.noise)
     assert abs(lag1_correlation(noise / np.sqrt(2.0 / gain[0])[None, :, None, None]) - DR10_LAG1) < 0.02
+
+
+def test_variance_of_a_sum_of_correlated_pixels_matches_monte_carlo():
+    rng = np.random.default_rng(0)
+    draws = correlate(rng.normal(size=(20000, 12, 12)), DR10_LAG1)
+    mask = np.zeros((12, 12))
+    mask[3:8, 4:9] = 1.0
+    predicted = sum_variance(mask[None], DR10_LAG1)[0]
+    assert (draws * mask).sum(axis=(1, 2)).var() == pytest.approx(predicted, rel=0.03)
+    assert predicted > 1.3 * mask.sum()  # white noise would say 25: S/N overstated by ~18%

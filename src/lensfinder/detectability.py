@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lensfinder.lensing import LensSystems, deflection
+from lensfinder.noise import sum_variance
 
 _GRID = 120           # image-plane grid points per side for the triangle search
 # Nested grids, each 1/_ZOOM the width of the last, centred on the lens: near the singular
@@ -128,16 +129,18 @@ def solve_images(sys: LensSystems) -> list[tuple[np.ndarray, np.ndarray, np.ndar
     return out
 
 
-def arc_snr(arcs: np.ndarray, invvar: np.ndarray, electrons_per_nmgy: np.ndarray) -> np.ndarray:
+def arc_snr(arcs: np.ndarray, invvar: np.ndarray, electrons_per_nmgy: np.ndarray, lag1: float = 0.0) -> np.ndarray:
     """S/N of noiseless arcs (N, B, H, W) nanomaggies in their own pixels: per band, over the
     pixels where the arc is >= 1 sigma of the pixel noise (coadd noise from ``invvar`` plus
-    the arc's photon noise with ``electrons_per_nmgy`` (N, B)), sum(arc) / sqrt(sum var);
+    the arc's photon noise with ``electrons_per_nmgy`` (N, B)), sum(arc) / sqrt(var(sum)),
+    the variance of the sum including the pixel-noise correlation ``lag1`` of resampled
+    coadds (:mod:`lensfinder.noise`; ignoring it would overstate the S/N by ~18% at 0.11);
     bands combined in quadrature. (N,). Pixels without data (invvar 0) are not counted."""
     with np.errstate(divide="ignore"):
         var = np.where(invvar > 0, 1.0 / invvar, np.inf) + np.maximum(arcs, 0) / electrons_per_nmgy[:, :, None, None]
     own = (arcs >= np.sqrt(var)) & np.isfinite(var)
     signal = np.where(own, arcs, 0).sum(axis=(2, 3))
-    noise = np.sqrt(np.where(own, var, 0).sum(axis=(2, 3)))
+    noise = np.sqrt(sum_variance(np.sqrt(np.where(own, var, 0)), lag1))
     with np.errstate(invalid="ignore", divide="ignore"):
         per_band = np.where(noise > 0, signal / noise, 0.0)
     return np.sqrt((per_band**2).sum(axis=1))

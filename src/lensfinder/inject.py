@@ -156,7 +156,7 @@ def assess(p, rows, dx_pix, dy_pix, arcs, mu_total, invvar, cfg: InjectConfig) -
     """Is each system recognisable by ``cfg.recognisable``? (Resolution in the r band.)"""
     images = solve_images(_lens_systems(p, dx_pix, dy_pix))
     n_images = np.array([len(mu) for _, _, mu in images])
-    snr = arc_snr(arcs, invvar, electrons_per_nanomaggy(rows, cfg))
+    snr = arc_snr(arcs, invvar, electrons_per_nanomaggy(rows, cfg), cfg.noise_lag1)
     res = resolved(p["theta_e"], p["src_re"], rows["psfsize_r"].to_numpy())
     ok = recognisable(n_images, mu_total, snr, res, cfg.recognisable)
     return Assessment(n_images, [mu for _, _, mu in images], mu_total, snr, res, ok)

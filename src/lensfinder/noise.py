@@ -11,6 +11,7 @@ correlation along either axis is ``lag1``: 2a / (1 + 2a^2) = lag1.
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import correlate as correlate_nd
 from scipy.ndimage import correlate1d
 
 DR10_LAG1 = 0.11
@@ -39,3 +40,22 @@ def lag1_correlation(noise: np.ndarray) -> float:
     n = noise - noise.mean(axis=(-2, -1), keepdims=True)
     var = (n**2).mean()
     return float(((n[..., 1:, :] * n[..., :-1, :]).mean() + (n[..., :, 1:] * n[..., :, :-1]).mean()) / (2 * var))
+
+
+def autocorrelation(lag1: float) -> np.ndarray:
+    """(5, 5) correlation between a pixel and its neighbours out to lag 2 of noise made by
+    :func:`correlate` (centre 1; lag (1, 0) = ``lag1``; lag (1, 1) = lag1^2)."""
+    t = lag1_taps(lag1)
+    r = np.correlate(np.pad(t, 2), t, mode="valid")  # lags -2..2 of the 1-d taps
+    return np.outer(r, r)
+
+
+def sum_variance(sigma: np.ndarray, lag1: float) -> np.ndarray:
+    """Variance of the sum of noise over pixels with per-pixel sigma ``sigma`` (..., H, W)
+    (0 outside the summed region), for noise with lag-1 correlation ``lag1``: sum over pixel
+    pairs of sigma_i sigma_j rho(i - j). Reduces to sum(sigma^2) for white noise."""
+    if lag1 == 0:
+        return (sigma**2).sum(axis=(-2, -1))
+    kernel = autocorrelation(lag1)
+    shape = (1,) * (sigma.ndim - 2) + kernel.shape
+    return (sigma * correlate_nd(sigma, kernel.reshape(shape))).sum(axis=(-2, -1))
