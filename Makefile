@@ -26,8 +26,8 @@ demo: install
 	@echo
 	@echo "Mock sky:        results/mock_sky/ (sweep/*.fits, coadd/<bri>/<brick>/*.fits.fz)"
 	@echo "Parent sample:   results/phase3/parent_lrg.parquet (+ selection_summary.json)"
-	@echo "Datasets:        results/datasets/<name>/ manifest.parquet, manifest_audit.json,"
-	@echo "                 stamps/part-*.parquet, stamps_report.json, gallery.png"
+	@echo "Dataset:         results/datasets/v5_unpaired/ manifest.parquet, manifest_audit.json,"
+	@echo "                 stamps/part-*.parquet, stamps_report.json, gallery.png, injection.png"
 	@echo "gen3 run:        results/runs/gen3/history.json (per-epoch validation metrics)"
 	@echo "gen3 test set:   results/runs/gen3/metrics.json, roc.png, score_hist.png, scores.parquet"
 	@echo

@@ -98,4 +98,8 @@ for _run in RUNS:
             f"train_{_run}"
         input:
             expand(rules.evaluate.output, run=_run),
+            # what the run trained on, to look at: stamps report, gallery, injection figure
+            expand(rules.stamps_report.output.report, dataset=RUN_CONFIGS[_run]["dataset"]),
+            expand(rules.gallery.output.png, dataset=RUN_CONFIGS[_run]["dataset"]),
+            expand(rules.injection_figure.output.png, dataset=RUN_CONFIGS[_run]["dataset"]),
         default_target: False
