@@ -71,7 +71,7 @@ def main():
     ap.add_argument("--target", type=int, default=1_300_000)
     ap.add_argument("--target-cores", type=int, default=64)
     args = ap.parse_args()
-    cfg = MockSkyConfig(seed=5, bricks=("1501p020", "1502p020"), brick_size_pix=1200)
+    cfg = MockSkyConfig(seed=5, bricks=("1501p020", "1503p020"), brick_size_pix=1200)  # on the survey-bricks grid
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
