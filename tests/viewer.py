@@ -156,34 +156,40 @@ def lanczos3(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
-def sky_psf_images(ra: float, dec: float):
-    """{band: 63x63 float32 PSF} of the FakeViewer.sky brick holding (ra, dec), or None."""
-    from lensfinder.psf import moffat_kernels
-    from lensfinder.sky.bricks import coadd_path
+def _sky_brick(ra: float, dec: float):
+    """(name, CoaddBrick) of the FakeViewer.sky brick holding (ra, dec), or None."""
     from lensfinder.sky.coadds import CoaddBrick
     coadd_dir, bricks = FakeViewer.sky
     for name in bricks:
         brick = FakeViewer.bricks.setdefault(name, CoaddBrick(coadd_dir, name))
         bx, by = brick.world_to_pixel(ra, dec)
         if 0 <= bx[0] < brick.shape[1] and 0 <= by[0] < brick.shape[0]:
-            return {b: moffat_kernels(np.array(fits.getheader(coadd_path(coadd_dir, name, "image", b), 1)["PSFSIZE"]),
-                                      3.5, size=63).astype(np.float32) for b in "grz"}
+            return name, brick
     return None
+
+
+def sky_psf_images(ra: float, dec: float):
+    """{band: 63x63 float32 PSF} of the FakeViewer.sky brick holding (ra, dec), or None."""
+    from lensfinder.psf import moffat_kernels
+    from lensfinder.sky.bricks import coadd_path
+    found = _sky_brick(ra, dec)
+    if found is None:
+        return None
+    coadd_dir = FakeViewer.sky[0]
+    return {b: moffat_kernels(np.array(fits.getheader(coadd_path(coadd_dir, found[0], "image", b), 1)["PSFSIZE"]),
+                              3.5, size=63).astype(np.float32) for b in "grz"}
 
 
 def sky_cutout(w: WCS, size: int, ra: float, dec: float):
     """(image, invvar) cubes of the response grid ``w`` resampled from the brick of
     FakeViewer.sky that holds (ra, dec); all NaN off every brick."""
-    from lensfinder.sky.coadds import CoaddBrick
-    coadd_dir, bricks = FakeViewer.sky
-    for name in bricks:
-        brick = FakeViewer.bricks.setdefault(name, CoaddBrick(coadd_dir, name))
-        bx, by = brick.world_to_pixel(ra, dec)
-        if 0 <= bx[0] < brick.shape[1] and 0 <= by[0] < brick.shape[0]:
-            yy, xx = np.mgrid[:size, :size]
-            r, d = w.pixel_to_world_values(xx.ravel(), yy.ravel())
-            px, py = brick.world_to_pixel(r, d)
-            img = lanczos3(brick.image, px, py).reshape(3, size, size).astype(np.float32)
-            iv = lanczos3(brick.invvar, px, py).reshape(3, size, size).astype(np.float32)
-            return img, np.where(np.isfinite(iv), iv, 0).astype(np.float32)
+    found = _sky_brick(ra, dec)
+    if found is not None:
+        brick = found[1]
+        yy, xx = np.mgrid[:size, :size]
+        r, d = w.pixel_to_world_values(xx.ravel(), yy.ravel())
+        px, py = brick.world_to_pixel(r, d)
+        img = lanczos3(brick.image, px, py).reshape(3, size, size).astype(np.float32)
+        iv = lanczos3(brick.invvar, px, py).reshape(3, size, size).astype(np.float32)
+        return img, np.where(np.isfinite(iv), iv, 0).astype(np.float32)
     return np.full((3, size, size), np.nan, np.float32), np.zeros((3, size, size), np.float32)

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from lensfinder import pages, plots
 from lensfinder.gallery import rgb
 from lensfinder.sky.crossmatch import MATCH_RADIUS_ARCSEC, nearest_within
-from lensfinder.stamps import iter_row_groups, open_stamps, read_row_group
+from lensfinder.stamps import iter_row_groups, read_columns
 from lensfinder.tables import atomic_path, write_json, write_parquet
 from lensfinder.training.inference import SelectedModel
 
@@ -51,8 +51,7 @@ def score_parent(run_config_path, best_path, stamp_paths) -> tuple[pd.DataFrame,
     sel = SelectedModel(run_config_path, best_path)
     sid, _, logit = sel.score(stamp_paths, SPLIT)
     cols = ["sample_id", "galaxy_id", "ra", "dec", "brickname"]
-    meta = pa.concat_tables([read_row_group(pf, p, i, cols) for p in stamp_paths
-                             for pf in [open_stamps(p)] for i in range(pf.num_row_groups)]).to_pandas().set_index("sample_id")
+    meta = read_columns(stamp_paths, cols).to_pandas().set_index("sample_id")
     df = meta.loc[sid].reset_index()
     df["logit"] = logit
     return df, sel.provenance()

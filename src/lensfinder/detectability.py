@@ -151,8 +151,17 @@ def resolved(theta_e, src_re, fwhm) -> np.ndarray:
     return np.asarray(theta_e) ** 2 > np.asarray(src_re) ** 2 + (np.asarray(fwhm) / 2) ** 2
 
 
+CRITERIA = ("multiple_images", "magnification", "arc_snr", "resolved")
+
+
+def failures(n_images, mu_total, snr, is_resolved, c: Criteria) -> dict[str, np.ndarray]:
+    """{criterion of CRITERIA: which systems fail it} under ``c`` (all arguments (N,))."""
+    return {"multiple_images": np.asarray(n_images) < c.min_images,
+            "magnification": np.asarray(mu_total) < c.min_magnification,
+            "arc_snr": np.asarray(snr) < c.min_arc_snr,
+            "resolved": ~np.asarray(is_resolved, bool) if c.resolved else np.zeros(np.shape(n_images), bool)}
+
+
 def recognisable(n_images, mu_total, snr, is_resolved, c: Criteria) -> np.ndarray:
-    """Which systems pass the criteria ``c`` (all arguments (N,))."""
-    ok = (np.asarray(n_images) >= c.min_images) & (np.asarray(mu_total) >= c.min_magnification) \
-        & (np.asarray(snr) >= c.min_arc_snr)
-    return ok & np.asarray(is_resolved) if c.resolved else ok
+    """Which systems pass every criterion of ``c`` (all arguments (N,))."""
+    return ~np.any(list(failures(n_images, mu_total, snr, is_resolved, c).values()), axis=0)

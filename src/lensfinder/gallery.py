@@ -17,7 +17,7 @@ import pandas as pd
 from astropy.visualization import make_lupton_rgb
 
 from lensfinder import plots
-from lensfinder.stamps import iter_row_groups, open_stamps, read_row_group
+from lensfinder.stamps import iter_row_groups, open_stamps, read_columns
 
 # Relative band scales of the Legacy Surveys viewer (g 6.0 : r 3.4 : z 2.2), so the
 # z-band noise does not tint the sky red; stretch and Q in nanomaggies per pixel.
@@ -93,13 +93,8 @@ INJECTION_COLUMNS = ("theta_e", "mu_total", "arc_snr", "n_images", "src_mag_r", 
 
 def injection_table(stamp_paths) -> pd.DataFrame:
     """INJECTION_COLUMNS of every positive in the stamp files (metadata only, no pixels)."""
-    parts = []
-    for path in stamp_paths:
-        pf = open_stamps(path)
-        for i in range(pf.num_row_groups):
-            t = read_row_group(pf, path, i, ["label", *INJECTION_COLUMNS]).to_pandas()
-            parts.append(t.loc[t["label"] == 1, list(INJECTION_COLUMNS)])
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(INJECTION_COLUMNS))
+    t = read_columns(stamp_paths, ["label", *INJECTION_COLUMNS]).to_pandas()
+    return t.loc[t["label"] == 1, list(INJECTION_COLUMNS)].reset_index(drop=True)
 
 
 def write_injection_figure(stamp_paths, out_png, title: str = "") -> int:

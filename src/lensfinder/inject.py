@@ -32,7 +32,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from lensfinder import BANDS, PIXSCALE, STAMP_SIZE, psf, seeding
-from lensfinder.detectability import Criteria, arc_snr, recognisable, resolved, solve_images
+from lensfinder.detectability import CRITERIA, Criteria, arc_snr, failures, resolved, solve_images
 from lensfinder.lensing import LensSystems, lensed_images
 from lensfinder.noise import DR10_LAG1, correlate
 from lensfinder.photometry import mag_to_flux
@@ -149,6 +149,7 @@ class Assessment:
     mu_total: np.ndarray
     snr: np.ndarray
     resolved: np.ndarray
+    failed: dict  # criterion -> (N,) bool
     ok: np.ndarray
 
 
@@ -158,8 +159,9 @@ def assess(p, rows, dx_pix, dy_pix, arcs, mu_total, invvar, cfg: InjectConfig) -
     n_images = np.array([len(mu) for _, _, mu in images])
     snr = arc_snr(arcs, invvar, electrons_per_nanomaggy(rows, cfg), cfg.noise_lag1)
     res = resolved(p["theta_e"], p["src_re"], rows["psfsize_r"].to_numpy())
-    ok = recognisable(n_images, mu_total, snr, res, cfg.recognisable)
-    return Assessment(n_images, [mu for _, _, mu in images], mu_total, snr, res, ok)
+    failed = failures(n_images, mu_total, snr, res, cfg.recognisable)
+    ok = ~np.any(list(failed.values()), axis=0)
+    return Assessment(n_images, [mu for _, _, mu in images], mu_total, snr, res, failed, ok)
 
 
 def _diagnostics(arcs, a: Assessment, src_flux_r, dx, dy, attempt) -> dict[str, np.ndarray]:
@@ -209,7 +211,7 @@ def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, p
     p = {k: rows[k].to_numpy().astype(np.float64)[pos] for k in DRAWN_COLUMNS}
     diag = _empty_diagnostics(rows.num_rows)
     kern = psf_kernels(rows.take(pa.array(pos)), cfg, pixel_psfs)
-    first = {"multiple_images": 0, "magnification": 0, "arc_snr": 0, "resolved": 0}
+    first = {k: 0 for k in CRITERIA}
     pending, redraws, c = np.arange(len(pos)), 0, cfg.recognisable
     for attempt in range(c.max_attempts):
         if attempt:
@@ -226,10 +228,8 @@ def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, p
             arcs, mu = make_arcs(pj, sub, dx[idx], dy[idx], kern[j], cfg)
             a = assess(pj, sub, dx[idx], dy[idx], arcs, mu, invvar[idx], cfg)
             if attempt == 0:
-                first["multiple_images"] += int((a.n_images < c.min_images).sum())
-                first["magnification"] += int((a.mu_total < c.min_magnification).sum())
-                first["arc_snr"] += int((a.snr < c.min_arc_snr).sum())
-                first["resolved"] += int((~a.resolved).sum()) if c.resolved else 0
+                for k, v in a.failed.items():
+                    first[k] += int(v.sum())
             src_r = mag_to_flux(pj["src_mag_r"]) * sub["mw_transmission_r"].to_numpy()
             for k, v in _diagnostics(arcs, a, src_r, dx[idx], dy[idx], attempt).items():
                 diag[k][idx] = v
@@ -263,10 +263,12 @@ def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Populatio
     """Stamps for the manifest ``rows`` of one brick (``brick.cutouts(ra, dec, size)`` gives
     their :class:`~lensfinder.sky.coadds.Cutouts`; ``psf_images`` the survey PSFs for
     ``psf.kind: pixel``). Returns (kept rows, with each positive's kept draw in its parameter
-    columns; their stamps; diagnostics; skip counts per reason; redraw statistics)."""
+    columns; their stamps; diagnostics; counts as :func:`_zero_counts`: skips per reason,
+    redraws, first draws failing each criterion)."""
     cut = brick.cutouts(rows["ra"].to_numpy(), rows["dec"].to_numpy(), STAMP_SIZE)
-    skipped = {name: int(np.count_nonzero(cut.flags & bit)) for bit, name in FLAG_NAMES.items()}
-    skipped.update({why: 0 for why in PSF_SKIP_REASONS})
+    counts = _zero_counts()
+    skipped = counts["skipped"]
+    skipped.update({name: int(np.count_nonzero(cut.flags & bit)) for bit, name in FLAG_NAMES.items()})
     keep = cut.flags == 0
     rows = rows.filter(pa.array(keep))
     image, invvar = cut.image[keep].astype(np.float64), cut.invvar[keep]
@@ -279,9 +281,7 @@ def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Populatio
             dy[has_psf]
     pos = np.flatnonzero(rows["label"].to_numpy() == 1)
     if not len(pos):  # e.g. the candidates' parent-sample cutouts: no parameter columns at all
-        stats = {"first_draw_failures": {k: 0 for k in DRAW_CRITERIA}, "redraws": 0}
-        skipped[NOT_RECOGNISABLE] = 0
-        return rows, image.astype(np.float32), _empty_diagnostics(rows.num_rows), skipped, stats
+        return rows, image.astype(np.float32), _empty_diagnostics(rows.num_rows), counts
     done = inject_positives(rows, image, invvar, dx, dy, cfg, population, pixel_psfs)
     for k in DRAWN_COLUMNS:
         col = rows[k].to_numpy().astype(np.float64)
@@ -289,15 +289,28 @@ def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Populatio
         rows = rows.set_column(rows.schema.get_field_index(k), rows.schema.field(k), pa.array(col.astype(
             rows.schema.field(k).type.to_pandas_dtype())))
     skipped[NOT_RECOGNISABLE] = len(done.failed)
+    counts["redraws"], counts["first_draw_failures"] = done.redraws, done.first_failures
     kept = np.setdiff1d(np.arange(rows.num_rows), done.failed)
     diag = {k: (np.asarray(v)[kept] if k != "image_magnifications" else [v[i] for i in kept])
             for k, v in done.diag.items()}
-    stats = {"first_draw_failures": done.first_failures, "redraws": done.redraws}
-    return rows.take(pa.array(kept)), image[kept].astype(np.float32), diag, skipped, stats
+    return rows.take(pa.array(kept)), image[kept].astype(np.float32), diag, counts
 
 
 SKIP_REASONS = (*FLAG_NAMES.values(), *PSF_SKIP_REASONS, NOT_RECOGNISABLE)
-DRAW_CRITERIA = ("multiple_images", "magnification", "arc_snr", "resolved")
+
+
+def _zero_counts() -> dict:
+    """The counts every brick, shard and dataset report carries, all zero."""
+    return {"skipped": {name: 0 for name in SKIP_REASONS}, "redraws": 0,
+            "first_draw_failures": {k: 0 for k in CRITERIA}}
+
+
+def _add_counts(total: dict, part: dict) -> None:
+    """Add ``part``'s counts (as :func:`_zero_counts`) to ``total`` in place."""
+    total["redraws"] += part["redraws"]
+    for key in ("skipped", "first_draw_failures"):
+        for k, v in part[key].items():
+            total[key][k] += v
 
 
 def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int, n_shards: int, out_path,
@@ -317,8 +330,7 @@ def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int
     schema = stamp_schema(manifest.schema_arrow, cfg.write_npz)
     report = {"shard": shard, "n_shards": n_shards, "bricks": bricks, "cutouts_resampled": source.resampled,
               "n_rows": 0, "n_written": 0,
-              "n_positives_written": 0, "skipped": {name: 0 for name in SKIP_REASONS}, "n_skipped": 0,
-              "redraws": 0, "first_draw_failures": {k: 0 for k in DRAW_CRITERIA}}
+              "n_positives_written": 0, "n_skipped": 0, **_zero_counts()}
     manifest_ds = ds.dataset(manifest_path, format="parquet")
     with ParquetStreamWriter(out_path, schema, **writer_options(schema, cfg.stamp_compression)) as writer:
         for name in bricks:
@@ -335,12 +347,8 @@ def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int
                 if rows.num_rows == 0:
                     continue
                 report["n_rows"] += rows.num_rows
-                kept, stamps, diag, skipped, stats = inject_brick(rows, brick, cfg, population, psf_images)
-                for k, v in skipped.items():
-                    report["skipped"][k] += v
-                report["redraws"] += stats["redraws"]
-                for k, v in stats["first_draw_failures"].items():
-                    report["first_draw_failures"][k] += v
+                kept, stamps, diag, counts = inject_brick(rows, brick, cfg, population, psf_images)
+                _add_counts(report, counts)
                 report["n_skipped"] += rows.num_rows - len(kept)
                 cols = {n: kept[n] for n in kept.column_names}
                 cols["stamp"] = encode_stamps(stamps)
@@ -361,14 +369,11 @@ def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int
 def gather_reports(reports: list[dict], out_path) -> dict:
     """Sum shard reports into one dataset report (written to ``out_path``)."""
     total = {"n_shards": len(reports), "n_rows": 0, "n_written": 0, "n_positives_written": 0, "n_skipped": 0,
-             "skipped": {name: 0 for name in SKIP_REASONS}, "redraws": 0,
-             "first_draw_failures": {k: 0 for k in DRAW_CRITERIA}, "seconds": 0.0}
+             **_zero_counts(), "seconds": 0.0}
     for r in reports:
-        for k in ("n_rows", "n_written", "n_positives_written", "n_skipped", "redraws", "seconds"):
+        for k in ("n_rows", "n_written", "n_positives_written", "n_skipped", "seconds"):
             total[k] += r[k]
-        for part in ("skipped", "first_draw_failures"):
-            for k, v in r[part].items():
-                total[part][k] += v
+        _add_counts(total, r)
     if total["n_written"] + total["n_skipped"] != total["n_rows"]:
         raise RuntimeError(f"shard reports do not add up: {total}")
     total["per_shard"] = reports

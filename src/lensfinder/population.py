@@ -38,7 +38,6 @@ class Priors:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in (d or {}).items()})
 
 
-
 MANIFEST_PARAMS = (
     "theta_e", "lens_q", "lens_phi", "gamma1", "gamma2", "src_x", "src_y", "src_n", "src_re", "src_q", "src_phi",
     "src_mag_g", "src_mag_r", "src_mag_z",
@@ -48,7 +47,6 @@ pixel columns = West, y = North), radians counter-clockwise from +x; lengths arc
 
 DRAWN_COLUMNS = (*MANIFEST_PARAMS, "source_in_caustic")
 """Every manifest column a draw sets (what a redraw replaces in the stamps)."""
-
 
 
 def draw_parameters(p: Priors, seed: int, dataset: str, gal, attempt: int = 0) -> dict[str, np.ndarray]:

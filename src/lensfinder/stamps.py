@@ -81,6 +81,14 @@ def read_row_group(pf: pq.ParquetFile, path, index: int, columns: list[str] | No
         raise StampFormatError(f"{path}: row group {index}: corrupted or unreadable ({exc})") from exc
 
 
+def read_columns(paths, columns: list[str]) -> pa.Table:
+    """``columns`` (no pixels) of every row of the stamp files ``paths``, read row group by
+    row group with checksums verified (:func:`read_row_group`)."""
+    parts = [read_row_group(pf, p, i, columns) for p in paths for pf in [open_stamps(p)]
+             for i in range(pf.num_row_groups)]
+    return pa.concat_tables(parts) if parts else pa.table({c: pa.array([]) for c in columns})
+
+
 def stamp_schema(manifest_schema: pa.Schema, with_npz: bool) -> pa.Schema:
     fields = list(manifest_schema) + [pa.field("stamp", STAMP_TYPE)]
     if with_npz:

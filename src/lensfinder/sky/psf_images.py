@@ -63,12 +63,12 @@ def psf_kernels(images: LocalPsfImages | ServicePsfImages, ra, dec, concurrency:
     ra, dec = np.atleast_1d(ra).astype(float), np.atleast_1d(dec).astype(float)
 
     def one(pos):
+        where = f"PSF at ra={pos[0]:.7f}, dec={pos[1]:.7f}"
         try:
             got = images.fetch(*pos)
             missing = [b for b in BANDS if b not in got]
             if missing:
-                raise CutoutServiceError(f"PSF at ra={pos[0]:.7f}, dec={pos[1]:.7f}: no band(s) {missing}")
-            where = f"PSF at ra={pos[0]:.7f}, dec={pos[1]:.7f}"
+                raise CutoutServiceError(f"{where}: no band(s) {missing}")
             return np.stack([pixel_kernel(got[b], f"{where}, band {b}") for b in BANDS]), None
         except NoData as exc:
             log.warning("%s", exc)
