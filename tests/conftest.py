@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lensfinder.sky.mock import MockSkyConfig, bricks_in_sweep, sweep_names, write_brick, write_sweep
+from lensfinder.sky.mock import MockSkyConfig, bricks_in_sweep, sweep_names, write_brick, write_photoz, write_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 # A --configfile is the whole configuration; the workflow tests stack theirs on the demo's.
@@ -43,16 +43,20 @@ class MockSky:
     catalog_dir: Path
     sweeps: list[Path]
     conditions: dict
+    photoz: list[Path]  # the row-matched photo-z sweep of each sweep
 
 
 def render_mock_sky(root: Path, cfg: MockSkyConfig) -> MockSky:
     coadd_dir, sweep_dir, catalog_dir = root / "coadd", root / "sweep", root / "catalog"
     conditions = {b: write_brick(cfg, b, coadd_dir, catalog_dir / f"{b}.parquet") for b in cfg.bricks}
-    sweeps = []
+    sweeps, photoz = [], []
     for name in sweep_names(cfg.bricks):
-        write_sweep([catalog_dir / f"{b}.parquet" for b in bricks_in_sweep(cfg.bricks, name)], sweep_dir / name)
+        catalogs = [catalog_dir / f"{b}.parquet" for b in bricks_in_sweep(cfg.bricks, name)]
+        write_sweep(catalogs, sweep_dir / name)
+        write_photoz(catalogs, root / "sweep-photo-z" / name.replace(".fits", "-pz.fits"))
         sweeps.append(sweep_dir / name)
-    return MockSky(cfg, root, sweep_dir, coadd_dir, catalog_dir, sweeps, conditions)
+        photoz.append(root / "sweep-photo-z" / name.replace(".fits", "-pz.fits"))
+    return MockSky(cfg, root, sweep_dir, coadd_dir, catalog_dir, sweeps, conditions, photoz)
 
 
 SMALL_SKY = MockSkyConfig(seed=11, bricks=("1501p020", "1551p020"), brick_size_pix=500,

@@ -23,6 +23,8 @@ def fake_parent(n: int = 600, seed: int = 0) -> pd.DataFrame:
         "galaxy_id": (np.int64(10000) << 42) | (np.int64(1) << 22) | np.arange(n, dtype=np.int64),
         "brickname": bricks[rng.integers(0, 4, n)], "ra": rng.uniform(150, 152, n), "dec": rng.uniform(1, 3, n),
         "type": "DEV", "mag_r": rng.uniform(19, 22, n), "shape_r": rng.uniform(0.5, 2, n),
+        "mag_g": rng.uniform(21, 24, n), "mag_z": rng.uniform(18, 20.4, n), "mag_w1": rng.uniform(16.5, 19, n),
+        "z_lens": np.where(rng.random(n) < 0.05, np.nan, rng.uniform(0.3, 1.0, n)),
         "shape_e1": e1.astype(np.float32), "shape_e2": e2.astype(np.float32),
         **{f"psfsize_{b}": rng.uniform(1.0, 1.6, n) for b in "grz"},
         **{f"psfdepth_{b}": rng.uniform(50, 1000, n) for b in "grz"},
@@ -43,7 +45,9 @@ def test_paired_controls_are_the_same_galaxies_and_row_split_leaks():
     assert (twins.loc[m.twin_sample_id, "label"].to_numpy() != m.label.to_numpy()).all()
     assert audit["leaky"] and audit["paired_twins_across_splits"] > 0
     assert m.loc[m.label == 0, list(MANIFEST_PARAMS)].isna().all().all()
-    assert m.loc[m.label == 1, list(MANIFEST_PARAMS)].notna().all().all()
+    uniform_model = [k for k in MANIFEST_PARAMS if k not in ("lens_sigma", "src_z")]  # theta_e_model: uniform
+    assert m.loc[m.label == 1, uniform_model].notna().all().all()
+    assert m.loc[m.label == 1, ["lens_sigma", "src_z"]].isna().all().all()
 
 
 @pytest.mark.parametrize("split", ["galaxy", "sky"])
@@ -104,6 +108,54 @@ def test_parameters_follow_priors_and_the_lrg_shape():
     inside = pos.source_in_caustic.to_numpy()
     assert (beta[inside] <= 1 + 1e-6).all() and (beta[~inside] >= 1 - 1e-6).all()
     assert 0.7 < inside.mean() < 0.9
+
+
+def test_theta_e_follows_the_lens_luminosity_and_redshifts():
+    """velocity_dispersion: theta_E = 4 pi (sigma/c)^2 D_ls/D_s with sigma from the LRG's own
+    rest-frame luminosity (Faber-Jackson + scatter); no redshift, no theta_E."""
+    from lensfinder import lens_mass
+    fj = {"sigma_ref": 230.0, "mag_ref": -22.5, "z_ref": 0.55, "gamma": 4.0, "evolution": 1.5, "scatter_dex": 0.0}
+    c = cfg(control="unpaired", split="galaxy", priors={"theta_e_model": "velocity_dispersion", "faber_jackson": fj,
+                                                        "source_z": [1.0, 3.0]})
+    parent = fake_parent()
+    m, _ = build_manifest(parent, c, 1, NO_LENSES)
+    pos = m[m.label == 1]
+    no_z = pos.z_lens.isna()
+    assert no_z.any() and pos.loc[no_z, ["theta_e", "lens_sigma", "src_z"]].isna().all().all()
+    p = pos[~no_z]
+    assert (p.src_z >= np.maximum(1.0, p.z_lens + 0.1) - 1e-6).all() and (p.src_z <= 3.0 + 1e-6).all()
+    mags = p[["mag_g", "mag_r", "mag_z", "mag_w1"]].to_numpy(np.float64)
+    abs_r = lens_mass.rest_frame_abs_mag(mags, p.z_lens.to_numpy())
+    sigma = 230.0 * 10 ** (-(abs_r - (-22.5 + 1.5 * (0.55 - p.z_lens.to_numpy()))) / 10)
+    np.testing.assert_allclose(p.lens_sigma, sigma, rtol=1e-5)  # no scatter: the mean relation
+    np.testing.assert_allclose(p.theta_e, lens_mass.einstein_radius(sigma, p.z_lens, p.src_z), rtol=1e-5)
+    with_scatter = build_manifest(parent, cfg(control="unpaired", split="galaxy", priors={
+        "theta_e_model": "velocity_dispersion", "faber_jackson": {**fj, "scatter_dex": 0.08}}), 1, NO_LENSES)[0]
+    resid = np.log10(with_scatter[with_scatter.label == 1].lens_sigma.to_numpy()[~no_z.to_numpy()] / sigma)
+    assert abs(resid.std() - 0.08) < 0.01 and abs(resid.mean()) < 0.01
+
+
+def test_einstein_radius_and_distances_match_astropy():
+    from astropy.cosmology import Planck18
+    from lensfinder import lens_mass
+    zl, zs = np.array([0.2, 0.5, 0.9]), np.array([1.0, 2.0, 3.5])
+    ratio = (Planck18.angular_diameter_distance(zl, zs) / Planck18.angular_diameter_distance(zs)).value
+    np.testing.assert_allclose(lens_mass.distance_ratio(zl, zs), ratio, rtol=1e-5)
+    np.testing.assert_allclose(lens_mass.distance_modulus(zl), Planck18.distmod(zl).value, atol=1e-4)
+    # 250 km/s at z_l 0.5, z_s 2: ~1.1" (the textbook SIS number)
+    assert 1.0 < lens_mass.einstein_radius(np.array([250.0]), [0.5], [2.0])[0] < 1.3
+    # a flat f_nu SED: the rest-frame magnitude is m - DM + 2.5 log10(1 + z)
+    m = lens_mass.rest_frame_abs_mag(np.full((3, 4), 20.0), zl)
+    np.testing.assert_allclose(m, 20.0 - Planck18.distmod(zl).value + 2.5 * np.log10(1 + zl), atol=1e-4)
+
+
+def test_source_magnitudes_follow_the_galaxy_counts():
+    c = cfg(control="unpaired", split="galaxy", priors={"source_mag_r": [22.0, 25.0], "source_mag_model": "counts"})
+    m, _ = build_manifest(fake_parent(2000), c, 1, NO_LENSES)
+    mag = m.loc[m.label == 1, "src_mag_r"].to_numpy()
+    assert mag.min() >= 22.0 and mag.max() <= 25.0
+    # dN/dm ~ 10^(0.33 m): the faint half of the range holds (1 - 10^-0.495) / (1 - 10^-0.99) = 76%
+    assert abs((mag > 23.5).mean() - 0.758) < 0.04
 
 
 def test_rows_do_not_depend_on_input_order_or_other_galaxies(tmp_path):

@@ -4,9 +4,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from lensfinder.select import CRITERIA, PARENT_SCHEMA, gather_parent, galaxy_id, is_lrg, lrg_criteria, select_sweep
+from astropy.table import Table
+from lensfinder.select import (CRITERIA, PARENT_SCHEMA, PHOTOZ_COLUMNS, gather_parent, galaxy_id, is_lrg, lens_redshift,
+                               lrg_criteria, select_sweep)
 from lensfinder.sky.columns import MASKBITS
-from lensfinder.sky.sweeps import read_sweep
+from lensfinder.sky.sweeps import SweepError, read_sweep
 
 
 def adversarial_table(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -99,11 +101,11 @@ def test_galaxy_id_packs_targetid_layout():
 
 
 def test_select_sweep_streams_chunks_and_counts(mock_sky, tmp_path):
-    sweep = mock_sky.sweeps[0]
-    s1 = select_sweep(sweep, tmp_path / "a.parquet", tmp_path / "a.json", chunk_rows=17)
-    s2 = select_sweep(sweep, tmp_path / "b.parquet", chunk_rows=1_000_000)
+    sweep, pz = mock_sky.sweeps[0], mock_sky.photoz[0]
+    s1 = select_sweep(sweep, tmp_path / "a.parquet", tmp_path / "a.json", chunk_rows=17, photoz_path=pz)
+    s2 = select_sweep(sweep, tmp_path / "b.parquet", chunk_rows=1_000_000, photoz_path=pz)
     a, b = pq.read_table(tmp_path / "a.parquet"), pq.read_table(tmp_path / "b.parquet")
-    assert a.equals(b) and a.schema.equals(PARENT_SCHEMA)
+    assert a.to_pandas().equals(b.to_pandas()) and a.schema.equals(PARENT_SCHEMA)  # NaN z_spec: pandas equality
     assert s1 == json.loads((tmp_path / "a.json").read_text())
     assert {k: v for k, v in s1.items()} == s2
     # cascade ends at the selection; per-criterion counts match a direct evaluation
@@ -118,6 +120,30 @@ def test_select_sweep_streams_chunks_and_counts(mock_sky, tmp_path):
     sel = is_lrg(cols)
     np.testing.assert_array_equal(a["flux_r"].to_numpy(), (cols["FLUX_R"] / cols["MW_TRANSMISSION_R"])[sel])
     np.testing.assert_allclose(a["mag_r"].to_numpy(), 22.5 - 2.5 * np.log10(a["flux_r"].to_numpy()), rtol=1e-6)
+    # redshifts: the photo-z file's row for each selected row; -99 fills become NaN
+    zp = read_sweep(pz, ["Z_PHOT_MEDIAN"])["Z_PHOT_MEDIAN"].to_numpy()[sel]
+    np.testing.assert_array_equal(a["z_phot_median"].to_numpy(), np.where(zp >= 0, zp, np.nan).astype(np.float32))
+    np.testing.assert_array_equal(a["z_lens"].to_numpy(), a["z_phot_median"].to_numpy())  # the mock has no spectra
+    assert s1["lens_redshift"] == {"spec": 0, "photo": int(np.isfinite(zp).sum() - (zp < 0).sum()),
+                                   "none": int((zp < 0).sum())}
+
+
+def test_lens_redshift_prefers_spectra_and_drops_fills():
+    z = lens_redshift([0.45, -99.0, -99.0, 0.0], [0.5, 0.61, -99.0, 0.7])
+    np.testing.assert_array_equal(z, np.array([0.45, 0.61, np.nan, 0.7], np.float32))
+
+
+def test_photoz_file_must_be_row_matched(mock_sky, tmp_path):
+    """A photo-z sweep of another sweep, or cut short, is an error naming both files and the row."""
+    sweep = mock_sky.sweeps[0]
+    with pytest.raises(SweepError, match=r"-pz\.fits: not row-matched to .*sweep-.*: row 0 has"):
+        select_sweep(sweep, tmp_path / "a.parquet", photoz_path=mock_sky.photoz[1])
+    t = read_sweep(mock_sky.photoz[0], list(PHOTOZ_COLUMNS))
+    short = tmp_path / "short-pz.fits"
+    Table({c: t[c].to_numpy()[:-3] for c in PHOTOZ_COLUMNS}).write(short)
+    with pytest.raises(SweepError, match=r"short-pz\.fits: not row-matched .* it ends before sweep row"):
+        select_sweep(sweep, tmp_path / "b.parquet", photoz_path=short)
+    assert not (tmp_path / "a.parquet").exists() and not (tmp_path / "b.parquet").exists()
 
 
 def test_gather_concatenates_and_sums(mock_sky, tmp_path):

@@ -51,6 +51,7 @@ ZEROPOINT_ELECTRONS = {"g": 26.610, "r": 26.818, "z": 26.484}
 using those would make the arc's photon noise 2x too large."""
 
 NOT_RECOGNISABLE = "not_recognisable"
+NO_LENS_REDSHIFT = "no_lens_redshift"  # theta_e_model velocity_dispersion, lens without a redshift
 """Skip reason of a positive none of whose draws was recognisable as a lens."""
 
 
@@ -222,8 +223,12 @@ def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, p
                 p[k][pending] = new[k]
             redraws += len(pending)
         ok = np.zeros(len(pending), bool)
-        for start in range(0, len(pending), cfg.batch):
-            j = pending[start:start + cfg.batch]
+        live = np.arange(len(pending))
+        if attempt and c.resolved:  # geometry is cheap: an unresolved redraw is not rendered
+            psf_r = rows["psfsize_r"].to_numpy()[pos[pending]]
+            live = np.flatnonzero(resolved(p["theta_e"][pending], p["src_re"][pending], psf_r))
+        for start in range(0, len(live), cfg.batch):
+            j = pending[live[start:start + cfg.batch]]
             idx, sub, pj = pos[j], rows.take(pa.array(pos[j])), {k: v[j] for k, v in p.items()}
             arcs, mu = make_arcs(pj, sub, dx[idx], dy[idx], kern[j], cfg)
             a = assess(pj, sub, dx[idx], dy[idx], arcs, mu, invvar[idx], cfg)
@@ -237,7 +242,7 @@ def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, p
                 diag["image_magnifications"][i] = m.astype(np.float32).tolist()
             good = np.flatnonzero(a.ok)
             image[idx[good]] += arcs[good] + arc_noise(arcs[good], sub.take(pa.array(good)), cfg)
-            ok[start:start + len(j)] = a.ok
+            ok[live[start:start + len(j)]] = a.ok
         pending = pending[~ok]
         if not len(pending):
             break
@@ -259,6 +264,11 @@ def _survey_psfs(rows: pa.Table, psf_images, skipped: dict):
     return kernels[[why is None for why in reasons]], keep
 
 
+def _take(keep: np.ndarray, rows: pa.Table, *arrays):
+    """``rows`` and per-row ``arrays`` where ``keep``."""
+    return (rows.filter(pa.array(keep)), *(a[keep] for a in arrays))
+
+
 def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Population | None, psf_images=None):
     """Stamps for the manifest ``rows`` of one brick (``brick.cutouts(ra, dec, size)`` gives
     their :class:`~lensfinder.sky.coadds.Cutouts`; ``psf_images`` the survey PSFs for
@@ -277,11 +287,16 @@ def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Populatio
     pixel_psfs = None
     if cfg.psf.kind == "pixel":
         pixel_psfs, has_psf = _survey_psfs(rows, psf_images, skipped)
-        rows, image, invvar, dx, dy = rows.filter(pa.array(has_psf)), image[has_psf], invvar[has_psf], dx[has_psf], \
-            dy[has_psf]
-    pos = np.flatnonzero(rows["label"].to_numpy() == 1)
-    if not len(pos):  # e.g. the candidates' parent-sample cutouts: no parameter columns at all
+        rows, image, invvar, dx, dy = _take(has_psf, rows, image, invvar, dx, dy)
+    if not (rows["label"].to_numpy() == 1).any():  # e.g. the candidates' parent-sample cutouts
         return rows, image.astype(np.float32), _empty_diagnostics(rows.num_rows), counts
+    label = rows["label"].to_numpy()
+    has_mass = (label == 0) | np.isfinite(rows["theta_e"].to_numpy(zero_copy_only=False))
+    skipped[NO_LENS_REDSHIFT] = int((~has_mass).sum())
+    if pixel_psfs is not None:  # one kernel per positive, in row order
+        pixel_psfs = pixel_psfs[has_mass[label == 1]]
+    rows, image, invvar, dx, dy = _take(has_mass, rows, image, invvar, dx, dy)
+    pos = np.flatnonzero(rows["label"].to_numpy() == 1)
     done = inject_positives(rows, image, invvar, dx, dy, cfg, population, pixel_psfs)
     for k in DRAWN_COLUMNS:
         col = rows[k].to_numpy().astype(np.float64)
@@ -296,7 +311,7 @@ def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Populatio
     return rows.take(pa.array(kept)), image[kept].astype(np.float32), diag, counts
 
 
-SKIP_REASONS = (*FLAG_NAMES.values(), *PSF_SKIP_REASONS, NOT_RECOGNISABLE)
+SKIP_REASONS = (*FLAG_NAMES.values(), *PSF_SKIP_REASONS, NO_LENS_REDSHIFT, NOT_RECOGNISABLE)
 
 
 def _zero_counts() -> dict:

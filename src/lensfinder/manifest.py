@@ -116,7 +116,8 @@ def _standardised_mean_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict:
     return out
 
 
-PARENT_COLUMNS = ("galaxy_id", "brickname", "ra", "dec", "type", "mag_r", "shape_r", "shape_e1", "shape_e2",
+PARENT_COLUMNS = ("galaxy_id", "brickname", "ra", "dec", "type", "mag_g", "mag_r", "mag_z", "mag_w1", "z_lens",
+                  "shape_r", "shape_e1", "shape_e2",
                   "psfsize_g", "psfsize_r", "psfsize_z", "psfdepth_g", "psfdepth_r", "psfdepth_z",
                   "mw_transmission_g", "mw_transmission_r", "mw_transmission_z", "nobs_g", "nobs_r", "nobs_z")
 

@@ -4,15 +4,22 @@ The priors of the lens (SIE + external shear on an LRG of the parent sample) and
 source (elliptical Sersic), and reproducible draws from them: the manifest holds each
 positive's first draw; phase 4c redraws a system that is not recognisable as a lens
 (:mod:`lensfinder.detectability`) from the same priors with the attempt number in its seed.
+
+theta_E is either uniform in a range (``theta_e_model: uniform``) or the LRG's own
+(``velocity_dispersion``: :mod:`lensfinder.lens_mass`, from its luminosity and redshift and
+a source redshift). Source magnitudes are uniform or follow the faint galaxy counts
+(``source_mag_model: counts``: dN/dm ~ 10^(a m); a ~ 0.33 in r for 21 < r < 25, e.g.
+Metcalfe et al. 2001, MNRAS 323, 795), so most sources sit at the faint end as on the sky.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from lensfinder import seeding
+from lensfinder.lens_mass import FaberJackson, einstein_radius, rest_frame_abs_mag
 from lensfinder.sky.shapes import axis_ratio_angle, stamp_angle
 
 
@@ -21,12 +28,17 @@ class Priors:
     """Lens and source priors. Angles in arcsec, magnitudes AB (intrinsic, i.e. before
     Milky Way extinction, which the injection applies with the galaxy's transmission)."""
 
-    theta_e: tuple[float, float] = (0.8, 3.0)        # SIE Einstein radius, uniform
+    theta_e_model: str = "uniform"                   # uniform | velocity_dispersion
+    theta_e: tuple[float, float] = (0.8, 3.0)        # SIE Einstein radius, uniform model
+    faber_jackson: FaberJackson = field(default_factory=FaberJackson)  # velocity_dispersion model
+    source_z: tuple[float, float] = (1.0, 3.0)       # uniform; velocity_dispersion model
     lens_q_min: float = 0.5                          # mass axis ratio floor
     lens_q_scatter: float = 0.05                     # mass q = light q + N(0, scatter)
     shear_max: float = 0.1                           # |gamma| uniform in [0, shear_max]
     frac_in_caustic: float = 0.8                     # fraction with |beta| < theta_E
-    source_mag_r: tuple[float, float] = (22.0, 25.0)  # unlensed r mag, uniform
+    source_mag_r: tuple[float, float] = (22.0, 25.0)  # unlensed r mag range
+    source_mag_model: str = "uniform"                 # uniform | counts
+    source_counts_slope: float = 0.33                 # counts: dN/dm ~ 10^(slope m)
     source_g_r: tuple[float, float] = (0.3, 0.2)     # g - r ~ N(mean, sigma)
     source_r_z: tuple[float, float] = (0.2, 0.2)     # r - z ~ N(mean, sigma)
     source_n: tuple[float, float] = (0.5, 2.5)       # Sersic index, uniform
@@ -35,18 +47,63 @@ class Priors:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Priors":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in (d or {}).items()})
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in (d or {}).items()}
+        if isinstance(d.get("faber_jackson"), dict):
+            d["faber_jackson"] = FaberJackson(**d["faber_jackson"])
+        p = cls(**d)
+        if p.theta_e_model not in THETA_E_MODELS:
+            raise ValueError(f"priors.theta_e_model must be one of {THETA_E_MODELS}, not {p.theta_e_model!r}")
+        if p.source_mag_model not in SOURCE_MAG_MODELS:
+            raise ValueError(f"priors.source_mag_model must be one of {SOURCE_MAG_MODELS}, not {p.source_mag_model!r}")
+        return p
+
+
+THETA_E_MODELS = ("uniform", "velocity_dispersion")
+SOURCE_MAG_MODELS = ("uniform", "counts")
+LENS_LIGHT_COLUMNS = ("mag_g", "mag_r", "mag_z", "mag_w1", "z_lens")
+"""What the velocity_dispersion model reads of a lens galaxy (parent-sample columns)."""
 
 
 MANIFEST_PARAMS = (
     "theta_e", "lens_q", "lens_phi", "gamma1", "gamma2", "src_x", "src_y", "src_n", "src_re", "src_q", "src_phi",
-    "src_mag_g", "src_mag_r", "src_mag_z",
+    "src_mag_g", "src_mag_r", "src_mag_z", "lens_sigma", "src_z",
 )
 """Per-row lens/source parameters (NaN for controls). Angles in the stamp frame (x along
-pixel columns = West, y = North), radians counter-clockwise from +x; lengths arcsec."""
+pixel columns = West, y = North), radians counter-clockwise from +x; lengths arcsec;
+lens_sigma km/s and src_z only for ``theta_e_model: velocity_dispersion`` (else NaN)."""
 
 DRAWN_COLUMNS = (*MANIFEST_PARAMS, "source_in_caustic")
 """Every manifest column a draw sets (what a redraw replaces in the stamps)."""
+
+
+def _einstein_radii(p: Priors, gal, uu: np.ndarray, scatter: np.ndarray):
+    """(theta_E arcsec, sigma km/s, z_source) per row; theta_E NaN where the lens has no
+    redshift (velocity_dispersion model). Uses draws uu[:, 0] and uu[:, 13]."""
+    n = len(uu)
+    if p.theta_e_model == "uniform":
+        return p.theta_e[0] + (p.theta_e[1] - p.theta_e[0]) * uu[:, 0], np.full(n, np.nan), np.full(n, np.nan)
+    missing = [c for c in LENS_LIGHT_COLUMNS if c not in gal]
+    if missing:
+        raise KeyError(f"theta_e_model velocity_dispersion needs the lens columns {missing} (phase-3 parent sample "
+                       "with photo-z sweeps: sky.dr10.photoz_dir)")
+    z_l = np.asarray(gal["z_lens"], np.float64)
+    mags = np.stack([np.asarray(gal[c], np.float64) for c in LENS_LIGHT_COLUMNS[:4]], axis=1)
+    # the source lies behind the lens: its range starts 0.1 beyond z_lens if need be
+    lo = np.maximum(p.source_z[0], z_l + 0.1)
+    z_src = lo + np.maximum(p.source_z[1] - lo, 0.0) * uu[:, 13]
+    sigma = 10 ** p.faber_jackson.log_sigma(rest_frame_abs_mag(mags, np.nan_to_num(z_l, nan=0.5)), z_l, scatter)
+    ok = np.isfinite(z_l) & (z_l > 0)
+    sigma, z_src = np.where(ok, sigma, np.nan), np.where(ok, z_src, np.nan)
+    return einstein_radius(sigma, z_l, z_src), sigma, z_src
+
+
+def _source_mags(p: Priors, u: np.ndarray) -> np.ndarray:
+    """Unlensed source r magnitudes in ``p.source_mag_r`` from uniform draws ``u``."""
+    lo, hi = p.source_mag_r
+    if p.source_mag_model == "uniform":
+        return lo + (hi - lo) * u
+    a = p.source_counts_slope  # inverse CDF of dN/dm ~ 10^(a m) on [lo, hi]
+    return np.log10(10 ** (a * lo) + u * (10 ** (a * hi) - 10 ** (a * lo))) / a
 
 
 def draw_parameters(p: Priors, seed: int, dataset: str, gal, attempt: int = 0) -> dict[str, np.ndarray]:
@@ -55,11 +112,13 @@ def draw_parameters(p: Priors, seed: int, dataset: str, gal, attempt: int = 0) -
     MANIFEST_PARAMS plus ``source_in_caustic``. Draw ``attempt`` k > 0 is the k-th redraw of a
     system that was not recognisable (:mod:`lensfinder.detectability`): its own stream of
     (seed, dataset, galaxy, k), so redraws are reproducible and independent of other rows."""
-    ids = ("lens-source", np.asarray(gal["galaxy_id"]))
-    keys = seeding.row_keys(seed, dataset, *ids) if attempt == 0 else seeding.row_keys(seed, dataset, *ids, attempt)
+    gid = np.asarray(gal["galaxy_id"])
+    redraw = () if attempt == 0 else (attempt,)
+    keys = seeding.row_keys(seed, dataset, "lens-source", gid, *redraw)
     uu = seeding.uniform(keys, 16)
     zz = seeding.normal(keys, 3)
-    theta_e = p.theta_e[0] + (p.theta_e[1] - p.theta_e[0]) * uu[:, 0]
+    scatter = seeding.normal(seeding.row_keys(seed, dataset, "lens-mass", gid, *redraw), 1)[:, 0]
+    theta_e, sigma, z_src = _einstein_radii(p, gal, uu, scatter)
     # mass follows light: the LRG's own axis ratio and position angle where it has a shape
     q_light, pa_light = axis_ratio_angle(np.asarray(gal["shape_e1"], np.float64), np.asarray(gal["shape_e2"], np.float64))
     has_shape = (np.asarray(gal["shape_r"]) > 0) & np.isfinite(q_light)
@@ -74,7 +133,7 @@ def draw_parameters(p: Priors, seed: int, dataset: str, gal, attempt: int = 0) -
     # imaged for an SIS, approximately so for SIE + shear) or in [theta_E, 2 theta_E].
     r_frac = np.where(inside, np.sqrt(uu[:, 6]), np.sqrt(1 + 3 * uu[:, 6]))
     beta_ang = 2 * np.pi * uu[:, 7]
-    mag_r = p.source_mag_r[0] + (p.source_mag_r[1] - p.source_mag_r[0]) * uu[:, 8]
+    mag_r = _source_mags(p, uu[:, 8])
     return {
         "theta_e": theta_e,
         "lens_q": lens_q,
@@ -90,6 +149,8 @@ def draw_parameters(p: Priors, seed: int, dataset: str, gal, attempt: int = 0) -
         "src_mag_g": mag_r + p.source_g_r[0] + p.source_g_r[1] * zz[:, 1],
         "src_mag_r": mag_r,
         "src_mag_z": mag_r - (p.source_r_z[0] + p.source_r_z[1] * zz[:, 2]),
+        "lens_sigma": sigma,
+        "src_z": z_src,
         "source_in_caustic": inside,
     }
 

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from lensfinder.photometry import flux_to_mag
 from lensfinder.sky.columns import MASKBITS
-from lensfinder.sky.sweeps import iter_sweep
+from lensfinder.sky.sweeps import SweepError, iter_sweep
 from lensfinder.tables import ParquetStreamWriter, write_json
 
 DEFAULT_MASKBITS = ("BRIGHT", "GALAXY", "CLUSTER")
@@ -45,6 +45,11 @@ CARRIED_COLUMNS = (
     "GALDEPTH_G", "GALDEPTH_R", "GALDEPTH_Z", "SHAPE_R", "SHAPE_E1", "SHAPE_E2", "SERSIC",
 )
 READ_COLUMNS = SELECTION_COLUMNS + CARRIED_COLUMNS
+PHOTOZ_ROW_KEY = ("RELEASE", "BRICKID", "OBJID")
+PHOTOZ_COLUMNS = (*PHOTOZ_ROW_KEY, "Z_PHOT_MEDIAN", "Z_PHOT_STD", "Z_SPEC")
+"""What phase 3 reads of the photometric-redshift sweeps (DR10 ``10.1-photo-z/sweep-*-pz.fits``,
+Zhou et al. 2023, random-forest photo-z's; row-matched to the ``10.1`` sweeps, -99 where
+not computed: https://www.legacysurvey.org/dr10/files/)."""
 
 CRITERIA = {
     "quality_r": "r flux > 0 and r flux ivar > 0",
@@ -135,9 +140,25 @@ PARENT_SCHEMA = pa.schema(
     + [(f"nobs_{b}", pa.int16()) for b in ("g", "r", "z")]
     + [("shape_r", pa.float32()), ("shape_e1", pa.float32()), ("shape_e2", pa.float32()),
        ("sersic", pa.float32()), ("maskbits", pa.int32()), ("sweep", pa.string())]
+    + [(k, pa.float32()) for k in ("z_phot_median", "z_phot_std", "z_spec", "z_lens")]
 )
 """Columns of ``parent_lrg.parquet``: fluxes are extinction-corrected nanomaggies, mags AB
-(extinction-corrected), psfsize arcsec FWHM, psf/galdepth 1/nanomaggies^2, shape_r arcsec."""
+(extinction-corrected), psfsize arcsec FWHM, psf/galdepth 1/nanomaggies^2, shape_r arcsec;
+redshifts NaN where unknown (no photo-z file, or its -99 fill), z_lens = z_spec where there
+is one, else z_phot_median."""
+
+
+def lens_redshift(z_spec, z_phot) -> np.ndarray:
+    """The redshift a lens model uses: spectroscopic where known, else the photo-z median;
+    NaN where neither is (the photo-z sweeps fill unknown values with -99)."""
+    z_spec = np.asarray(z_spec, dtype=np.float32)
+    z_phot = np.asarray(z_phot, dtype=np.float32)
+    return np.where(z_spec > 0, z_spec, np.where(z_phot >= 0, z_phot, np.float32(np.nan))).astype(np.float32)
+
+
+def _known(z) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float32)
+    return np.where(np.isfinite(z) & (z >= 0), z, np.float32(np.nan))
 
 
 def _parent_rows(cols: dict[str, np.ndarray], keep: np.ndarray, sweep: str) -> pa.Table:
@@ -163,6 +184,12 @@ def _parent_rows(cols: dict[str, np.ndarray], keep: np.ndarray, sweep: str) -> p
     for k in ("SHAPE_R", "SHAPE_E1", "SHAPE_E2", "SERSIC", "MASKBITS"):
         out[k.lower()] = c[k]
     out["sweep"] = np.full(int(keep.sum()), sweep)
+    n = int(keep.sum())
+    nan = np.full(n, np.nan, np.float32)
+    out["z_phot_median"] = _known(c["Z_PHOT_MEDIAN"]) if "Z_PHOT_MEDIAN" in c else nan
+    out["z_phot_std"] = _known(c["Z_PHOT_STD"]) if "Z_PHOT_STD" in c else nan
+    out["z_spec"] = np.where(c["Z_SPEC"] > 0, c["Z_SPEC"], np.nan).astype(np.float32) if "Z_SPEC" in c else nan
+    out["z_lens"] = lens_redshift(out["z_spec"], out["z_phot_median"])
     return pa.Table.from_pydict({k: out[k] for k in PARENT_SCHEMA.names}, schema=PARENT_SCHEMA)
 
 
@@ -172,25 +199,48 @@ def _empty_summary(maskbits) -> dict:
         "n_rows": 0, "n_selected": 0, "n_nonfinite_flux": 0,
         "criteria": {k: {"description": d.format(bits=bits), "n_fail": 0} for k, d in CRITERIA.items()},
         "cascade": {k: 0 for k in CRITERIA},
+        "lens_redshift": {"spec": 0, "photo": 0, "none": 0},
     }
+
+
+def _photoz_chunk(pz_chunks, chunk: pa.Table, start: int, sweep_path, photoz_path) -> dict[str, np.ndarray]:
+    """The photo-z rows matching sweep rows ``start``.. of ``chunk``; the files are
+    row-matched, and any row whose (RELEASE, BRICKID, OBJID) differs is an error naming it."""
+    pz = next(pz_chunks, None)
+    if pz is None or pz.num_rows != chunk.num_rows:
+        raise SweepError(f"{photoz_path}: not row-matched to {sweep_path}: it ends before sweep row "
+                         f"{start + (0 if pz is None else pz.num_rows)}")
+    for key in PHOTOZ_ROW_KEY:
+        bad = np.flatnonzero(pz[key].to_numpy() != chunk[key].to_numpy())
+        if len(bad):
+            raise SweepError(f"{photoz_path}: not row-matched to {sweep_path}: row {start + bad[0]} has {key} "
+                             f"{pz[key][int(bad[0])]} in the photo-z file but {chunk[key][int(bad[0])]} in the sweep")
+    return {k: pz[k].to_numpy() for k in PHOTOZ_COLUMNS if k not in PHOTOZ_ROW_KEY}
 
 
 def select_sweep(sweep_path: str | os.PathLike, out_path: str | os.PathLike,
                  summary_path: str | os.PathLike | None = None, chunk_rows: int = CHUNK_ROWS,
-                 maskbits: Iterable[str] = DEFAULT_MASKBITS) -> dict:
-    """Select LRGs from one sweep file into ``out_path`` (Parquet, :data:`PARENT_SCHEMA`).
+                 maskbits: Iterable[str] = DEFAULT_MASKBITS, photoz_path: str | os.PathLike | None = None) -> dict:
+    """Select LRGs from one sweep file into ``out_path`` (Parquet, :data:`PARENT_SCHEMA`),
+    with their redshifts from the row-matched ``photoz_path`` (read in the same chunks).
 
     The summary (also written as JSON to ``summary_path``) counts, for every criterion,
     the rows failing it on its own (``criteria``) and the rows left after applying the
     criteria in order (``cascade``); rows with non-finite selection fluxes are counted
-    (they fail the cuts, as in desitarget).
+    (they fail the cuts, as in desitarget); ``lens_redshift`` counts selected rows by where
+    their redshift comes from.
     """
     maskbits = tuple(maskbits)
     sweep = Path(sweep_path).name
     summary = {"sweep": sweep, **_empty_summary(maskbits), "maskbits": list(maskbits)}
+    pz_chunks = iter_sweep(photoz_path, PHOTOZ_COLUMNS, chunk_rows=chunk_rows) if photoz_path else None
+    start = 0
     with ParquetStreamWriter(out_path, PARENT_SCHEMA) as writer:
         for chunk in iter_sweep(sweep_path, READ_COLUMNS, chunk_rows=chunk_rows):
             cols = {name: chunk[name].to_numpy(zero_copy_only=False) for name in chunk.column_names}
+            if pz_chunks is not None:
+                cols.update(_photoz_chunk(pz_chunks, chunk, start, sweep_path, photoz_path))
+            start += chunk.num_rows
             crit = lrg_criteria(cols, maskbits)
             running = np.ones(chunk.num_rows, dtype=bool)
             for name, ok in crit.items():
@@ -202,10 +252,22 @@ def select_sweep(sweep_path: str | os.PathLike, out_path: str | os.PathLike,
                 [np.isfinite(cols[c]) for c in flux_cols])))
             summary["n_rows"] += chunk.num_rows
             summary["n_selected"] += int(np.count_nonzero(running))
-            writer.write(_parent_rows(cols, running, sweep))
+            rows = _parent_rows(cols, running, sweep)
+            _count_redshifts(summary["lens_redshift"], rows)
+            writer.write(rows)
+    if pz_chunks is not None and next(pz_chunks, None) is not None:
+        raise SweepError(f"{photoz_path}: not row-matched to {sweep_path}: it has more than the sweep's {start} rows")
     if summary_path is not None:
         write_json(summary, summary_path)
     return summary
+
+
+def _count_redshifts(counts: dict, rows: pa.Table) -> None:
+    spec = np.isfinite(rows["z_spec"].to_numpy(zero_copy_only=False))
+    known = np.isfinite(rows["z_lens"].to_numpy(zero_copy_only=False))
+    counts["spec"] += int(spec.sum())
+    counts["photo"] += int((known & ~spec).sum())
+    counts["none"] += int((~known).sum())
 
 
 def gather_parent(part_paths: Iterable[str | os.PathLike], summaries: Iterable[dict],
@@ -218,6 +280,8 @@ def gather_parent(part_paths: Iterable[str | os.PathLike], summaries: Iterable[d
     for s in summaries:
         for key in ("n_rows", "n_selected", "n_nonfinite_flux"):
             total[key] += s[key]
+        for k, v in s["lens_redshift"].items():
+            total["lens_redshift"][k] += v
         for name in CRITERIA:
             total["criteria"][name]["n_fail"] += s["criteria"][name]["n_fail"]
             total["cascade"][name] += s["cascade"][name]

@@ -77,9 +77,20 @@ def check_sky_splits(name, d):
                          "raise healpix_nside or add sky.mock.bricks")
 
 
+def check_lens_redshifts(name, d):
+    """theta_e_model velocity_dispersion needs each lens's redshift, which phase 3 reads from
+    the photo-z sweeps: without them every positive would be skipped after phase 4c starts."""
+    model = DatasetConfig.from_dict(name, d).priors.theta_e_model
+    if model == "velocity_dispersion" and not SKY.photoz_dir:
+        raise ValueError(f"datasets.{name}.priors.theta_e_model is velocity_dispersion, which needs lens redshifts: "
+                         "set sky.dr10.photoz_dir (DR10: $LEGACY_SURVEY_DIR/south/sweep/10.1-photo-z) or use "
+                         "theta_e_model: uniform")
+
+
 for _name, _d in config["datasets"].items():
     check_split_fractions(_name, _d)
     check_sky_splits(_name, _d)
+    check_lens_redshifts(_name, _d)
 
 
 def dataset_params(name):

@@ -3,9 +3,11 @@ from lensfinder.select import CHUNK_ROWS, DEFAULT_MASKBITS
 
 
 rule select_lrg:
-    """Select DESI LRGs (DECaLS cuts) from one sweep file, streaming in row chunks."""
+    """Select DESI LRGs (DECaLS cuts) from one sweep file, streaming in row chunks, with
+    their redshifts from the row-matched photo-z sweep where the sky has them."""
     input:
-        sweep=f"{SKY.sweep_dir}/{{sweep}}.fits",
+        unpack(lambda w: {"sweep": f"{SKY.sweep_dir}/{w.sweep}.fits",
+                          **({"photoz": SKY.photoz_path(w.sweep)} if SKY.photoz_dir else {})}),
     output:
         parquet=f"{RESULTS}/phase3/per_sweep/{{sweep}}.parquet",
         summary=f"{RESULTS}/phase3/per_sweep/{{sweep}}.summary.json",

@@ -31,11 +31,13 @@ if SKY.mock:
             "../scripts/mock_brick.py"
 
     rule mock_sky:
-        """Write one DR10-format sweep file from the catalogues of the bricks it covers."""
+        """Write one DR10-format sweep file, and its row-matched photo-z sweep, from the
+        catalogues of the bricks it covers."""
         input:
             unpack(mock_brick_files),
         output:
             sweep=f"{SKY.sweep_dir}/{{sweep}}.fits",
+            photoz=SKY.photoz_path("{sweep}"),
         conda:
             "../../envs/lensfinder.yaml"
         log:

@@ -211,6 +211,15 @@ def _draw_population(rng: np.random.Generator, kind: str, n: int) -> dict:
             "e1": e1, "e2": e2, "pop": np.full(n, kind)}
 
 
+def _photo_z(rng: np.random.Generator, cat: dict) -> np.ndarray:
+    """Mock photo-z medians. LRGs: redshift grows with r - z (the 4000 A break moving
+    through the bands) and with faintness, so the selected LRGs span z ~ 0.4-0.95 like
+    DESI's (Zhou et al. 2023); a mock relation, not a fit. Other objects: broad."""
+    z_lrg = 0.65 + 0.5 * (cat["r"] - cat["z"] - 1.65) + 0.12 * (cat["z"] - 19.8)
+    z = np.where(cat["pop"] == "lrg", z_lrg, rng.uniform(0.05, 1.5, len(z_lrg)))
+    return np.clip(z + rng.normal(0.0, 0.03, len(z)), 0.02, 1.6)
+
+
 def _stripes(rng, cfg: MockSkyConfig) -> dict[str, tuple[int, int]]:
     """No-coverage stripes (a missing CCD) per band: objects there have NOBS = 0 and no flux."""
     stripes = {}
@@ -340,6 +349,8 @@ def make_brick_catalog(cfg: MockSkyConfig, brickname: str) -> tuple[dict, dict]:
                  "SHAPE_E2": cat["e2"].astype(np.float32), "SERSIC": cat["sersic"].astype(np.float32)})
     _add_pathologies(rng, cfg, cols, is_gal)
     cols["MOCK_POP"] = cat["pop"]
+    observed = np.logical_and.reduce([cols[f"NOBS_{b}"] > 0 for b in "GRZ"])
+    cols["MOCK_Z_PHOT"] = np.where(observed, _photo_z(_rngs(cfg, brickname, 5)[4], cat), -99.0).astype(np.float32)
     for name, (dtype, _) in SWEEP_COLUMNS.items():
         cols[name] = np.asarray(cols[name]).astype(dtype)
     render = {"x": x, "y": y, "flux": true_flux, "re": cat["re"], "e1": cat["e1"], "e2": cat["e2"],
@@ -442,6 +453,28 @@ def write_brick(cfg: MockSkyConfig, brickname: str, coadd_dir: str | Path, catal
         _write_coadd(coadd_path(coadd_dir, brickname, "invvar", b), invvar[i], hv, seed + 10 + i)
     write_parquet(pa.table(cols), catalog_path)
     return render["cond"]
+
+
+PHOTOZ_FILE_COLUMNS = {"RELEASE": "i2", "BRICKID": "i4", "OBJID": "i4", "Z_PHOT_MEAN": "f4",
+                       "Z_PHOT_MEDIAN": "f4", "Z_PHOT_STD": "f4", "Z_SPEC": "f4"}
+"""The columns of the DR10 photo-z sweeps the mock writes (a subset of the data model's)."""
+
+
+def write_photoz(catalog_paths, out_path: str | Path) -> int:
+    """The photometric-redshift sweep row-matched to :func:`write_sweep`'s file of the same
+    catalogues, in the DR10 ``-pz.fits`` layout (-99 where not computed; no spectra)."""
+    tables = [pq.read_table(p, columns=["RELEASE", "BRICKID", "OBJID", "MOCK_Z_PHOT"]) for p in catalog_paths]
+    t = pa.concat_tables(tables) if tables else None
+    n = 0 if t is None else t.num_rows
+    z = t["MOCK_Z_PHOT"].to_numpy() if n else np.zeros(0, np.float32)
+    values = {"RELEASE": t["RELEASE"].to_numpy() if n else [], "BRICKID": t["BRICKID"].to_numpy() if n else [],
+              "OBJID": t["OBJID"].to_numpy() if n else [], "Z_PHOT_MEAN": z, "Z_PHOT_MEDIAN": z,
+              "Z_PHOT_STD": np.where(z >= 0, 0.02 * (1 + z), -99.0), "Z_SPEC": np.full(n, -99.0)}
+    columns = [fits.Column(name=k, format=fits_format(dtype), array=np.asarray(values[k], dtype=dtype))
+               for k, dtype in PHOTOZ_FILE_COLUMNS.items()]
+    with atomic_path(out_path) as tmp:
+        fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(columns)]).writeto(tmp, overwrite=True)
+    return n
 
 
 def write_sweep(catalog_paths, out_path: str | Path) -> int:

@@ -18,12 +18,19 @@ from lensfinder.sky.mock import sweep_names as mock_sweep_names
 @dataclass(frozen=True)
 class SkyLayout:
     """sweep_dir / coadd_dir: directories in DR10 layout; sweeps: sweep file stems
-    (``sweep-150p000-155p005``) the run selects from; mock: whether the workflow makes them."""
+    (``sweep-150p000-155p005``) the run selects from; mock: whether the workflow makes them;
+    photoz_dir: the row-matched photometric-redshift sweeps (``<stem>-pz.fits``), or "" for
+    none (the parent sample then has no lens redshifts)."""
 
     sweep_dir: str
     coadd_dir: str
     sweeps: tuple[str, ...]
     mock: bool
+    photoz_dir: str = ""
+
+    def photoz_path(self, sweep: str) -> str:
+        """The photo-z sweep row-matched to sweep file stem ``sweep``."""
+        return f"{self.photoz_dir}/{sweep}-pz.fits"
 
 
 def sky_layout(sky: dict, results_dir: str = "results") -> SkyLayout:
@@ -32,7 +39,8 @@ def sky_layout(sky: dict, results_dir: str = "results") -> SkyLayout:
     if sky["source"] == "mock":
         root = f"{results_dir}/mock_sky"
         names = mock_sweep_names(sky["mock"]["bricks"])
-        return SkyLayout(f"{root}/sweep", f"{root}/coadd", tuple(n[: -len(".fits")] for n in names), True)
+        return SkyLayout(f"{root}/sweep", f"{root}/coadd", tuple(n[: -len(".fits")] for n in names), True,
+                         f"{root}/sweep-photo-z")
     dr10 = sky["dr10"]
     sweep_dir = Path(expand_path(dr10["sweep_dir"], "sky.dr10.sweep_dir"))
     if dr10.get("sweeps"):
@@ -50,7 +58,8 @@ def sky_layout(sky: dict, results_dir: str = "results") -> SkyLayout:
     if not dr10.get("coadd_dir") and not service:
         raise ValueError("sky.dr10.coadd_dir is required unless sky.cutouts.source is 'service'")
     coadd_dir = expand_path(dr10["coadd_dir"], "sky.dr10.coadd_dir") if dr10.get("coadd_dir") else ""
-    return SkyLayout(str(sweep_dir), coadd_dir, tuple(names), False)
+    photoz_dir = expand_path(dr10["photoz_dir"], "sky.dr10.photoz_dir") if dr10.get("photoz_dir") else ""
+    return SkyLayout(str(sweep_dir), coadd_dir, tuple(names), False, photoz_dir)
 
 
 def expand_path(path: str, key: str) -> str:
