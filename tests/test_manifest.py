@@ -158,6 +158,30 @@ def test_source_magnitudes_follow_the_galaxy_counts():
     assert abs((mag > 23.5).mean() - 0.758) < 0.04
 
 
+def test_clumpy_sources_have_their_knots_inside_the_half_light_ellipse():
+    c = cfg(control="unpaired", split="galaxy", priors={"knots_max": 3, "knot_flux": [0.05, 0.15],
+                                                        "knot_re": [0.03, 0.1]})
+    m, _ = build_manifest(fake_parent(2000), c, 1, NO_LENSES)
+    pos = m[m.label == 1]
+    flux = pos[[f"knot{i}_flux" for i in range(3)]].to_numpy()
+    n_knots = (flux > 0).sum(axis=1)
+    assert np.bincount(n_knots, minlength=4).min() > 0.2 * len(pos)  # 0..3 knots, equally often
+    assert (flux[flux > 0] >= 0.05).all() and (flux <= 0.15).all()
+    assert ((flux > 0).cumsum(axis=1) == np.arange(1, 4)).sum() == (flux > 0).sum()  # slots fill in order
+    assert pos.loc[n_knots > 0, "knot_re"].between(0.03, 0.1).all() and (pos.loc[n_knots == 0, "knot_re"] == 0).all()
+    from lensfinder.sky.shapes import ellipticity
+    from lensfinder.lensing import _source_terms, LensSystems
+    e1, e2 = ellipticity(pos.src_q.to_numpy(np.float64), pos.src_phi.to_numpy(np.float64))
+    terms = _source_terms(LensSystems(*[np.zeros(len(pos))] * 7, src_x=np.zeros(len(pos)), src_y=np.zeros(len(pos)),
+                                      src_re=pos.src_re.to_numpy(), src_n=np.ones(len(pos)), src_e1=e1, src_e2=e2))
+    for i in range(3):  # the Sersic profile's own elliptical radius of each knot is <= R_e
+        on = flux[:, i] > 0
+        x, y = pos[f"knot{i}_x"].to_numpy()[on], pos[f"knot{i}_y"].to_numpy()[on]
+        cs, sn, q = terms["cos"][on], terms["sin"][on], terms["q"][on]
+        xr, yr = cs * x + sn * y, -sn * x + cs * y
+        assert (np.sqrt(q * xr**2 + yr**2 / q) <= pos.src_re.to_numpy()[on] * (1 + 1e-4)).all()
+
+
 def test_rows_do_not_depend_on_input_order_or_other_galaxies(tmp_path):
     parent = fake_parent()
     c = cfg(control="unpaired", split="sky")

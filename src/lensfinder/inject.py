@@ -33,10 +33,10 @@ import pyarrow.parquet as pq
 
 from lensfinder import BANDS, PIXSCALE, STAMP_SIZE, psf, seeding
 from lensfinder.detectability import CRITERIA, Criteria, arc_snr, failures, resolved, solve_images
-from lensfinder.lensing import LensSystems, lensed_images
+from lensfinder.lensing import Knots, LensSystems, clumpy_lensed_images
 from lensfinder.noise import DR10_LAG1, correlate
 from lensfinder.photometry import mag_to_flux
-from lensfinder.population import DRAWN_COLUMNS, Population
+from lensfinder.population import DRAWN_COLUMNS, KNOT_SLOTS, Population
 from lensfinder.sky.coadds import FLAG_NAMES, CoaddError
 from lensfinder.sky.cutout_source import LocalCoadds, ServiceCutouts
 from lensfinder.sky.psf_images import PSF_SKIP_REASONS, LocalPsfImages, ServicePsfImages
@@ -103,6 +103,14 @@ def _lens_systems(p: dict[str, np.ndarray], dx_pix: np.ndarray, dy_pix: np.ndarr
                        src_re=p["src_re"], src_n=p["src_n"], src_e1=se1, src_e2=se2)
 
 
+def _knots(p: dict[str, np.ndarray], systems: LensSystems) -> Knots:
+    """The star-forming knots of parameters ``p`` around the sources of ``systems``."""
+    slots = range(KNOT_SLOTS)
+    return Knots(x=np.stack([systems.src_x + p[f"knot{i}_x"] for i in slots], axis=1),
+                 y=np.stack([systems.src_y + p[f"knot{i}_y"] for i in slots], axis=1),
+                 flux=np.stack([p[f"knot{i}_flux"] for i in slots], axis=1), re=p["knot_re"])
+
+
 def _band_columns(rows: pa.Table, prefix: str) -> np.ndarray:
     return np.stack([rows[f"{prefix}_{b}"].to_numpy().astype(np.float64) for b in BANDS], axis=1)
 
@@ -117,8 +125,9 @@ def make_arcs(p: dict[str, np.ndarray], rows: pa.Table, dx_pix, dy_pix, kernels:
     nanomaggies, and each source's total magnification (N,). The arc is traced on a grid
     padded by the kernel's half-width, blurred, then cropped to the stamp."""
     pad = kernels.shape[-1] // 2
-    unit = lensed_images(_lens_systems(p, dx_pix, dy_pix), STAMP_SIZE + 2 * pad, PIXSCALE, cfg.supersample,
-                         core_supersample=cfg.core_supersample)
+    systems = _lens_systems(p, dx_pix, dy_pix)
+    unit = clumpy_lensed_images(systems, _knots(p, systems), STAMP_SIZE + 2 * pad, PIXSCALE, cfg.supersample,
+                                cfg.core_supersample)
     flux = np.stack([mag_to_flux(p[f"src_mag_{b}"]) for b in BANDS], axis=1) \
         * _band_columns(rows, "mw_transmission")  # observed (reddened) source flux, nanomaggies
     blurred = psf.convolve(unit[:, None] * flux[:, :, None, None], kernels)

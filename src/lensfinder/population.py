@@ -10,6 +10,9 @@ theta_E is either uniform in a range (``theta_e_model: uniform``) or the LRG's o
 a source redshift). Source magnitudes are uniform or follow the faint galaxy counts
 (``source_mag_model: counts``: dN/dm ~ 10^(a m); a ~ 0.33 in r for 21 < r < 25, e.g.
 Metcalfe et al. 2001, MNRAS 323, 795), so most sources sit at the faint end as on the sky.
+Sources may carry star-forming knots (``knots_max`` > 0): compact round clumps inside the
+half-light ellipse, each a few to 15% of the light, sub-kpc to kpc in size like the clumps
+of z ~ 1-3 star-forming galaxies (Guo et al. 2015, ApJ 800, 39), so arcs are not all smooth.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ class Priors:
     source_n: tuple[float, float] = (0.5, 2.5)       # Sersic index, uniform
     source_re: tuple[float, float] = (0.1, 0.6)      # half-light radius, uniform
     source_q: tuple[float, float] = (0.4, 1.0)       # axis ratio, uniform
+    knots_max: int = 0                               # star-forming knots per source: 0..knots_max
+    knot_flux: tuple[float, float] = (0.05, 0.15)    # each knot's share of the source flux, uniform
+    knot_re: tuple[float, float] = (0.03, 0.10)      # knot half-light radius (arcsec), uniform
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Priors":
@@ -53,6 +59,8 @@ class Priors:
         p = cls(**d)
         if p.theta_e_model not in THETA_E_MODELS:
             raise ValueError(f"priors.theta_e_model must be one of {THETA_E_MODELS}, not {p.theta_e_model!r}")
+        if not 0 <= p.knots_max <= KNOT_SLOTS:
+            raise ValueError(f"priors.knots_max must be in 0..{KNOT_SLOTS}, not {p.knots_max}")
         if p.source_mag_model not in SOURCE_MAG_MODELS:
             raise ValueError(f"priors.source_mag_model must be one of {SOURCE_MAG_MODELS}, not {p.source_mag_model!r}")
         return p
@@ -64,13 +72,18 @@ LENS_LIGHT_COLUMNS = ("mag_g", "mag_r", "mag_z", "mag_w1", "z_lens")
 """What the velocity_dispersion model reads of a lens galaxy (parent-sample columns)."""
 
 
+KNOT_SLOTS = 3  # the most knots a source can have (knots_max <= KNOT_SLOTS)
+KNOT_PARAMS = ("knot_re", *(f"knot{i}_{c}" for i in range(KNOT_SLOTS) for c in ("x", "y", "flux")))
+
 MANIFEST_PARAMS = (
     "theta_e", "lens_q", "lens_phi", "gamma1", "gamma2", "src_x", "src_y", "src_n", "src_re", "src_q", "src_phi",
-    "src_mag_g", "src_mag_r", "src_mag_z", "lens_sigma", "src_z",
+    "src_mag_g", "src_mag_r", "src_mag_z", "lens_sigma", "src_z", *KNOT_PARAMS,
 )
 """Per-row lens/source parameters (NaN for controls). Angles in the stamp frame (x along
 pixel columns = West, y = North), radians counter-clockwise from +x; lengths arcsec;
-lens_sigma km/s and src_z only for ``theta_e_model: velocity_dispersion`` (else NaN)."""
+lens_sigma km/s and src_z only for ``theta_e_model: velocity_dispersion`` (else NaN);
+knot<i>_x/y: offset of knot i from the source centre (source plane), knot<i>_flux its
+fraction of the source flux (0: no knot i)."""
 
 DRAWN_COLUMNS = (*MANIFEST_PARAMS, "source_in_caustic")
 """Every manifest column a draw sets (what a redraw replaces in the stamps)."""
@@ -106,6 +119,23 @@ def _source_mags(p: Priors, u: np.ndarray) -> np.ndarray:
     return np.log10(10 ** (a * lo) + u * (10 ** (a * hi) - 10 ** (a * lo))) / a
 
 
+def _knots(p: Priors, uu: np.ndarray, re: np.ndarray, q: np.ndarray, phi: np.ndarray) -> dict[str, np.ndarray]:
+    """KNOT_PARAMS from uniform draws ``uu`` (N, 2 + 3 KNOT_SLOTS) for sources of half-light
+    radius ``re``, axis ratio ``q`` and angle ``phi``: 0..knots_max knots, uniform in area
+    inside the half-light ellipse (semi-axes re/sqrt(q), re sqrt(q))."""
+    n_knots = np.floor(uu[:, 0] * (p.knots_max + 1)).astype(int)
+    out = {"knot_re": np.where(n_knots > 0, p.knot_re[0] + (p.knot_re[1] - p.knot_re[0]) * uu[:, 1], 0.0)}
+    for i in range(KNOT_SLOTS):
+        u_r, u_a, u_f = uu[:, 2 + 3 * i], uu[:, 3 + 3 * i], uu[:, 4 + 3 * i]
+        a = 2 * np.pi * u_a
+        xr, yr = np.sqrt(u_r) * re / np.sqrt(q) * np.cos(a), np.sqrt(u_r) * re * np.sqrt(q) * np.sin(a)
+        on = i < n_knots
+        out[f"knot{i}_x"] = np.where(on, xr * np.cos(phi) - yr * np.sin(phi), 0.0)
+        out[f"knot{i}_y"] = np.where(on, xr * np.sin(phi) + yr * np.cos(phi), 0.0)
+        out[f"knot{i}_flux"] = np.where(on, p.knot_flux[0] + (p.knot_flux[1] - p.knot_flux[0]) * u_f, 0.0)
+    return out
+
+
 def draw_parameters(p: Priors, seed: int, dataset: str, gal, attempt: int = 0) -> dict[str, np.ndarray]:
     """Lens and source parameters for positive galaxies ``gal`` (a table with galaxy_id,
     shape_r, shape_e1, shape_e2 columns; one row each), as (N,) arrays keyed by
@@ -134,6 +164,11 @@ def draw_parameters(p: Priors, seed: int, dataset: str, gal, attempt: int = 0) -
     r_frac = np.where(inside, np.sqrt(uu[:, 6]), np.sqrt(1 + 3 * uu[:, 6]))
     beta_ang = 2 * np.pi * uu[:, 7]
     mag_r = _source_mags(p, uu[:, 8])
+    src_re = p.source_re[0] + (p.source_re[1] - p.source_re[0]) * uu[:, 10]
+    src_q = p.source_q[0] + (p.source_q[1] - p.source_q[0]) * uu[:, 11]
+    src_phi = np.pi * uu[:, 12]
+    knots = _knots(p, seeding.uniform(seeding.row_keys(seed, dataset, "source-knots", gid, *redraw), 2 + 3 * KNOT_SLOTS),
+                   src_re, src_q, src_phi)
     return {
         "theta_e": theta_e,
         "lens_q": lens_q,
@@ -143,14 +178,15 @@ def draw_parameters(p: Priors, seed: int, dataset: str, gal, attempt: int = 0) -
         "src_x": r_frac * theta_e * np.cos(beta_ang),
         "src_y": r_frac * theta_e * np.sin(beta_ang),
         "src_n": p.source_n[0] + (p.source_n[1] - p.source_n[0]) * uu[:, 9],
-        "src_re": p.source_re[0] + (p.source_re[1] - p.source_re[0]) * uu[:, 10],
-        "src_q": p.source_q[0] + (p.source_q[1] - p.source_q[0]) * uu[:, 11],
-        "src_phi": np.pi * uu[:, 12],
+        "src_re": src_re,
+        "src_q": src_q,
+        "src_phi": src_phi,
         "src_mag_g": mag_r + p.source_g_r[0] + p.source_g_r[1] * zz[:, 1],
         "src_mag_r": mag_r,
         "src_mag_z": mag_r - (p.source_r_z[0] + p.source_r_z[1] * zz[:, 2]),
         "lens_sigma": sigma,
         "src_z": z_src,
+        **knots,
         "source_in_caustic": inside,
     }
 
