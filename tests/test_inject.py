@@ -3,13 +3,14 @@ import json
 import shutil
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 
 from lensfinder.gallery import pick_pairs, write_gallery, write_injection_figure
-from lensfinder.inject import InjectConfig, gather_reports, inject_shard, shard_bricks
+from lensfinder.inject import InjectConfig, gather_reports, inject_brick, inject_shard, shard_bricks
 from lensfinder.sky.cutout_source import LocalCoadds
 from lensfinder.manifest import DatasetConfig, write_manifest
 from lensfinder.population import DRAWN_COLUMNS, Population, Priors
@@ -21,7 +22,9 @@ from lensfinder.stamps import ROW_GROUP_ROWS, decode_stamps, iter_row_groups
 from conftest import REPO, SMALL_SKY
 
 
-BRIGHT = {"source_mag_r": [20.0, 23.0], "frac_in_caustic": 1.0}  # the demo's sources (config.yaml)
+# the demo's lens population (config.yaml) with clumpy sources
+BRIGHT = {"source_mag_r": [20.0, 23.0], "frac_in_caustic": 1.0, "theta_e_model": "velocity_dispersion",
+          "source_z": [1.0, 3.0], "source_mag_model": "counts", "knots_max": 3}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +33,7 @@ def manifests(mock_sky, tmp_path_factory):
     parts, sums = [], []
     for i, sweep in enumerate(mock_sky.sweeps):
         parts.append(root / f"{i}.parquet")
-        sums.append(select_sweep(sweep, parts[-1]))
+        sums.append(select_sweep(sweep, parts[-1], photoz_path=mock_sky.photoz[i]))
     gather_parent(parts, sums, root / "parent.parquet", root / "sel.json")
     out = {}
     for name, control, split in (("paired", "paired", "row"), ("unpaired", "unpaired_matched", "sky")):
@@ -133,6 +136,33 @@ def test_every_positive_is_recognisable_and_redraws_are_reproducible(manifests, 
             np.testing.assert_allclose(rows[k].to_numpy(float), again[k].astype(np.float32).astype(float), rtol=1e-6)
     kept_first = pos[pos.draw_attempt == 0].set_index("sample_id")
     np.testing.assert_array_equal(kept_first.theta_e, first.loc[kept_first.index, "theta_e"])
+
+
+def test_positives_follow_their_lens_and_some_have_knots(unpaired_local):
+    """theta_E is each LRG's own (velocity dispersion and source redshift stored with it),
+    and a quarter of the sources are smooth (0 of 0..3 knots)."""
+    reports, parts = unpaired_local
+    d = pq.read_table(parts[0]).drop_columns(["stamp"]).to_pandas()
+    pos = d[d.label == 1]
+    from lensfinder.lens_mass import einstein_radius
+    np.testing.assert_allclose(pos.theta_e, einstein_radius(pos.lens_sigma.to_numpy(float), pos.z_lens.to_numpy(float),
+                                                            pos.src_z.to_numpy(float)), rtol=1e-4)
+    assert pos.lens_sigma.between(100, 500).all() and (pos.src_z > pos.z_lens).all()
+    assert 0.1 < (pos.knot0_flux == 0).mean() < 0.5 and (pos.knot2_flux > 0).any()
+    assert reports[0]["skipped"]["no_lens_redshift"] == 0
+
+
+def test_lenses_without_a_redshift_are_skipped_and_counted(mock_sky, manifests):
+    t = pq.read_table(manifests[1]["unpaired"])
+    name = t["brickname"][0].as_py()
+    rows = t.filter(pc.equal(t["brickname"], name)).to_pandas()
+    pos = rows.index[rows.label == 1]
+    rows.loc[pos[:3], ["theta_e", "lens_sigma", "src_z"]] = np.nan  # no photo-z: the population gives no theta_E
+    kept, stamps, diag, counts = inject_brick(pa.Table.from_pandas(rows, schema=t.schema), LocalCoadds(
+        mock_sky.coadd_dir).brick(name), InjectConfig(), POPULATION["unpaired"])
+    assert counts["skipped"]["no_lens_redshift"] == 3
+    assert not set(rows.sample_id[pos[:3]]) & set(kept["sample_id"].to_pylist())
+    assert kept.num_rows + sum(counts["skipped"].values()) == len(rows)
 
 
 def test_never_recognisable_positives_are_skipped_and_counted(mock_sky, manifests, tmp_path):

@@ -95,7 +95,8 @@ def _einstein_radii(p: Priors, gal, uu: np.ndarray, scatter: np.ndarray):
     n = len(uu)
     if p.theta_e_model == "uniform":
         return p.theta_e[0] + (p.theta_e[1] - p.theta_e[0]) * uu[:, 0], np.full(n, np.nan), np.full(n, np.nan)
-    missing = [c for c in LENS_LIGHT_COLUMNS if c not in gal]
+    names = gal.column_names if hasattr(gal, "column_names") else list(gal.columns)  # Arrow or pandas
+    missing = [c for c in LENS_LIGHT_COLUMNS if c not in names]
     if missing:
         raise KeyError(f"theta_e_model velocity_dispersion needs the lens columns {missing} (phase-3 parent sample "
                        "with photo-z sweeps: sky.dr10.photoz_dir)")
