@@ -66,6 +66,7 @@ def checkout(tmp_path_factory, mock_sky):
     dr10 = tmp_path_factory.mktemp("dr10")
     (dr10 / "south/sweep").mkdir(parents=True)
     shutil.copytree(mock_sky.sweep_dir, dr10 / "south/sweep/10.1")
+    shutil.copytree(mock_sky.photoz[0].parent, dr10 / "south/sweep/10.1-photo-z")
     shutil.copytree(mock_sky.coadd_dir, dr10 / "south/coadd")
     return root, dr10
 

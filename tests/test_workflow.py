@@ -100,15 +100,21 @@ def test_real_dr10_source_reads_the_same_files(tiny_run, tmp_path):
     sky = work / "results/mock_sky"
     cfg = {
         "results_dir": "out",
-        "sky": {"source": "dr10", "dr10": {"sweep_dir": str(sky / "sweep"), "coadd_dir": str(sky / "coadd")}},
+        "sky": {"source": "dr10", "dr10": {"sweep_dir": str(sky / "sweep"), "coadd_dir": str(sky / "coadd"),
+                                           "photoz_dir": str(sky / "sweep-photo-z")}},
         "select": {"chunk_rows": 50},
     }
     (tmp_path / "dr10.yaml").write_text(yaml.safe_dump(cfg))
     jobs = planned_jobs(snakemake("-n", "--configfile", DEMO, str(tmp_path / "dr10.yaml"), cwd=tmp_path))
     assert "mock_brick" not in jobs and jobs["select_lrg"] == 2
     snakemake("parent_lrg", "--cores", "2", "--configfile", DEMO, str(tmp_path / "dr10.yaml"), cwd=tmp_path)
-    ours = pq.read_table(tmp_path / "out/phase3/parent_lrg.parquet")
-    assert ours.equals(pq.read_table(work / "results/phase3/parent_lrg.parquet"))
+    ours = pq.read_table(tmp_path / "out/phase3/parent_lrg.parquet").to_pandas()
+    assert ours.equals(pq.read_table(work / "results/phase3/parent_lrg.parquet").to_pandas())  # NaN z_spec alike
+    assert ours.z_lens.notna().all()
+    del cfg["sky"]["dr10"]["photoz_dir"]  # the demo's priors compute theta_E from each lens's redshift
+    (tmp_path / "dr10.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake("-n", "--configfile", DEMO, str(tmp_path / "dr10.yaml"), cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "needs lens redshifts: set sky.dr10.photoz_dir" in proc.stdout + proc.stderr
 
 
 def test_invalid_config_is_rejected_at_start(tmp_path):
@@ -131,7 +137,8 @@ def test_bad_sweep_fails_the_job_with_the_file_named(tiny_run, tmp_path):
     good = sorted((work / "results/mock_sky/sweep").glob("*.fits"))[0]
     data = good.read_bytes()
     (sweeps / good.name).write_bytes(data[: len(data) // 2])
-    cfg = {"results_dir": "out", "sky": {"source": "dr10", "dr10": {"sweep_dir": str(sweeps), "coadd_dir": "x"}}}
+    cfg = {"results_dir": "out", "sky": {"source": "dr10", "dr10": {
+        "sweep_dir": str(sweeps), "coadd_dir": "x", "photoz_dir": str(work / "results/mock_sky/sweep-photo-z")}}}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake("--cores", "1", "--configfile", DEMO, str(tmp_path / "c.yaml"), cwd=tmp_path, check=False)
     assert proc.returncode != 0
