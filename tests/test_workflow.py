@@ -376,8 +376,10 @@ def test_phase_4c_and_candidates_run_from_the_cutout_service_without_local_coadd
     FakeViewer.sky = (mock_sky.coadd_dir, SMALL_SKY.bricks)
     sweeps = tmp_path / "dr10/south/sweep/10.1"
     shutil.copytree(mock_sky.sweep_dir, sweeps)
+    shutil.copytree(mock_sky.photoz[0].parent, sweeps.parent / "10.1-photo-z")
     svc = tmp_path / "service.yaml"
-    svc.write_text(yaml.safe_dump({"sky": {"source": "dr10", "dr10": {"sweep_dir": str(sweeps)},
+    svc.write_text(yaml.safe_dump({"sky": {"source": "dr10", "dr10": {"sweep_dir": str(sweeps),
+                                                                      "photoz_dir": str(sweeps.parent / "10.1-photo-z")},
                                            "cutouts": {"source": "service", "url": server + "cutout.fits",
                                                        "psf_url": server + "coadd-psf/", "min_interval_s": 0.0}},
                                    "datasets": {"v5_unpaired": {"max_galaxies": 200}}}))

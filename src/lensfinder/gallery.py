@@ -88,7 +88,7 @@ def write_gallery(stamp_paths, out_png, n_pairs: int = 12, title: str = "") -> i
     return len(pairs)
 
 
-INJECTION_COLUMNS = ("theta_e", "mu_total", "arc_snr", "n_images", "src_mag_r", "draw_attempt")
+INJECTION_COLUMNS = ("theta_e", "lens_sigma", "mu_total", "arc_snr", "n_images", "src_mag_r", "draw_attempt")
 
 
 def injection_table(stamp_paths) -> pd.DataFrame:
@@ -98,8 +98,8 @@ def injection_table(stamp_paths) -> pd.DataFrame:
 
 
 def write_injection_figure(stamp_paths, out_png, title: str = "") -> int:
-    """PNG of the positives' theta_E, total magnification, arc S/N, image-count and
-    unlensed-magnitude distributions. Returns the number of positives."""
+    """PNG of the positives' theta_E, lens velocity dispersion, total magnification, arc S/N,
+    image-count and unlensed-magnitude distributions. Returns the number of positives."""
     t = injection_table(stamp_paths)
     plots.injection_distributions(t, out_png, title or "injected positives")
     return len(t)

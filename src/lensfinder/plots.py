@@ -105,11 +105,13 @@ def image_grid(images: list[tuple[np.ndarray, str]], path, title: str, cols: int
 
 
 def injection_distributions(t: pd.DataFrame, path, title: str) -> None:
-    """Histograms of the positives' theta_E, total magnification, arc S/N, number of
-    images and unlensed r magnitude (columns of :func:`lensfinder.gallery.injection_table`)."""
-    fig = Figure(figsize=(13, 2.8))
-    axes = fig.subplots(1, 5)
-    panels = (("theta_e", "θ_E (arcsec)", False), ("mu_total", "total magnification μ", True),
+    """Histograms of the positives' theta_E, lens velocity dispersion (empty for a uniform
+    theta_E prior), total magnification, arc S/N, number of images and unlensed r magnitude
+    (columns of :func:`lensfinder.gallery.injection_table`)."""
+    fig = Figure(figsize=(15.5, 2.8))
+    axes = fig.subplots(1, 6)
+    panels = (("theta_e", "θ_E (arcsec)", False), ("lens_sigma", "lens σ (km/s)", False),
+              ("mu_total", "total magnification μ", True),
               ("arc_snr", "arc S/N (own pixels)", True), ("n_images", "images of the source centre", False),
               ("src_mag_r", "unlensed source r (AB)", False))
     for ax, (col, label, log) in zip(axes, panels):
