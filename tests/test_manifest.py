@@ -133,6 +133,9 @@ def test_theta_e_follows_the_lens_luminosity_and_redshifts():
         "theta_e_model": "velocity_dispersion", "faber_jackson": {**fj, "scatter_dex": 0.08}}), 1, NO_LENSES)[0]
     resid = np.log10(with_scatter[with_scatter.label == 1].lens_sigma.to_numpy()[~no_z.to_numpy()] / sigma)
     assert abs(resid.std() - 0.08) < 0.01 and abs(resid.mean()) < 0.01
+    audit = build_manifest(parent, c, 1, NO_LENSES)[1]["first_draws"]
+    assert audit["n_positives"] == len(pos) and audit["n_without_theta_e"] == int(no_z.sum())
+    assert audit["quantiles"]["theta_e"]["p50"] == pytest.approx(np.median(p.theta_e), abs=1e-4)
 
 
 def test_einstein_radius_and_distances_match_astropy():

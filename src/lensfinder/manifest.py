@@ -189,8 +189,26 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
         "healpix_nside": cfg.healpix_nside, "n_parent": n_parent, "n_vetoed_known_lens": int(veto.sum()),
         "veto_radius_arcsec": MATCH_RADIUS_ARCSEC, "n_galaxies_used": int(m["galaxy_id"].nunique()),
         "matching_standardised_mean_difference": matching,
+        "first_draws": first_draw_summary(pos.assign(**params)),
     })
     return m, audit
+
+
+FIRST_DRAW_COLUMNS = ("theta_e", "lens_sigma", "src_z", "z_lens", "src_mag_r")
+
+
+def first_draw_summary(pos: pd.DataFrame) -> dict:
+    """The lens population before phase 4c: 10th/50th/90th percentiles of the positives'
+    first draws (theta_E arcsec, sigma km/s, redshifts, source r mag) and how many have no
+    theta_E (no lens redshift under ``theta_e_model: velocity_dispersion``). Phase 4c keeps
+    the recognisable draws; its stamps report and ``injection.png`` show what was kept."""
+    out = {"n_positives": len(pos), "n_without_theta_e": int(pos["theta_e"].isna().sum()), "quantiles": {}}
+    for c in FIRST_DRAW_COLUMNS:
+        v = pos[c].to_numpy(dtype=float) if c in pos else np.array([])
+        v = v[np.isfinite(v)]
+        out["quantiles"][c] = dict(zip(("p10", "p50", "p90"), np.round(np.quantile(v, [0.1, 0.5, 0.9]), 4).tolist())) \
+            if len(v) else None
+    return out
 
 
 def leakage_audit(m: pd.DataFrame) -> dict:
