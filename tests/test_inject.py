@@ -152,6 +152,23 @@ def test_positives_follow_their_lens_and_some_have_knots(unpaired_local):
     assert reports[0]["skipped"]["no_lens_redshift"] == 0
 
 
+def test_knots_have_their_own_colours_and_fluxes_add_up_to_the_source():
+    from lensfinder.inject import component_fluxes
+    from lensfinder.photometry import mag_to_flux
+    p = {"src_mag_g": np.array([22.3, 22.3]), "src_mag_r": np.array([22.0, 22.0]), "src_mag_z": np.array([21.8, 21.8])}
+    for i in range(3):
+        p.update({f"knot{i}_flux": np.array([0.1 * (i < 2), 0.0]), f"knot{i}_g_r": np.array([-0.1, 0.0]),
+                  f"knot{i}_r_z": np.array([0.05, 0.0])})
+    rows = pa.table({f"mw_transmission_{b}": [0.9, 1.0] for b in "grz"})
+    f = component_fluxes(p, rows)  # (2, 3, 4)
+    total = np.stack([mag_to_flux(p[f"src_mag_{b}"]) for b in "grz"], axis=1) * np.array([0.9, 1.0])[:, None]
+    np.testing.assert_allclose(f.sum(axis=2), total, rtol=1e-12)  # knots + Sersic part = the drawn totals
+    np.testing.assert_allclose(f[0, 1, 1:3], 0.1 * total[0, 1], rtol=1e-12)  # 10% of the r flux each
+    np.testing.assert_allclose(-2.5 * np.log10(f[0, 0, 1] / f[0, 1, 1]), -0.1, atol=1e-12)  # knot g - r
+    np.testing.assert_allclose(-2.5 * np.log10(f[0, 1, 1] / f[0, 2, 1]), 0.05, atol=1e-12)  # knot r - z
+    assert (f[:, :, 3] == 0).all() and (f[1, :, 1:] == 0).all()  # empty slots carry nothing
+
+
 def test_lenses_without_a_redshift_are_skipped_and_counted(mock_sky, manifests):
     t = pq.read_table(manifests[1]["unpaired"])
     name = t["brickname"][0].as_py()

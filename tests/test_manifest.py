@@ -172,6 +172,8 @@ def test_clumpy_sources_have_their_knots_inside_the_half_light_ellipse():
     assert (flux[flux > 0] >= 0.05).all() and (flux <= 0.15).all()
     assert ((flux > 0).cumsum(axis=1) == np.arange(1, 4)).sum() == (flux > 0).sum()  # slots fill in order
     assert pos.loc[n_knots > 0, "knot_re"].between(0.03, 0.1).all() and (pos.loc[n_knots == 0, "knot_re"] == 0).all()
+    g_r = pos[[f"knot{i}_g_r" for i in range(3)]].to_numpy()
+    assert (g_r[flux == 0] == 0).all() and abs(g_r[flux > 0].mean()) < 0.02 and abs(g_r[flux > 0].std() - 0.1) < 0.02
     from lensfinder.sky.shapes import ellipticity
     from lensfinder.lensing import _source_terms, LensSystems
     e1, e2 = ellipticity(pos.src_q.to_numpy(np.float64), pos.src_phi.to_numpy(np.float64))

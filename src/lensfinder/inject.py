@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from lensfinder import BANDS, PIXSCALE, STAMP_SIZE, psf, seeding
 from lensfinder.detectability import CRITERIA, Criteria, arc_snr, failures, resolved, solve_images
-from lensfinder.lensing import Knots, LensSystems, clumpy_lensed_images
+from lensfinder.lensing import Knots, LensSystems, source_components
 from lensfinder.noise import DR10_LAG1, correlate
 from lensfinder.photometry import mag_to_flux
 from lensfinder.population import DRAWN_COLUMNS, KNOT_SLOTS, Population
@@ -120,18 +120,31 @@ def psf_kernels(rows: pa.Table, cfg: InjectConfig, pixel_images: np.ndarray | No
     return psf.kernels(cfg.psf.kind, _band_columns(rows, "psfsize"), cfg.psf.moffat_beta, pixel_images)
 
 
+def component_fluxes(p: dict[str, np.ndarray], rows: pa.Table) -> np.ndarray:
+    """Observed (reddened) fluxes, nanomaggies, of each source's Sersic part and knots: (N,
+    3 bands, 1 + KNOT_SLOTS). ``src_mag_*`` are the totals; a knot has its share of the r
+    flux and its own colours, the Sersic part the rest of each band (never below 0)."""
+    total = np.stack([mag_to_flux(p[f"src_mag_{b}"]) for b in BANDS], axis=1)  # (N, 3)
+    knot_r = total[:, 1:2] * np.stack([p[f"knot{i}_flux"] for i in range(KNOT_SLOTS)], axis=1)  # (N, K)
+    knots = np.stack([knot_r * 10 ** (-0.4 * np.stack([p[f"knot{i}_g_r"] for i in range(KNOT_SLOTS)], axis=1)),
+                      knot_r,
+                      knot_r * 10 ** (0.4 * np.stack([p[f"knot{i}_r_z"] for i in range(KNOT_SLOTS)], axis=1))], axis=1)
+    sersic = np.maximum(total - knots.sum(axis=2), 0.0)
+    return np.concatenate([sersic[:, :, None], knots], axis=2) * _band_columns(rows, "mw_transmission")[:, :, None]
+
+
 def make_arcs(p: dict[str, np.ndarray], rows: pa.Table, dx_pix, dy_pix, kernels: np.ndarray, cfg: InjectConfig):
     """Noiseless, PSF-blurred arcs of parameters ``p`` for ``rows``: (N, 3, 64, 64) float64
-    nanomaggies, and each source's total magnification (N,). The arc is traced on a grid
-    padded by the kernel's half-width, blurred, then cropped to the stamp."""
+    nanomaggies, and each source's total r-band magnification (N,). The arc is traced on a
+    grid padded by the kernel's half-width, blurred, then cropped to the stamp."""
     pad = kernels.shape[-1] // 2
     systems = _lens_systems(p, dx_pix, dy_pix)
-    unit = clumpy_lensed_images(systems, _knots(p, systems), STAMP_SIZE + 2 * pad, PIXSCALE, cfg.supersample,
-                                cfg.core_supersample)
-    flux = np.stack([mag_to_flux(p[f"src_mag_{b}"]) for b in BANDS], axis=1) \
-        * _band_columns(rows, "mw_transmission")  # observed (reddened) source flux, nanomaggies
-    blurred = psf.convolve(unit[:, None] * flux[:, :, None, None], kernels)
-    return blurred[..., pad:pad + STAMP_SIZE, pad:pad + STAMP_SIZE], unit.sum(axis=(1, 2))
+    comp = source_components(systems, _knots(p, systems), STAMP_SIZE + 2 * pad, PIXSCALE, cfg.supersample,
+                             cfg.core_supersample)  # (N, 1 + K, H, W), unit flux each
+    flux = component_fluxes(p, rows)  # (N, 3, 1 + K)
+    blurred = psf.convolve(np.einsum("nbc,nchw->nbhw", flux, comp), kernels)
+    mu_total = np.einsum("nc,nc->n", flux[:, 1], comp.sum(axis=(2, 3))) / flux[:, 1].sum(axis=1)
+    return blurred[..., pad:pad + STAMP_SIZE, pad:pad + STAMP_SIZE], mu_total
 
 
 def electrons_per_nanomaggy(rows: pa.Table, cfg: InjectConfig) -> np.ndarray:

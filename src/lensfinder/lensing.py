@@ -229,22 +229,32 @@ class Knots:
     re: np.ndarray
 
 
-def clumpy_lensed_images(sys: LensSystems, knots: Knots | None, size: int = STAMP_SIZE, pixscale: float = PIXSCALE,
-                         supersample: int = 4, core_supersample: int = 32) -> np.ndarray:
-    """:func:`lensed_images` of sources made of the Sersic profile (1 - sum of knot fluxes of
-    the total) plus ``knots``: (N, size, size), unit total source flux. Each knot slot is
-    traced only for the systems that have a knot there."""
-    unit = lensed_images(sys, size, pixscale, supersample, core_supersample=core_supersample)
-    if knots is None or not (knots.flux > 0).any():
-        return unit
-    unit *= (1 - knots.flux.sum(axis=1))[:, None, None]
-    for k in range(knots.flux.shape[1]):
-        on = np.flatnonzero(knots.flux[:, k] > 0)
+def source_components(sys: LensSystems, knots: Knots | None, size: int = STAMP_SIZE, pixscale: float = PIXSCALE,
+                      supersample: int = 4, core_supersample: int = 32) -> np.ndarray:
+    """Lensed images of each part of every source, each of unit unlensed flux: (N, 1 + K,
+    size, size), the Sersic profile first, then the K knot slots (zero where a system has
+    no knot there; each slot is traced only for the systems that have one). K = 0 without
+    ``knots``."""
+    k = 0 if knots is None else knots.flux.shape[1]
+    out = np.zeros((len(sys), 1 + k, size, size))
+    out[:, 0] = lensed_images(sys, size, pixscale, supersample, core_supersample=core_supersample)
+    for j in range(k):
+        on = np.flatnonzero(knots.flux[:, j] > 0)
         if not len(on):
             continue
         part = sys.take(on)
-        blob = LensSystems(**{**part.__dict__, "src_x": knots.x[on, k], "src_y": knots.y[on, k], "src_re": knots.re[on],
+        blob = LensSystems(**{**part.__dict__, "src_x": knots.x[on, j], "src_y": knots.y[on, j], "src_re": knots.re[on],
                               "src_n": np.full(len(on), 0.5), "src_e1": np.zeros(len(on)), "src_e2": np.zeros(len(on))})
-        unit[on] += knots.flux[on, k, None, None] * lensed_images(blob, size, pixscale, supersample,
-                                                                  core_supersample=core_supersample)
-    return unit
+        out[on, 1 + j] = lensed_images(blob, size, pixscale, supersample, core_supersample=core_supersample)
+    return out
+
+
+def clumpy_lensed_images(sys: LensSystems, knots: Knots | None, size: int = STAMP_SIZE, pixscale: float = PIXSCALE,
+                         supersample: int = 4, core_supersample: int = 32) -> np.ndarray:
+    """:func:`lensed_images` of sources made of the Sersic profile (1 - sum of knot fluxes of
+    the total) plus ``knots``, in one band: (N, size, size), unit total source flux."""
+    comp = source_components(sys, knots, size, pixscale, supersample, core_supersample)
+    if knots is None:
+        return comp[:, 0]
+    weights = np.concatenate([1 - knots.flux.sum(axis=1, keepdims=True), knots.flux], axis=1)
+    return np.einsum("nc,nchw->nhw", weights, comp)

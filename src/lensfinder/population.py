@@ -12,7 +12,8 @@ a source redshift). Source magnitudes are uniform or follow the faint galaxy cou
 Metcalfe et al. 2001, MNRAS 323, 795), so most sources sit at the faint end as on the sky.
 Sources may carry star-forming knots (``knots_max`` > 0): compact round clumps inside the
 half-light ellipse, each a few to 15% of the light, sub-kpc to kpc in size like the clumps
-of z ~ 1-3 star-forming galaxies (Guo et al. 2015, ApJ 800, 39), so arcs are not all smooth.
+of z ~ 1-3 star-forming galaxies (Guo et al. 2015, ApJ 800, 39), and bluer than their host
+(young stars: nearly flat in f_nu by default), so arcs are not all smooth nor one colour.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class Priors:
     knots_max: int = 0                               # star-forming knots per source: 0..knots_max
     knot_flux: tuple[float, float] = (0.05, 0.15)    # each knot's share of the source flux, uniform
     knot_re: tuple[float, float] = (0.03, 0.10)      # knot half-light radius (arcsec), uniform
+    knot_g_r: tuple[float, float] = (0.0, 0.1)       # knot g - r ~ N(mean, sigma)
+    knot_r_z: tuple[float, float] = (0.0, 0.1)       # knot r - z ~ N(mean, sigma)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Priors":
@@ -73,7 +76,7 @@ LENS_LIGHT_COLUMNS = ("mag_g", "mag_r", "mag_z", "mag_w1", "z_lens")
 
 
 KNOT_SLOTS = 3  # the most knots a source can have (knots_max <= KNOT_SLOTS)
-KNOT_PARAMS = ("knot_re", *(f"knot{i}_{c}" for i in range(KNOT_SLOTS) for c in ("x", "y", "flux")))
+KNOT_PARAMS = ("knot_re", *(f"knot{i}_{c}" for i in range(KNOT_SLOTS) for c in ("x", "y", "flux", "g_r", "r_z")))
 
 MANIFEST_PARAMS = (
     "theta_e", "lens_q", "lens_phi", "gamma1", "gamma2", "src_x", "src_y", "src_n", "src_re", "src_q", "src_phi",
@@ -83,7 +86,8 @@ MANIFEST_PARAMS = (
 pixel columns = West, y = North), radians counter-clockwise from +x; lengths arcsec;
 lens_sigma km/s and src_z only for ``theta_e_model: velocity_dispersion`` (else NaN);
 knot<i>_x/y: offset of knot i from the source centre (source plane), knot<i>_flux its
-fraction of the source flux (0: no knot i)."""
+fraction of the source's r flux (0: no knot i), knot<i>_g_r / _r_z its colours (the
+source's src_mag_* are totals: the Sersic part has what the knots leave)."""
 
 DRAWN_COLUMNS = (*MANIFEST_PARAMS, "source_in_caustic")
 """Every manifest column a draw sets (what a redraw replaces in the stamps)."""
@@ -120,8 +124,10 @@ def _source_mags(p: Priors, u: np.ndarray) -> np.ndarray:
     return np.log10(10 ** (a * lo) + u * (10 ** (a * hi) - 10 ** (a * lo))) / a
 
 
-def _knots(p: Priors, uu: np.ndarray, re: np.ndarray, q: np.ndarray, phi: np.ndarray) -> dict[str, np.ndarray]:
-    """KNOT_PARAMS from uniform draws ``uu`` (N, 2 + 3 KNOT_SLOTS) for sources of half-light
+def _knots(p: Priors, uu: np.ndarray, zz: np.ndarray, re: np.ndarray, q: np.ndarray,
+           phi: np.ndarray) -> dict[str, np.ndarray]:
+    """KNOT_PARAMS from uniform draws ``uu`` (N, 2 + 3 KNOT_SLOTS) and normal draws ``zz``
+    (N, 2 KNOT_SLOTS) for sources of half-light
     radius ``re``, axis ratio ``q`` and angle ``phi``: 0..knots_max knots, uniform in area
     inside the half-light ellipse (semi-axes re/sqrt(q), re sqrt(q))."""
     n_knots = np.floor(uu[:, 0] * (p.knots_max + 1)).astype(int)
@@ -134,6 +140,8 @@ def _knots(p: Priors, uu: np.ndarray, re: np.ndarray, q: np.ndarray, phi: np.nda
         out[f"knot{i}_x"] = np.where(on, xr * np.cos(phi) - yr * np.sin(phi), 0.0)
         out[f"knot{i}_y"] = np.where(on, xr * np.sin(phi) + yr * np.cos(phi), 0.0)
         out[f"knot{i}_flux"] = np.where(on, p.knot_flux[0] + (p.knot_flux[1] - p.knot_flux[0]) * u_f, 0.0)
+        out[f"knot{i}_g_r"] = np.where(on, p.knot_g_r[0] + p.knot_g_r[1] * zz[:, 2 * i], 0.0)
+        out[f"knot{i}_r_z"] = np.where(on, p.knot_r_z[0] + p.knot_r_z[1] * zz[:, 2 * i + 1], 0.0)
     return out
 
 
@@ -168,7 +176,9 @@ def draw_parameters(p: Priors, seed: int, dataset: str, gal, attempt: int = 0) -
     src_re = p.source_re[0] + (p.source_re[1] - p.source_re[0]) * uu[:, 10]
     src_q = p.source_q[0] + (p.source_q[1] - p.source_q[0]) * uu[:, 11]
     src_phi = np.pi * uu[:, 12]
-    knots = _knots(p, seeding.uniform(seeding.row_keys(seed, dataset, "source-knots", gid, *redraw), 2 + 3 * KNOT_SLOTS),
+    knot_keys = seeding.row_keys(seed, dataset, "source-knots", gid, *redraw)
+    knots = _knots(p, seeding.uniform(knot_keys, 2 + 3 * KNOT_SLOTS),
+                   seeding.normal(seeding.row_keys(seed, dataset, "knot-colours", gid, *redraw), 2 * KNOT_SLOTS),
                    src_re, src_q, src_phi)
     return {
         "theta_e": theta_e,
