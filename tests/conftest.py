@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lensfinder.sky.mock import MockSkyConfig, bricks_in_sweep, sweep_names, write_brick, write_photoz, write_sweep
+from lensfinder.sky.mock import MockSkyConfig, bricks_in_sweep, sweep_names, write_brick, write_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 # A --configfile is the whole configuration; the workflow tests stack theirs on the demo's.
@@ -52,10 +52,9 @@ def render_mock_sky(root: Path, cfg: MockSkyConfig) -> MockSky:
     sweeps, photoz = [], []
     for name in sweep_names(cfg.bricks):
         catalogs = [catalog_dir / f"{b}.parquet" for b in bricks_in_sweep(cfg.bricks, name)]
-        write_sweep(catalogs, sweep_dir / name)
-        write_photoz(catalogs, root / "sweep-photo-z" / name.replace(".fits", "-pz.fits"))
-        sweeps.append(sweep_dir / name)
         photoz.append(root / "sweep-photo-z" / name.replace(".fits", "-pz.fits"))
+        write_sweep(catalogs, sweep_dir / name, photoz[-1])
+        sweeps.append(sweep_dir / name)
     return MockSky(cfg, root, sweep_dir, coadd_dir, catalog_dir, sweeps, conditions, photoz)
 
 

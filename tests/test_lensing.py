@@ -3,7 +3,7 @@ import pytest
 
 from lensfinder import PIXSCALE
 from lensfinder import psf
-from lensfinder.lensing import Knots, LensSystems, clumpy_lensed_images, deflection, lensed_images, sersic_bn
+from lensfinder.lensing import Knots, LensSystems, deflection, lensed_images, sersic_bn, source_components
 from lensfinder.sky.shapes import E_MAX_LENSING, axis_ratio_angle, ellipticity, stamp_angle
 
 
@@ -122,7 +122,8 @@ def test_clumpy_sources_match_lenstronomy():
     knots = Knots(x=s.src_x[:, None] + rng.uniform(-0.3, 0.3, (n, k)), y=s.src_y[:, None] + rng.uniform(-0.3, 0.3, (n, k)),
                   flux=rng.uniform(0.05, 0.15, (n, k)), re=rng.uniform(0.06, 0.1, n))
     knots.flux[0, 1:] = 0.0  # a source with one knot
-    ours = clumpy_lensed_images(s, knots)
+    weights = np.concatenate([1 - knots.flux.sum(axis=1, keepdims=True), knots.flux], axis=1)  # unit total flux
+    ours = np.einsum("nc,nchw->nhw", weights, source_components(s, knots))
     light = LightModel(["SERSIC_ELLIPSE"] * (1 + k))
     grid = PixelGrid(nx=64, ny=64, ra_at_xy_0=-32 * PIXSCALE, dec_at_xy_0=-32 * PIXSCALE,
                      transform_pix2angle=np.eye(2) * PIXSCALE)

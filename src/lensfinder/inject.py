@@ -51,8 +51,9 @@ ZEROPOINT_ELECTRONS = {"g": 26.610, "r": 26.818, "z": 26.484}
 using those would make the arc's photon noise 2x too large."""
 
 NOT_RECOGNISABLE = "not_recognisable"
-NO_LENS_REDSHIFT = "no_lens_redshift"  # theta_e_model velocity_dispersion, lens without a redshift
 """Skip reason of a positive none of whose draws was recognisable as a lens."""
+NO_LENS_REDSHIFT = "no_lens_redshift"
+"""Skip reason of a positive whose lens has no redshift (``theta_e_model: velocity_dispersion``)."""
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,18 @@ def _lens_systems(p: dict[str, np.ndarray], dx_pix: np.ndarray, dy_pix: np.ndarr
                        src_re=p["src_re"], src_n=p["src_n"], src_e1=se1, src_e2=se2)
 
 
-def _knots(p: dict[str, np.ndarray], systems: LensSystems) -> Knots:
-    """The star-forming knots of parameters ``p`` around the sources of ``systems``."""
-    slots = range(KNOT_SLOTS)
-    return Knots(x=np.stack([systems.src_x + p[f"knot{i}_x"] for i in slots], axis=1),
-                 y=np.stack([systems.src_y + p[f"knot{i}_y"] for i in slots], axis=1),
-                 flux=np.stack([p[f"knot{i}_flux"] for i in slots], axis=1), re=p["knot_re"])
+def _slots(p: dict[str, np.ndarray], name: str, k: int = KNOT_SLOTS) -> np.ndarray:
+    """(N, k) parameter ``knot<i>_<name>`` of the first ``k`` knot slots."""
+    return np.stack([p[f"knot{i}_{name}"] for i in range(k)], axis=1)
+
+
+def _knots(p: dict[str, np.ndarray], systems: LensSystems, k: int) -> Knots | None:
+    """The first ``k`` knot slots of parameters ``p`` around the sources of ``systems``
+    (None for k = 0: smooth sources)."""
+    if not k:
+        return None
+    return Knots(x=systems.src_x[:, None] + _slots(p, "x", k), y=systems.src_y[:, None] + _slots(p, "y", k),
+                 flux=_slots(p, "flux", k), re=p["knot_re"])
 
 
 def _band_columns(rows: pa.Table, prefix: str) -> np.ndarray:
@@ -125,10 +132,9 @@ def component_fluxes(p: dict[str, np.ndarray], rows: pa.Table) -> np.ndarray:
     3 bands, 1 + KNOT_SLOTS). ``src_mag_*`` are the totals; a knot has its share of the r
     flux and its own colours, the Sersic part the rest of each band (never below 0)."""
     total = np.stack([mag_to_flux(p[f"src_mag_{b}"]) for b in BANDS], axis=1)  # (N, 3)
-    knot_r = total[:, 1:2] * np.stack([p[f"knot{i}_flux"] for i in range(KNOT_SLOTS)], axis=1)  # (N, K)
-    knots = np.stack([knot_r * 10 ** (-0.4 * np.stack([p[f"knot{i}_g_r"] for i in range(KNOT_SLOTS)], axis=1)),
-                      knot_r,
-                      knot_r * 10 ** (0.4 * np.stack([p[f"knot{i}_r_z"] for i in range(KNOT_SLOTS)], axis=1))], axis=1)
+    knot_r = total[:, 1:2] * _slots(p, "flux")  # (N, K)
+    knots = np.stack([knot_r * 10 ** (-0.4 * _slots(p, "g_r")), knot_r, knot_r * 10 ** (0.4 * _slots(p, "r_z"))],
+                     axis=1)
     sersic = np.maximum(total - knots.sum(axis=2), 0.0)
     return np.concatenate([sersic[:, :, None], knots], axis=2) * _band_columns(rows, "mw_transmission")[:, :, None]
 
@@ -139,9 +145,12 @@ def make_arcs(p: dict[str, np.ndarray], rows: pa.Table, dx_pix, dy_pix, kernels:
     grid padded by the kernel's half-width, blurred, then cropped to the stamp."""
     pad = kernels.shape[-1] // 2
     systems = _lens_systems(p, dx_pix, dy_pix)
-    comp = source_components(systems, _knots(p, systems), STAMP_SIZE + 2 * pad, PIXSCALE, cfg.supersample,
-                             cfg.core_supersample)  # (N, 1 + K, H, W), unit flux each
-    flux = component_fluxes(p, rows)  # (N, 3, 1 + K)
+    flux = component_fluxes(p, rows)  # (N, 3, 1 + KNOT_SLOTS)
+    used = np.flatnonzero((flux[:, 1, 1:] > 0).any(axis=0))
+    k = int(used[-1]) + 1 if len(used) else 0  # knot slots up to the last one in use: no tracing of empty ones
+    flux = flux[:, :, :1 + k]
+    comp = source_components(systems, _knots(p, systems, k), STAMP_SIZE + 2 * pad, PIXSCALE, cfg.supersample,
+                             cfg.core_supersample)  # (N, 1 + k, H, W), unit flux each
     blurred = psf.convolve(np.einsum("nbc,nchw->nbhw", flux, comp), kernels)
     mu_total = np.einsum("nc,nc->n", flux[:, 1], comp.sum(axis=(2, 3))) / flux[:, 1].sum(axis=1)
     return blurred[..., pad:pad + STAMP_SIZE, pad:pad + STAMP_SIZE], mu_total
@@ -310,9 +319,9 @@ def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Populatio
     if cfg.psf.kind == "pixel":
         pixel_psfs, has_psf = _survey_psfs(rows, psf_images, skipped)
         rows, image, invvar, dx, dy = _take(has_psf, rows, image, invvar, dx, dy)
-    if not (rows["label"].to_numpy() == 1).any():  # e.g. the candidates' parent-sample cutouts
-        return rows, image.astype(np.float32), _empty_diagnostics(rows.num_rows), counts
     label = rows["label"].to_numpy()
+    if not (label == 1).any():  # e.g. the candidates' parent-sample cutouts
+        return rows, image.astype(np.float32), _empty_diagnostics(rows.num_rows), counts
     has_mass = (label == 0) | np.isfinite(rows["theta_e"].to_numpy(zero_copy_only=False))
     skipped[NO_LENS_REDSHIFT] = int((~has_mass).sum())
     if pixel_psfs is not None:  # one kernel per positive, in row order

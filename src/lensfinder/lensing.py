@@ -248,13 +248,3 @@ def source_components(sys: LensSystems, knots: Knots | None, size: int = STAMP_S
         out[on, 1 + j] = lensed_images(blob, size, pixscale, supersample, core_supersample=core_supersample)
     return out
 
-
-def clumpy_lensed_images(sys: LensSystems, knots: Knots | None, size: int = STAMP_SIZE, pixscale: float = PIXSCALE,
-                         supersample: int = 4, core_supersample: int = 32) -> np.ndarray:
-    """:func:`lensed_images` of sources made of the Sersic profile (1 - sum of knot fluxes of
-    the total) plus ``knots``, in one band: (N, size, size), unit total source flux."""
-    comp = source_components(sys, knots, size, pixscale, supersample, core_supersample)
-    if knots is None:
-        return comp[:, 0]
-    weights = np.concatenate([1 - knots.flux.sum(axis=1, keepdims=True), knots.flux], axis=1)
-    return np.einsum("nc,nchw->nhw", weights, comp)

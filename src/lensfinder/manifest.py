@@ -189,7 +189,7 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
         "healpix_nside": cfg.healpix_nside, "n_parent": n_parent, "n_vetoed_known_lens": int(veto.sum()),
         "veto_radius_arcsec": MATCH_RADIUS_ARCSEC, "n_galaxies_used": int(m["galaxy_id"].nunique()),
         "matching_standardised_mean_difference": matching,
-        "first_draws": first_draw_summary(pos.assign(**params)),
+        "first_draws": first_draw_summary(rows_pos),
     })
     return m, audit
 

@@ -183,8 +183,8 @@ def _parent_rows(cols: dict[str, np.ndarray], keep: np.ndarray, sweep: str) -> p
             out[f"{k.lower()}_{b}"] = c[f"{k}_{b.upper()}"]
     for k in ("SHAPE_R", "SHAPE_E1", "SHAPE_E2", "SERSIC", "MASKBITS"):
         out[k.lower()] = c[k]
-    out["sweep"] = np.full(int(keep.sum()), sweep)
     n = int(keep.sum())
+    out["sweep"] = np.full(n, sweep)
     nan = np.full(n, np.nan, np.float32)
     out["z_phot_median"] = _known(c["Z_PHOT_MEDIAN"]) if "Z_PHOT_MEDIAN" in c else nan
     out["z_phot_std"] = _known(c["Z_PHOT_STD"]) if "Z_PHOT_STD" in c else nan

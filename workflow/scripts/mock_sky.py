@@ -2,10 +2,9 @@
 import logging
 import sys
 
-from lensfinder.sky.mock import write_photoz, write_sweep
+from lensfinder.sky.mock import write_sweep
 
 sys.stderr = open(snakemake.log[0], "w")  # tracebacks land in the rule's log too
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)
-n = write_sweep(snakemake.input.catalogs, snakemake.output.sweep)
-logging.info("wrote %d rows to %s", n, snakemake.output.sweep)
-write_photoz(snakemake.input.catalogs, snakemake.output.photoz)
+n = write_sweep(snakemake.input.catalogs, snakemake.output.sweep, snakemake.output.photoz)
+logging.info("wrote %d rows to %s and %s", n, snakemake.output.sweep, snakemake.output.photoz)

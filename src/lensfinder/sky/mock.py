@@ -460,31 +460,33 @@ PHOTOZ_FILE_COLUMNS = {"RELEASE": "i2", "BRICKID": "i4", "OBJID": "i4", "Z_PHOT_
 """The columns of the DR10 photo-z sweeps the mock writes (a subset of the data model's)."""
 
 
-def write_photoz(catalog_paths, out_path: str | Path) -> int:
-    """The photometric-redshift sweep row-matched to :func:`write_sweep`'s file of the same
-    catalogues, in the DR10 ``-pz.fits`` layout (-99 where not computed; no spectra)."""
-    tables = [pq.read_table(p, columns=["RELEASE", "BRICKID", "OBJID", "MOCK_Z_PHOT"]) for p in catalog_paths]
-    t = pa.concat_tables(tables) if tables else None
-    n = 0 if t is None else t.num_rows
-    z = t["MOCK_Z_PHOT"].to_numpy() if n else np.zeros(0, np.float32)
-    values = {"RELEASE": t["RELEASE"].to_numpy() if n else [], "BRICKID": t["BRICKID"].to_numpy() if n else [],
-              "OBJID": t["OBJID"].to_numpy() if n else [], "Z_PHOT_MEAN": z, "Z_PHOT_MEDIAN": z,
-              "Z_PHOT_STD": np.where(z >= 0, 0.02 * (1 + z), -99.0), "Z_SPEC": np.full(n, -99.0)}
+def _values(table: pa.Table | None, name: str, dtype: str) -> np.ndarray:
+    """Column ``name`` of ``table`` (no table: no rows) as numpy."""
+    return table[name].to_numpy(zero_copy_only=False) if table is not None else np.zeros(0, dtype=dtype)
+
+
+def _write_photoz(table: pa.Table | None, out_path: str | Path) -> None:
+    """The photometric-redshift sweep row-matched to the sweep of ``table``, in the DR10
+    ``-pz.fits`` layout (-99 where not computed; no spectra)."""
+    z = _values(table, "MOCK_Z_PHOT", "f4")
+    values = {k: _values(table, k, PHOTOZ_FILE_COLUMNS[k]) for k in ("RELEASE", "BRICKID", "OBJID")}
+    values.update({"Z_PHOT_MEAN": z, "Z_PHOT_MEDIAN": z, "Z_PHOT_STD": np.where(z >= 0, 0.02 * (1 + z), -99.0),
+                   "Z_SPEC": np.full(len(z), -99.0)})
     columns = [fits.Column(name=k, format=fits_format(dtype), array=np.asarray(values[k], dtype=dtype))
                for k, dtype in PHOTOZ_FILE_COLUMNS.items()]
     with atomic_path(out_path) as tmp:
         fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(columns)]).writeto(tmp, overwrite=True)
-    return n
 
 
-def write_sweep(catalog_paths, out_path: str | Path) -> int:
+def write_sweep(catalog_paths, out_path: str | Path, photoz_path: str | Path | None = None) -> int:
     """Concatenate brick catalogues into one DR10-format sweep FITS file (HDU 1 binary
-    table with the spec's TFORMs and TUNITs). Returns the number of rows."""
+    table with the spec's TFORMs and TUNITs) and, given ``photoz_path``, its row-matched
+    photo-z sweep. Returns the number of rows."""
     tables = [pq.read_table(p) for p in catalog_paths]
     table = pa.concat_tables(tables) if tables else None
     columns = []
     for name, (dtype, unit) in SWEEP_COLUMNS.items():
-        values = table[name].to_numpy(zero_copy_only=False) if table is not None else np.zeros(0, dtype=dtype)
+        values = _values(table, name, dtype)
         if dtype.startswith("U"):
             values = np.char.encode(values.astype(dtype), "ascii")
         columns.append(fits.Column(name=name, format=fits_format(dtype), unit=unit or None,
@@ -493,4 +495,6 @@ def write_sweep(catalog_paths, out_path: str | Path) -> int:
     hdu.header["SURVEY"] = "DECaLS DR10 (lensfinder mock)"
     with atomic_path(out_path) as tmp:
         fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp, overwrite=True)
+    if photoz_path is not None:
+        _write_photoz(table, photoz_path)
     return 0 if table is None else table.num_rows
