@@ -7,7 +7,7 @@ from astropy.io import fits
 from lensfinder.photometry import ivar_to_depth_mag
 from lensfinder.select import lrg_criteria
 from lensfinder.sky.bricks import coadd_path
-from lensfinder.sky.columns import SWEEP_COLUMNS, fits_format
+from lensfinder.sky.columns import MOCK_POPULATION_COLUMN, SWEEP_COLUMNS, fits_format
 from lensfinder.sky.coadds import CoaddBrick
 from lensfinder import psf
 from lensfinder.noise import DR10_LAG1
@@ -52,8 +52,8 @@ def test_sersic_mixture_reproduces_half_light_radius():
 def test_sweep_columns_have_dr10_names_dtypes_and_units(mock_sky):
     with fits.open(mock_sky.sweeps[0]) as hdul:
         cols = hdul[1].columns
-        assert cols.names == list(SWEEP_COLUMNS)
-        for c in cols:
+        assert cols.names == list(SWEEP_COLUMNS) + [MOCK_POPULATION_COLUMN]  # then the mock's truth column
+        for c in cols[:-1]:
             dtype, unit = SWEEP_COLUMNS[c.name]
             assert c.format == fits_format(dtype), c.name
             assert (c.unit or "") == unit, c.name

@@ -23,8 +23,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lensfinder.photometry import flux_to_mag
-from lensfinder.sky.columns import MASKBITS
-from lensfinder.sky.sweeps import SweepError, iter_sweep
+from lensfinder.sky.columns import MASKBITS, MOCK_POPULATION_COLUMN
+from lensfinder.sky.false_positives import UNLABELLED
+from lensfinder.sky.sweeps import SweepError, has_column, iter_sweep
 from lensfinder.tables import ParquetStreamWriter, write_json
 
 DEFAULT_MASKBITS = ("BRIGHT", "GALAXY", "CLUSTER")
@@ -141,11 +142,13 @@ PARENT_SCHEMA = pa.schema(
     + [("shape_r", pa.float32()), ("shape_e1", pa.float32()), ("shape_e2", pa.float32()),
        ("sersic", pa.float32()), ("maskbits", pa.int32()), ("sweep", pa.string())]
     + [(k, pa.float32()) for k in ("z_phot_median", "z_phot_std", "z_spec", "z_lens")]
+    + [("population", pa.string())]
 )
 """Columns of ``parent_lrg.parquet``: fluxes are extinction-corrected nanomaggies, mags AB
 (extinction-corrected), psfsize arcsec FWHM, psf/galdepth 1/nanomaggies^2, shape_r arcsec;
 redshifts NaN where unknown (no photo-z file, or its -99 fill), z_lens = z_spec where there
-is one, else z_phot_median."""
+is one, else z_phot_median; population: the mock's false-positive population of the galaxy
+(``ordinary`` without one; ``unlabelled`` on real data)."""
 
 
 def lens_redshift(z_spec, z_phot) -> np.ndarray:
@@ -190,6 +193,7 @@ def _parent_rows(cols: dict[str, np.ndarray], keep: np.ndarray, sweep: str) -> p
     out["z_phot_std"] = _known(c["Z_PHOT_STD"]) if "Z_PHOT_STD" in c else nan
     out["z_spec"] = np.where(c["Z_SPEC"] > 0, c["Z_SPEC"], np.nan).astype(np.float32) if "Z_SPEC" in c else nan
     out["z_lens"] = lens_redshift(out["z_spec"], out["z_phot_median"])
+    out["population"] = c[MOCK_POPULATION_COLUMN] if MOCK_POPULATION_COLUMN in c else np.full(n, UNLABELLED)
     return pa.Table.from_pydict({k: out[k] for k in PARENT_SCHEMA.names}, schema=PARENT_SCHEMA)
 
 
@@ -200,6 +204,7 @@ def _empty_summary(maskbits) -> dict:
         "criteria": {k: {"description": d.format(bits=bits), "n_fail": 0} for k, d in CRITERIA.items()},
         "cascade": {k: 0 for k in CRITERIA},
         "lens_redshift": {"spec": 0, "photo": 0, "none": 0},
+        "populations": {},
     }
 
 
@@ -228,15 +233,18 @@ def select_sweep(sweep_path: str | os.PathLike, out_path: str | os.PathLike,
     the rows failing it on its own (``criteria``) and the rows left after applying the
     criteria in order (``cascade``); rows with non-finite selection fluxes are counted
     (they fail the cuts, as in desitarget); ``lens_redshift`` counts selected rows by where
-    their redshift comes from.
+    their redshift comes from; ``populations`` counts selected rows per false-positive
+    population (the mock's truth column; real sweeps: all ``unlabelled``).
     """
     maskbits = tuple(maskbits)
     sweep = Path(sweep_path).name
     summary = {"sweep": sweep, **_empty_summary(maskbits), "maskbits": list(maskbits)}
     pz_chunks = iter_sweep(photoz_path, PHOTOZ_COLUMNS, chunk_rows=chunk_rows) if photoz_path else None
+    # the mock sky's truth column: which false-positive population each galaxy belongs to
+    truth = (MOCK_POPULATION_COLUMN,) if has_column(sweep_path, MOCK_POPULATION_COLUMN) else ()
     start = 0
     with ParquetStreamWriter(out_path, PARENT_SCHEMA) as writer:
-        for chunk in iter_sweep(sweep_path, READ_COLUMNS, chunk_rows=chunk_rows):
+        for chunk in iter_sweep(sweep_path, READ_COLUMNS + truth, chunk_rows=chunk_rows):
             cols = {name: chunk[name].to_numpy(zero_copy_only=False) for name in chunk.column_names}
             if pz_chunks is not None:
                 cols.update(_photoz_chunk(pz_chunks, chunk, start, sweep_path, photoz_path))
@@ -254,6 +262,7 @@ def select_sweep(sweep_path: str | os.PathLike, out_path: str | os.PathLike,
             summary["n_selected"] += int(np.count_nonzero(running))
             rows = _parent_rows(cols, running, sweep)
             _count_redshifts(summary["lens_redshift"], rows)
+            _count_values(summary["populations"], rows["population"])
             writer.write(rows)
     if pz_chunks is not None and next(pz_chunks, None) is not None:
         raise SweepError(f"{photoz_path}: not row-matched to {sweep_path}: it has more than the sweep's {start} rows")
@@ -270,6 +279,11 @@ def _count_redshifts(counts: dict, rows: pa.Table) -> None:
     counts["none"] += int((~known).sum())
 
 
+def _count_values(counts: dict, column: pa.ChunkedArray | pa.Array) -> None:
+    for value, n in zip(*np.unique(np.asarray(column.to_pylist(), dtype=str), return_counts=True)):
+        counts[str(value)] = counts.get(str(value), 0) + int(n)
+
+
 def gather_parent(part_paths: Iterable[str | os.PathLike], summaries: Iterable[dict],
                   out_path: str | os.PathLike, summary_path: str | os.PathLike) -> dict:
     """Concatenate per-sweep selections into ``parent_lrg.parquet`` (streamed one row
@@ -282,6 +296,8 @@ def gather_parent(part_paths: Iterable[str | os.PathLike], summaries: Iterable[d
             total[key] += s[key]
         for k, v in s["lens_redshift"].items():
             total["lens_redshift"][k] += v
+        for k, v in s["populations"].items():
+            total["populations"][k] = total["populations"].get(k, 0) + v
         for name in CRITERIA:
             total["criteria"][name]["n_fail"] += s["criteria"][name]["n_fail"]
             total["cascade"][name] += s["cascade"][name]

@@ -15,6 +15,10 @@ WISE = ("w1", "w2")
 NANOMAGGIES = "nanomaggy"
 IVAR_FLUX = "1/nanomaggy^2"
 
+MOCK_POPULATION_COLUMN = "MOCK_POPULATION"
+"""Truth column of the mock's sweeps (not in DR10): the false-positive population of each
+object (:mod:`lensfinder.sky.false_positives`)."""
+
 # name -> (numpy dtype, FITS unit or "")
 SWEEP_COLUMNS: dict[str, tuple[str, str]] = {
     "RELEASE": ("i2", ""),

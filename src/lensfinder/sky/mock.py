@@ -9,7 +9,10 @@ Populations per brick: LRG-like early types (de Vaucouleurs / Sersic, red colour
 pass the DESI LRG cuts at a realistic rate), blue disk galaxies, stars (including bright
 Gaia stars that set MASKBITS BRIGHT around them), and a fraction of galaxies with
 catalogue pathologies (no coverage in a band, zero ivar, negative flux, masked) so every
-quality cut has something to cut. Per-brick PSF FWHM and depth are drawn around DR10
+quality cut has something to cut. A configurable fraction of the early types host a
+false-positive feature (rings, arms, companions, ...: :mod:`lensfinder.sky.false_positives`)
+whose light is in the images but not in the catalogue; the truth columns ``MOCK_POPULATION``
+and ``MOCK_EXTRA_FLUX_<B>`` name it and its flux. Per-brick PSF FWHM and depth are drawn around DR10
 DECaLS values. Images are rendered with that PSF (a Moffat by default, the family the
 injected arcs are blurred with: :mod:`lensfinder.psf`), noise follows the invvar maps with
 the pixel correlation of resampled coadds (:mod:`lensfinder.noise`), and the catalogue
@@ -40,7 +43,8 @@ from lensfinder.noise import DR10_LAG1, correlate
 from lensfinder.photometry import FWHM_PER_SIGMA, depth_mag_to_ivar, flux_to_mag, mag_to_flux, mw_transmission
 from lensfinder.psf import PsfConfig, moffat_alpha, moffat_mixture
 from lensfinder.sky.bricks import brick_center, brick_wcs, coadd_path, sweep_name
-from lensfinder.sky.columns import MASKBITS, SWEEP_COLUMNS, fits_format
+from lensfinder.sky.columns import MASKBITS, MOCK_POPULATION_COLUMN, SWEEP_COLUMNS, fits_format
+from lensfinder.sky.false_positives import FalsePositiveConfig, assign_populations, feature_light
 from lensfinder.sky.shapes import axis_ratio_angle, covariance_pixels, ellipticity
 from lensfinder.tables import atomic_path, write_parquet
 
@@ -70,11 +74,13 @@ class MockSkyConfig:
     depth_sigma: float = 0.15
     psf: PsfConfig = PsfConfig()   # gaussian | moffat: the family the arcs are blurred with
     noise_lag1: float = DR10_LAG1  # pixel-noise correlation of the resampled coadds
+    false_positives: FalsePositiveConfig = FalsePositiveConfig()  # look-alike hosts: sky.false_positives
 
     @classmethod
     def from_dict(cls, d: dict) -> "MockSkyConfig":
         d = dict(d)
         d["psf"] = PsfConfig.from_dict(d.get("psf"))
+        d["false_positives"] = FalsePositiveConfig.from_dict(d.get("false_positives"))
         if d["psf"].kind == "pixel":
             raise ValueError("sky.mock.psf.kind must be gaussian or moffat (the mock has no survey PSF images)")
         if "bricks" in d:
@@ -311,8 +317,10 @@ def _add_pathologies(rng, cfg: MockSkyConfig, cols: dict, is_gal) -> None:
 
 
 def make_brick_catalog(cfg: MockSkyConfig, brickname: str) -> tuple[dict, dict]:
-    """Catalogue of one mock brick: (sweep columns as numpy arrays + ``MOCK_POP`` truth
-    label, render info with noise-free observed fluxes in nanomaggies and pixel positions).
+    """Catalogue of one mock brick: (sweep columns as numpy arrays + the ``MOCK_*`` truth
+    columns, render info with noise-free observed fluxes in nanomaggies and pixel positions
+    of the catalogued objects (the first ``n_catalogued``) and of the uncatalogued
+    false-positive light after them).
     Every draw comes from the brick's generator, in a fixed order."""
     rng = _rngs(cfg, brickname, 4)[1]
     cond = brick_conditions(cfg, brickname)
@@ -349,12 +357,19 @@ def make_brick_catalog(cfg: MockSkyConfig, brickname: str) -> tuple[dict, dict]:
                  "SHAPE_E2": cat["e2"].astype(np.float32), "SERSIC": cat["sersic"].astype(np.float32)})
     _add_pathologies(rng, cfg, cols, is_gal)
     cols["MOCK_POP"] = cat["pop"]
+    fp_rng = _rngs(cfg, brickname, 6)[5]
+    cols[MOCK_POPULATION_COLUMN] = assign_populations(fp_rng, cat["pop"] == "lrg", cfg.false_positives)
+    features, extra = feature_light(fp_rng, cols[MOCK_POPULATION_COLUMN], x, y, cond["ebv"], cfg.false_positives)
+    cols.update({f"MOCK_EXTRA_FLUX_{b.upper()}": extra[b].astype(np.float32) for b in BANDS})
     observed = np.logical_and.reduce([cols[f"NOBS_{b}"] > 0 for b in "GRZ"])
     cols["MOCK_Z_PHOT"] = np.where(observed, _photo_z(_rngs(cfg, brickname, 5)[4], cat), -99.0).astype(np.float32)
     for name, (dtype, _) in SWEEP_COLUMNS.items():
         cols[name] = np.asarray(cols[name]).astype(dtype)
     render = {"x": x, "y": y, "flux": true_flux, "re": cat["re"], "e1": cat["e1"], "e2": cat["e2"],
-              "sersic": cat["sersic"], "cond": cond, "stripes": stripes}
+              "sersic": cat["sersic"]}
+    render = {k: (np.concatenate([render[k], features[k]]) if k != "flux" else
+                  {b: np.concatenate([true_flux[b], features["flux"][b]]) for b in BANDS}) for k in render}
+    render.update({"cond": cond, "stripes": stripes, "n_catalogued": n})
     return cols, render
 
 
@@ -480,8 +495,9 @@ def _write_photoz(table: pa.Table | None, out_path: str | Path) -> None:
 
 def write_sweep(catalog_paths, out_path: str | Path, photoz_path: str | Path | None = None) -> int:
     """Concatenate brick catalogues into one DR10-format sweep FITS file (HDU 1 binary
-    table with the spec's TFORMs and TUNITs) and, given ``photoz_path``, its row-matched
-    photo-z sweep. Returns the number of rows."""
+    table with the spec's TFORMs and TUNITs, then the mock's truth column
+    :data:`MOCK_POPULATION_COLUMN`) and, given ``photoz_path``, its row-matched photo-z
+    sweep. Returns the number of rows."""
     tables = [pq.read_table(p) for p in catalog_paths]
     table = pa.concat_tables(tables) if tables else None
     columns = []
@@ -491,6 +507,11 @@ def write_sweep(catalog_paths, out_path: str | Path, photoz_path: str | Path | N
             values = np.char.encode(values.astype(dtype), "ascii")
         columns.append(fits.Column(name=name, format=fits_format(dtype), unit=unit or None,
                                    array=np.asarray(values)))
+    # Truth column after the DR10 ones (real sweeps carry more columns than phase 3 reads):
+    # which false-positive population each object is, so phase 3 can count them.
+    population = _values(table, MOCK_POPULATION_COLUMN, "U16").astype("U16")
+    columns.append(fits.Column(name=MOCK_POPULATION_COLUMN, format=fits_format("U16"),
+                               array=np.char.encode(population, "ascii")))
     hdu = fits.BinTableHDU.from_columns(columns)
     hdu.header["SURVEY"] = "DECaLS DR10 (lensfinder mock)"
     with atomic_path(out_path) as tmp:

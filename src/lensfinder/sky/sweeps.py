@@ -96,6 +96,19 @@ def sweep_num_rows(path: str | os.PathLike) -> int:
         raise SweepError(f"{path}: not a readable FITS sweep file ({exc})") from exc
 
 
+def has_column(path: str | os.PathLike, name: str) -> bool:
+    """Whether the sweep file ``path`` has a column ``name`` (any case; reads the header)."""
+    path = Path(path)
+    _check_blocks(path)
+    try:
+        with fits.open(path, memmap=True) as hdul:
+            return name.upper() in {c.upper() for c in _table_hdu(path, hdul).columns.names}
+    except SweepError:
+        raise
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise SweepError(f"{path}: not a readable FITS sweep file ({exc})") from exc
+
+
 def _disk_dtype(path: Path, hdu: fits.BinTableHDU) -> np.dtype:
     """The binary table's on-disk record dtype (FITS is big-endian)."""
     fields = []
