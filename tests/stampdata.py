@@ -29,6 +29,7 @@ def write_stamp_files(root, n_files=2, groups=5, rows=24, seed=0, nan_rows=(), b
             sid += n
             stamp = pa.array([b"x"] * n, pa.binary()) if bad_type else encode_stamps(x)
             t = pa.table({"sample_id": ids, "label": label, "split": splits[rng.integers(0, 5, n)],
+                          "population": np.full(n, "ordinary"),
                           "stamp": stamp, **{c: np.full(n, v, np.float32) for c, v in
                           (("psfsize_g", 1.4), ("psfsize_r", 1.3), ("psfsize_z", 1.2), ("psfdepth_g", 1000.0),
                            ("psfdepth_r", 300.0), ("psfdepth_z", 60.0))}})

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from lensfinder import flux_baseline as fb
+from lensfinder.aperture_features import flux_features
 from lensfinder.gen2 import diagnose, user_history
 from lensfinder.gen2 import ties as gen2_ties
 from lensfinder.gen2.ties import find_cliffs
@@ -81,7 +82,7 @@ def test_flux_baseline_uses_summaries_only_and_finds_extra_flux(tmp_path):
 
 
 def test_flux_features_of_an_empty_stamp_are_zero_and_shape_is_fixed():
-    f = fb.flux_features(np.zeros((5, 3, 64, 64), np.float32))
+    f = flux_features(np.zeros((5, 3, 64, 64), np.float32))
     assert f.shape == (5, 25) and np.all(f == 0)
 
 

@@ -10,7 +10,20 @@ Control strategies
                           (the classes then differ only by the arc's extra flux);
     ``unpaired``          positives and controls are disjoint galaxies;
     ``unpaired_matched``  disjoint, with controls drawn to match the positives'
-                          distribution of r-band magnitude, PSF size and depth.
+                          distribution of r-band magnitude, PSF size and depth (of the
+                          catalogue, i.e. before injection: every positive still carries
+                          extra flux no control has);
+    ``matched_after_injection``  disjoint; the manifest holds a pool of control candidates
+                          (``match_pool_factor`` per control needed) and phase 4d
+                          (:mod:`lensfinder.matching`) keeps those whose *observed* aperture
+                          fluxes and colours match the injected positives', so "extra blue
+                          flux near the centre" does not tell the classes apart.
+Hard negatives
+    ``hard_negative_fraction`` of the controls (or of the candidate pool) come from galaxies
+    of a false-positive population: the mock's look-alikes, and on any sky the galaxies of a
+    user's list of past false positives (``past_false_positives``: a CSV with galaxy_id or
+    ra, dec), which get population ``past_false_positive``. With an unpaired strategy the
+    positives come only from the other (ordinary or unlabelled) galaxies.
 Split schemes
     ``row``     per row (gen2; with paired controls a galaxy's two rows can straddle
                 splits -- kept only to reproduce gen2);
@@ -32,10 +45,13 @@ from astropy_healpix import HEALPix
 from lensfinder import PIXSCALE, seeding
 from lensfinder.population import MANIFEST_PARAMS, Priors, draw_parameters
 from lensfinder.sky.bricks import brick_center
+from lensfinder.sky.false_positives import ORDINARY, UNLABELLED
 from lensfinder.sky.crossmatch import MATCH_RADIUS_ARCSEC, nearest_within
 from lensfinder.tables import write_json, write_parquet
 
-CONTROL_STRATEGIES = ("paired", "unpaired", "unpaired_matched")
+CONTROL_STRATEGIES = ("paired", "unpaired", "unpaired_matched", "matched_after_injection")
+PAST_FALSE_POSITIVE = "past_false_positive"
+EASY_POPULATIONS = (ORDINARY, UNLABELLED)  # every other population is a hard negative
 SPLIT_SCHEMES = ("row", "galaxy", "sky")
 SPLITS = ("train", "val", "test")
 
@@ -50,7 +66,9 @@ class DatasetConfig:
     split_fractions: dict = field(default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15})
     healpix_nside: int = 1024
     pos_fraction: float = 0.5
-    match_pool_factor: float = 2.0   # unpaired_matched: candidate controls per control needed
+    match_pool_factor: float = 2.0   # *matched*: candidate controls per control needed
+    hard_negative_fraction: float = 0.0  # of the controls / candidates, from false-positive populations
+    past_false_positives: str | None = None  # CSV of past false positives (galaxy_id or ra, dec)
     max_galaxies: int | None = None
     priors: Priors = Priors()
 
@@ -62,6 +80,11 @@ class DatasetConfig:
         cfg = cls(name=name, **d)
         if cfg.control not in CONTROL_STRATEGIES:
             raise ValueError(f"dataset {name}: control must be one of {CONTROL_STRATEGIES}")
+        if not 0 <= cfg.hard_negative_fraction <= 1:
+            raise ValueError(f"dataset {name}: hard_negative_fraction must be in [0, 1]")
+        if cfg.control == "paired" and cfg.hard_negative_fraction > 0:
+            raise ValueError(f"dataset {name}: paired controls are the positives' own galaxies; "
+                             "hard_negative_fraction needs an unpaired control strategy")
         if cfg.split not in SPLIT_SCHEMES:
             raise ValueError(f"dataset {name}: split must be one of {SPLIT_SCHEMES}")
         if abs(sum(cfg.split_fractions.values()) - 1) > 1e-9 or set(cfg.split_fractions) != set(SPLITS):
@@ -116,19 +139,59 @@ def _standardised_mean_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict:
     return out
 
 
-PARENT_COLUMNS = ("galaxy_id", "brickname", "ra", "dec", "type", "mag_g", "mag_r", "mag_z", "mag_w1", "z_lens",
+PARENT_COLUMNS = ("galaxy_id", "brickname", "ra", "dec", "type", "population",
+                  "mag_g", "mag_r", "mag_z", "mag_w1", "z_lens",
                   "shape_r", "shape_e1", "shape_e2",
                   "psfsize_g", "psfsize_r", "psfsize_z", "psfdepth_g", "psfdepth_r", "psfdepth_z",
                   "mw_transmission_g", "mw_transmission_r", "mw_transmission_z", "nobs_g", "nobs_r", "nobs_z")
 
 
+def mark_past_false_positives(gal: pd.DataFrame, past: pd.DataFrame | None) -> int:
+    """Set population ``past_false_positive`` (in place) on the galaxies of a user's list of
+    past false positives, matched by galaxy_id or else by position (within the known-lens
+    match radius). Returns how many were marked."""
+    if past is None or not len(past):
+        return 0
+    if "galaxy_id" in past:
+        hit = gal["galaxy_id"].isin(past["galaxy_id"]).to_numpy()
+    else:
+        hit = nearest_within(gal["ra"].to_numpy(), gal["dec"].to_numpy(), past, MATCH_RADIUS_ARCSEC)[0] >= 0
+    gal.loc[hit, "population"] = PAST_FALSE_POSITIVE
+    return int(hit.sum())
+
+
+def take_controls(pool: pd.DataFrame, n: int, hard_fraction: float) -> pd.DataFrame:
+    """``n`` rows of ``pool`` (in pool order), ``hard_fraction`` of them from false-positive
+    populations. With too few hard negatives, fewer rows are taken so the fraction holds."""
+    if hard_fraction <= 0:
+        return pool.iloc[:n]
+    hard = ~pool["population"].isin(EASY_POPULATIONS).to_numpy()
+    n_hard = min(int(round(hard_fraction * n)), int(hard.sum()))
+    if n_hard < round(hard_fraction * n):
+        n = int(n_hard / hard_fraction)
+    n_easy = min(n - n_hard, int((~hard).sum()))
+    keep = np.sort(np.concatenate([np.flatnonzero(hard)[:n_hard], np.flatnonzero(~hard)[:n_easy]]))
+    return pool.iloc[keep]
+
+
+def population_counts(m: pd.DataFrame) -> dict:
+    """{label: {population: rows}} of a manifest (or stamps table)."""
+    return {("positives" if k else "controls"): g["population"].value_counts().sort_index().to_dict()
+            for k, g in m.groupby("label")}
+
+
 def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
-                   known_lenses: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+                   known_lenses: pd.DataFrame, past_false_positives: pd.DataFrame | None = None
+                   ) -> tuple[pd.DataFrame, dict]:
     """The manifest (one row per stamp, sorted by brick then sample_id) and its audit.
 
-    ``parent`` is the phase-3 parent sample; ``known_lenses`` has ra, dec (degrees).
+    ``parent`` is the phase-3 parent sample; ``known_lenses`` has ra, dec (degrees);
+    ``past_false_positives`` (optional) has galaxy_id or ra, dec.
     """
     gal = parent.loc[:, [c for c in PARENT_COLUMNS if c in parent.columns]].copy()
+    if "population" not in gal:
+        gal["population"] = UNLABELLED
+    n_past = mark_past_false_positives(gal, past_false_positives)
     n_parent = len(gal)
     veto = known_lens_veto(gal["ra"].to_numpy(), gal["dec"].to_numpy(), known_lenses)
     # A galaxy near a catalogued lens is never a control; it is left out altogether, so a
@@ -146,17 +209,21 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
         ctl = gal
         matching = None
     else:
-        # rows: positives / (positives + controls) = pos_fraction. unpaired_matched keeps a
-        # pool match_pool_factor times larger than the controls it needs, to match from.
+        # rows: positives / (positives + controls) = pos_fraction. The matched strategies
+        # keep a pool match_pool_factor times larger than the controls they need.
         ctl_per_pos = (1 - cfg.pos_fraction) / cfg.pos_fraction
-        pool_per_pos = ctl_per_pos * (cfg.match_pool_factor if cfg.control == "unpaired_matched" else 1.0)
-        n_pos = int(round(len(gal) / (1 + pool_per_pos)))
-        pos = gal.iloc[:n_pos]
-        pool = gal.iloc[n_pos:]
-        if cfg.control == "unpaired":
-            ctl = pool
+        factor = 1.0 if cfg.control == "unpaired" else cfg.match_pool_factor
+        # Look-alikes (and past false positives) are kept for the negatives: an arc injected
+        # around a ring galaxy would teach "ring = lens" as much as "ring = not a lens".
+        easy = gal["population"].isin(EASY_POPULATIONS).to_numpy()
+        n_pos = min(int(round(len(gal) / (1 + ctl_per_pos * factor))), int(easy.sum()))
+        pos = gal.iloc[np.flatnonzero(easy)[:n_pos]]
+        n_ctl = int(round(n_pos * ctl_per_pos))
+        rest = gal.drop(index=pos.index)
+        pool = take_controls(rest, len(rest), cfg.hard_negative_fraction)
+        if cfg.control in ("unpaired", "matched_after_injection"):
+            ctl = pool  # matched_after_injection: phase 4d picks the controls from these
         else:
-            n_ctl = int(round(n_pos * ctl_per_pos))
             ckey = seeding.row_keys(seed, cfg.name, "matching", pool["galaxy_id"].to_numpy())
             ctl = pool.iloc[np.sort(_matched_controls(pos, pool, n_ctl, ckey))]
         matching = {"pool": _standardised_mean_differences(pos, pool),
@@ -189,6 +256,8 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
         "healpix_nside": cfg.healpix_nside, "n_parent": n_parent, "n_vetoed_known_lens": int(veto.sum()),
         "veto_radius_arcsec": MATCH_RADIUS_ARCSEC, "n_galaxies_used": int(m["galaxy_id"].nunique()),
         "matching_standardised_mean_difference": matching,
+        "hard_negative_fraction": cfg.hard_negative_fraction, "n_marked_past_false_positive": n_past,
+        "populations": population_counts(m),
         "first_draws": first_draw_summary(rows_pos),
     })
     return m, audit
@@ -270,14 +339,27 @@ def sky_split_pixels(bricks, brick_size_pix: int, cfg: DatasetConfig, seed: int)
     return {s: int((splits == s).sum()) for s in SPLITS}
 
 
+def read_past_false_positives(path) -> pd.DataFrame:
+    """A user's list of past false positives: a CSV with a galaxy_id column (phase-3 ids)
+    or ra and dec columns (degrees). Anything else is an error naming the file."""
+    df = pd.read_csv(path)
+    if "galaxy_id" in df:
+        return df[["galaxy_id"]].astype({"galaxy_id": np.int64})
+    if {"ra", "dec"} <= set(df.columns):
+        return df[["ra", "dec"]].astype(float)
+    raise ValueError(f"{path}: a past-false-positive list needs a galaxy_id column or ra and dec columns "
+                     f"(it has {', '.join(map(str, df.columns))})")
+
+
 def write_manifest(parent_path, dataset: DatasetConfig, seed: int, known_lenses_path,
-                   manifest_path, audit_path) -> dict:
-    """Phase-4a rule body: read the parent sample and known lenses, write the manifest
-    Parquet and its audit JSON. Returns the audit. Raises :class:`EmptySplit` when a split
-    has no positives or no controls."""
+                   manifest_path, audit_path, past_false_positives_path=None) -> dict:
+    """Phase-4a rule body: read the parent sample, known lenses and (optional) past false
+    positives, write the manifest Parquet and its audit JSON. Returns the audit. Raises
+    :class:`EmptySplit` when a split has no positives or no controls."""
     parent = pd.read_parquet(parent_path)
     known = pd.read_csv(known_lenses_path, usecols=["ra", "dec"])
-    m, audit = build_manifest(parent, dataset, seed, known)
+    past = read_past_false_positives(past_false_positives_path) if past_false_positives_path else None
+    m, audit = build_manifest(parent, dataset, seed, known, past)
     check_splits(audit)
     write_parquet(manifest_table(m), manifest_path)
     write_json(audit, audit_path)

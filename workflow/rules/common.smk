@@ -5,6 +5,7 @@ import dataclasses
 import os
 
 from lensfinder.sky.bricks import coadd_path
+from lensfinder.inject import InjectConfig
 from lensfinder.manifest import DatasetConfig, sky_split_pixels
 from lensfinder.sky.mock import MockSkyConfig, bricks_in_sweep
 from lensfinder.sky.cutout_source import CutoutSourceConfig
@@ -100,6 +101,22 @@ def dataset_params(name):
     return canonical(d)
 
 
+def controls_per_positive(name):
+    """Controls per positive of one dataset: (1 - pos_fraction) / pos_fraction."""
+    f = DatasetConfig.from_dict(name, config["datasets"][name]).pos_fraction
+    return (1 - f) / f
+
+
+def stamp_compression(name):
+    return InjectConfig.from_dict(inject_params(name)).stamp_compression
+
+
+def past_false_positives_input(name):
+    """A dataset's list of past false positives (a user file), or nothing."""
+    path = config["datasets"][name].get("past_false_positives")
+    return [path] if path else []
+
+
 def inject_params(name):
     """Phase-4c settings of one dataset: the global inject section, overridden per dataset."""
     merged = {k: v for k, v in config["inject"].items() if k not in ("shards", "gallery_pairs")}
@@ -176,9 +193,21 @@ def run_params(name):
     return canonical(RESOLVED_RUNS[name].sections())
 
 
-def stamps_of(dataset):
-    """Stamp shards of one dataset (phase 4c's scatter/gather outputs)."""
+def injected_stamps(dataset):
+    """Phase 4c's stamp shards of one dataset (its scatter/gather outputs)."""
     return gather.inject(f"{RESULTS}/datasets/{dataset}/stamps/part-{{scatteritem}}.parquet")
+
+
+def matched_after_injection(dataset):
+    return config["datasets"][dataset].get("control") == "matched_after_injection"
+
+
+def stamps_of(dataset):
+    """The stamp shards a dataset trains and evaluates on: phase 4d's matched shards where
+    controls are matched after injection, else phase 4c's."""
+    if matched_after_injection(dataset):
+        return gather.inject(f"{RESULTS}/datasets/{dataset}/matched/part-{{scatteritem}}.parquet")
+    return injected_stamps(dataset)
 
 
 def run_stamps(name):

@@ -55,6 +55,33 @@ rule stamps_report:
         "../scripts/stamps_report.py"
 
 
+rule match_controls:
+    """Phase 4d: keep the control candidates whose observed aperture fluxes and colours
+    match the injected positives' (datasets with control: matched_after_injection)."""
+    input:
+        stamps=lambda wc: injected_stamps(wc.dataset),
+    output:
+        stamps=[f"{RESULTS}/datasets/{{dataset}}/matched/part-{i}-of-{config['inject']['shards']}.parquet"
+                for i in range(1, config["inject"]["shards"] + 1)],
+        audit=report(
+            f"{RESULTS}/datasets/{{dataset}}/matching_audit.json",
+            caption="../report/matching_audit.rst",
+            category="Phase 4d: matched controls",
+            subcategory="{dataset}",
+        ),
+    params:
+        controls_per_positive=lambda wc: controls_per_positive(wc.dataset),
+        stamp_compression=lambda wc: stamp_compression(wc.dataset),
+    conda:
+        "../../envs/lensfinder.yaml"
+    log:
+        f"{LOGS}/match_controls/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/match_controls/{{dataset}}.tsv"
+    script:
+        "../scripts/match_controls.py"
+
+
 rule gallery:
     """Colour gallery of a dataset's stamps: positives next to their controls."""
     input:
@@ -107,6 +134,7 @@ rule stamps:
         expand(rules.stamps_report.output.report, dataset=DATASETS),
         expand(rules.gallery.output.png, dataset=DATASETS),
         expand(rules.injection_figure.output.png, dataset=DATASETS),
+        [rules.match_controls.output.audit.format(dataset=d) for d in DATASETS if matched_after_injection(d)],
 
 
 rule flux_baseline:

@@ -7,6 +7,7 @@ rule manifest:
     input:
         parent=rules.parent_lrg.output.parent,
         known_lenses=KNOWN_LENSES,
+        past_false_positives=lambda wc: past_false_positives_input(wc.dataset),
     output:
         manifest=f"{RESULTS}/datasets/{{dataset}}/manifest.parquet",
         audit=report(

@@ -47,7 +47,7 @@ class FalsePositiveConfig:
     """
 
     rates: dict = field(default_factory=lambda: dict(DEMO_RATES))
-    mag_r: tuple[float, float] = (19.5, 22.5)
+    mag_r: tuple[float, float] = (18.8, 22.0)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "FalsePositiveConfig":
@@ -116,8 +116,8 @@ def _chain(rng, n_hosts: int, radius: np.ndarray, phi: np.ndarray, q_proj, rot, 
 
 
 def _blue_companion(rng, n: int) -> Components:
-    """One or two compact blue satellites (exponential, r_e 0.15-0.45") at 0.8-3"."""
-    sep = rng.uniform(0.8, 3.0, (n, 2))
+    """One or two compact blue satellites (exponential, r_e 0.15-0.45") at 0.6-2.5"."""
+    sep = rng.uniform(0.6, 2.5, (n, 2))
     dx, dy = _offset(sep, rng.uniform(0, 2 * np.pi, (n, 2)))
     second = rng.random(n) < 0.4
     weight = np.where(np.stack([np.ones(n, bool), second], 1), [0.65, 0.35], 0.0)
@@ -125,61 +125,61 @@ def _blue_companion(rng, n: int) -> Components:
     return Components(host=np.repeat(np.arange(n), 2), dx=dx.ravel(), dy=dy.ravel(),
                       re=rng.uniform(0.15, 0.45, 2 * n), q=rng.uniform(0.5, 1.0, 2 * n),
                       pa=rng.uniform(0, np.pi, 2 * n), n=np.ones(2 * n), weight=weight.ravel(),
-                      g_r=rng.normal(0.45, 0.15, 2 * n), r_z=rng.normal(0.3, 0.15, 2 * n))
+                      g_r=rng.normal(0.3, 0.15, 2 * n), r_z=rng.normal(0.2, 0.15, 2 * n))
 
 
 def _chance_alignment(rng, n: int) -> Components:
-    """A blue background disk galaxy (exponential, r_e 0.3-0.8", any shape) 1-3" away."""
-    dx, dy = _offset(rng.uniform(1.0, 3.0, n), rng.uniform(0, 2 * np.pi, n))
+    """A blue background disk galaxy (exponential, r_e 0.3-0.8", any shape) 0.7-2.5" away."""
+    dx, dy = _offset(rng.uniform(0.7, 2.5, n), rng.uniform(0, 2 * np.pi, n))
     return Components(host=np.arange(n), dx=dx, dy=dy, re=rng.uniform(0.3, 0.8, n), q=rng.uniform(0.3, 1.0, n),
                       pa=rng.uniform(0, np.pi, n), n=np.ones(n), weight=np.ones(n),
-                      g_r=rng.normal(0.55, 0.2, n), r_z=rng.normal(0.45, 0.2, n))
+                      g_r=rng.normal(0.4, 0.2, n), r_z=rng.normal(0.3, 0.2, n))
 
 
 def _ring(rng, n: int, k: int = 16) -> Components:
-    """A (collisional) star-forming ring of ``k`` knots, radius 0.8-2.5", seen at axis
+    """A (collisional) star-forming ring of ``k`` knots, radius 0.6-2", seen at axis
     ratio 0.6-1, around the red bulge (Appleton & Struck-Marcell 1996)."""
     phi = np.linspace(0, 2 * np.pi, k, endpoint=False)[None, :] + rng.uniform(0, 2 * np.pi, (n, 1))
-    radius = rng.uniform(0.8, 2.5, (n, 1)) * (1 + rng.normal(0, 0.05, (n, k)))
+    radius = rng.uniform(0.6, 2.0, (n, 1)) * (1 + rng.normal(0, 0.05, (n, k)))
     weight = np.clip(1 + 0.4 * rng.normal(size=(n, k)), 0.1, None)
     return _chain(rng, n, radius, phi, rng.uniform(0.6, 1.0, n), rng.uniform(0, np.pi, n), weight,
-                  rng.uniform(0.15, 0.3, (n, k)), rng.normal(0.35, 0.15, n), rng.normal(0.2, 0.15, n))
+                  rng.uniform(0.15, 0.3, (n, k)), rng.normal(0.25, 0.15, n), rng.normal(0.15, 0.15, n))
 
 
 def _spiral_arms(rng, n: int, per_arm: int = 9) -> Components:
-    """Two blue logarithmic spiral arms (pitch 12-25 deg) from 0.5-0.9" out to ~2-4",
+    """Two blue logarithmic spiral arms (pitch 12-25 deg) from 0.4-0.8" out to ~2-4",
     knots fading outwards, around a red bulge (a face-on early-type spiral)."""
     t = np.linspace(0, 1.25 * np.pi, per_arm)[None, :]
-    r0 = rng.uniform(0.5, 0.9, (n, 1))
+    r0 = rng.uniform(0.4, 0.8, (n, 1))
     pitch = np.radians(rng.uniform(12, 25, (n, 1)))
     radius = np.concatenate([r0 * np.exp(t * np.tan(pitch))] * 2, axis=1)
     phi = np.concatenate([t, t + np.pi], axis=1) * rng.choice([-1, 1], (n, 1))
     weight = np.concatenate([np.exp(-t / 4)] * 2, axis=1) * np.clip(1 + 0.3 * rng.normal(size=(n, 2 * per_arm)), 0.2, None)
     return _chain(rng, n, radius, phi, rng.uniform(0.6, 1.0, n), rng.uniform(0, 2 * np.pi, n), weight,
-                  rng.uniform(0.15, 0.3, (n, 2 * per_arm)), rng.normal(0.4, 0.15, n), rng.normal(0.25, 0.15, n))
+                  rng.uniform(0.15, 0.3, (n, 2 * per_arm)), rng.normal(0.3, 0.15, n), rng.normal(0.2, 0.15, n))
 
 
 def _edge_on_disk(rng, n: int) -> Components:
-    """A thin blue disk (exponential, r_e 0.6-1.4", q 0.12-0.25) 1-3" away, its major
+    """A thin blue disk (exponential, r_e 0.6-1.4", q 0.12-0.25) 0.8-2.5" away, its major
     axis roughly tangential to the host -- the shape of an arc without its curvature."""
     sep_pa = rng.uniform(0, 2 * np.pi, n)
-    dx, dy = _offset(rng.uniform(1.0, 3.0, n), sep_pa)
+    dx, dy = _offset(rng.uniform(0.8, 2.5, n), sep_pa)
     return Components(host=np.arange(n), dx=dx, dy=dy, re=rng.uniform(0.6, 1.4, n), q=rng.uniform(0.12, 0.25, n),
                       pa=sep_pa + np.pi / 2 + rng.normal(0, np.radians(20), n), n=np.ones(n), weight=np.ones(n),
-                      g_r=rng.normal(0.5, 0.15, n), r_z=rng.normal(0.35, 0.15, n))
+                      g_r=rng.normal(0.4, 0.15, n), r_z=rng.normal(0.3, 0.15, n))
 
 
 def _tidal_tails(rng, n: int, per_tail: int = 8) -> Components:
-    """Two curved tidal tails of a merger, from 0.7-1" out to 3-5", diffuse (knots r_e
+    """Two curved tidal tails of a merger, from 0.5-0.8" out to 3-5", diffuse (knots r_e
     0.25-0.45") and of intermediate colour (old stars with some star formation)."""
     t = np.linspace(0, 1, per_tail)[None, :]
-    r0, r1 = rng.uniform(0.7, 1.0, (n, 1)), rng.uniform(3.0, 5.0, (n, 1))
+    r0, r1 = rng.uniform(0.5, 0.8, (n, 1)), rng.uniform(3.0, 5.0, (n, 1))
     sweep = rng.uniform(0.6, 1.0, (n, 1)) * np.pi * rng.choice([-1, 1], (n, 1))
     radius = np.concatenate([r0 + (r1 - r0) * t] * 2, axis=1)
     phi = np.concatenate([sweep * t, sweep * t + np.pi], axis=1)
     weight = np.concatenate([np.exp(-1.5 * t)] * 2, axis=1) * (1 + 0.2 * rng.random((n, 2 * per_tail)))
     return _chain(rng, n, radius, phi, rng.uniform(0.5, 1.0, n), rng.uniform(0, 2 * np.pi, n), weight,
-                  rng.uniform(0.25, 0.45, (n, 2 * per_tail)), rng.normal(0.9, 0.15, n), rng.normal(0.55, 0.1, n))
+                  rng.uniform(0.25, 0.45, (n, 2 * per_tail)), rng.normal(0.7, 0.15, n), rng.normal(0.45, 0.1, n))
 
 
 _DRAW = {"blue_companion": _blue_companion, "chance_alignment": _chance_alignment, "ring": _ring,
