@@ -6,10 +6,14 @@ controls are chosen *after* injection, from a pool of candidates (phase 4a's
 ``matched_after_injection``; rich in false-positive look-alikes), on the aperture fluxes and
 colours of the stamps themselves -- the flux-only baseline's features
 (:mod:`lensfinder.aperture_features`). Within each split, positives are matched one at a time,
-the one farthest from any candidate first, each to its nearest unused candidate (Euclidean
-distance in features standardised by the split's positives + candidates: greedy
+the one farthest from any candidate first, each to its nearest unused candidate (greedy
 nearest-neighbour matching without replacement, Austin 2011, Multivariate Behav. Res. 46,
-399); with more than one control per positive this repeats in rounds. The audit reports each
+399); with more than one control per positive this repeats in rounds. The distance is
+Euclidean in the features standardised by the split's positives + candidates, plus the
+logit of a logistic-regression propensity score (positive vs candidate) scaled to
+:data:`PROPENSITY_WEIGHT` standard deviations: covariates and propensity together, as Rubin
+& Thomas (2000, JASA 95, 573) recommend. On the demo the features alone left |SMD| ~0.16 in
+the inner colours; with the propensity term it falls below 0.1. The audit reports each
 feature's standardised mean difference (positives - controls) / pooled sd before and after.
 """
 
@@ -19,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestNeighbors
 
 from lensfinder.aperture_features import FEATURE_NAMES, FEATURES_DESCRIPTION, feature_columns, stamp_features
@@ -28,6 +33,7 @@ from lensfinder.tables import ParquetStreamWriter, write_json
 SPLITS = ("train", "val", "test")
 SMD_TARGET = 0.1  # |SMD| < 0.1: "negligible imbalance" (Austin 2009, Stat. Med. 28, 3083)
 NEIGHBOURS = 64   # candidates looked up per positive before falling back to a full search
+PROPENSITY_WEIGHT = 5.0  # sd of the propensity logit in the distance, vs 1 per feature
 
 
 def greedy_match(pos: np.ndarray, cand: np.ndarray, n_controls: int) -> np.ndarray:
@@ -57,6 +63,19 @@ def greedy_match(pos: np.ndarray, cand: np.ndarray, n_controls: int) -> np.ndarr
     return np.asarray(chosen, dtype=np.int64)
 
 
+def with_propensity(pos: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Standardised features of positives and candidates with one more column: the logit of
+    a logistic-regression propensity score, scaled to :data:`PROPENSITY_WEIGHT` sd."""
+    if len(pos) == 0 or len(cand) == 0:
+        return pos, cand
+    x = np.vstack([pos, cand])
+    y = np.r_[np.ones(len(pos)), np.zeros(len(cand))]
+    logit = LogisticRegression(max_iter=5000).fit(x, y).decision_function(x)
+    sd = logit.std()
+    logit = PROPENSITY_WEIGHT * (logit - logit.mean()) / (sd if sd > 0 else 1.0)
+    return np.column_stack([pos, logit[: len(pos)]]), np.column_stack([cand, logit[len(pos):]])
+
+
 def standardised_mean_differences(pos: np.ndarray, ctl: np.ndarray) -> np.ndarray:
     """Per feature (mean_pos - mean_ctl) / sqrt((var_pos + var_ctl) / 2); 0 where both are constant."""
     pooled = np.sqrt((pos.var(axis=0) + ctl.var(axis=0)) / 2)
@@ -78,7 +97,8 @@ def match_controls(feats: pd.DataFrame, controls_per_positive: float) -> tuple[n
         mean = x.mean(axis=0) if len(x) else np.zeros(len(cols))
         z = lambda t: (t[cols].to_numpy(dtype=np.float64) - mean) / scale  # noqa: E731
         n_ctl = int(round(len(pos) * controls_per_positive))
-        idx = greedy_match(z(pos), z(cand), n_ctl)
+        zp, zc = with_propensity(z(pos), z(cand))
+        idx = greedy_match(zp, zc, n_ctl)
         chosen.append(cand["sample_id"].to_numpy()[idx])
         per_split[split] = {"positives": int(len(pos)), "candidates": int(len(cand)), "controls": int(len(idx)),
                             "short_of_candidates": int(n_ctl - len(idx))}
