@@ -41,7 +41,11 @@ def test_dry_run_of_default_dag(tmp_path):
     assert jobs["train"] == jobs["evaluate"] == 1  # the default target trains gen3 only
     n_datasets = len(cfg["datasets"])
     assert jobs["manifest"] == jobs["stamps_report"] == jobs["gallery"] == jobs["injection_figure"] == n_datasets
+    assert jobs["population_gallery"] == n_datasets
     assert jobs["inject"] == n_datasets * cfg["inject"]["shards"]
+    # phase 4d for the datasets matched after injection; the flux baseline beside the evaluated run
+    assert jobs["match_controls"] == sum(d["control"] == "matched_after_injection" for d in cfg["datasets"].values())
+    assert jobs["flux_baseline"] == 1
 
 
 def test_tiny_run_produces_sky_parent_sample_and_stamps(tiny_run):
@@ -61,6 +65,15 @@ def test_tiny_run_produces_sky_parent_sample_and_stamps(tiny_run):
     assert metrics["split"] == "test" and metrics["metrics"]["score_dtype"] == "logit_float32"
     assert (work / "results/runs/gen3/roc.png").exists() and not (work / "results/runs/gen2").exists()
     assert not json.loads((work / "results/datasets/v5_unpaired/manifest_audit.json").read_text())["leaky"]
+    # phase 4d: gen3 trains on the matched shards; metrics name populations and the flux baseline
+    d = work / "results/datasets/v5_unpaired"
+    matching = json.loads((d / "matching_audit.json").read_text())
+    assert len(list((d / "matched").glob("part-*-of-2.parquet"))) == 2
+    assert sum(c["controls"] for c in matching["per_split"].values()) > 0
+    stamps = json.loads((work / "results/runs/gen3/run_config.json").read_text())["stamps"]
+    assert stamps == [f"results/datasets/v5_unpaired/matched/part-{i}-of-2.parquet" for i in (1, 2)]
+    assert metrics["negatives_by_population"]["populations"] and "gradient_boosting" in metrics["flux_baseline_test"]
+    assert (work / "results/runs/gen3/top_negatives.png").exists() and (d / "populations.png").exists()
     parent = pq.read_table(work / "results/phase3/parent_lrg.parquet")
     assert parent.num_rows > 20
     assert len(list((work / "results/mock_sky/sweep").glob("sweep-*.fits"))) == 2
@@ -85,8 +98,9 @@ def test_rerun_is_a_no_op_and_phase3_param_reruns_phase3_only(tiny_run, tmp_path
     jobs = planned_jobs(snakemake("-n", "--configfile", DEMO, str(cfg2), cwd=work))
     # a prior of one dataset reruns phases 4a/4c of that dataset only
     # (gen3 trains on v5_unpaired, so it retrains and re-evaluates; gen2 is untouched)
-    assert jobs == {"manifest": 1, "inject": 2, "stamps_report": 1, "gallery": 1, "injection_figure": 1, "train": 1,
-                    "evaluate": 1, "all": 1}
+    assert jobs == {"manifest": 1, "inject": 2, "stamps_report": 1, "gallery": 1, "injection_figure": 1,
+                    "match_controls": 1, "population_gallery": 1, "flux_baseline": 1, "train": 1, "evaluate": 1,
+                    "all": 1}
     changed["datasets"]["v5_unpaired"].pop("priors")
     changed["sky"]["mock"]["n_blue"] = 41
     cfg2.write_text(yaml.safe_dump(changed))
@@ -268,14 +282,16 @@ def test_changed_run_setting_retrains_reevaluates_and_records_the_new_fingerprin
     assert jobs == {"run_config": 1, "train": 1, "evaluate": 1, "train_gen3": 1}
 
 
-def _counts(run, dataset, shards):
-    """Rows per split of the current shards, and the manifest's rows, of one dataset."""
+def _counts(run, dataset, shards, stamps="stamps"):
+    """Rows per split of the current shards (phase 4c's ``stamps`` or phase 4d's
+    ``matched``) of one dataset, and their number of rows; checks 4c's report against the
+    manifest."""
     d = run / "results/datasets" / dataset
-    parts = [d / f"stamps/part-{i}-of-{shards}.parquet" for i in range(1, shards + 1)]
+    parts = [d / f"{stamps}/part-{i}-of-{shards}.parquet" for i in range(1, shards + 1)]
     split = pq.read_table(parts, columns=["split"]).column("split").to_pylist()
     report = json.loads((d / "stamps_report.json").read_text())
     assert report["n_written"] + report["n_skipped"] == pq.read_metadata(d / "manifest.parquet").num_rows
-    return {s: split.count(s) for s in ("train", "val", "test")}, report["n_written"]
+    return {s: split.count(s) for s in ("train", "val", "test")}, len(split)
 
 
 def test_changing_the_shard_count_back_and_forth_never_reads_stale_shards(tiny_run, tmp_path):
@@ -285,8 +301,9 @@ def test_changing_the_shard_count_back_and_forth_never_reads_stale_shards(tiny_r
     for shards in (3, 2):
         changed = _stacked(tmp_path, config, lambda c: c["inject"].update(shards=shards))
         snakemake(*targets, "--cores", "2", "--configfile", DEMO, changed, cwd=run)
-        by_split, n_written = _counts(run, "v5_unpaired", shards)
-        assert len(list((run / "results/datasets/v5_unpaired/stamps").glob("part-*-of-*.parquet"))) == 5  # stale ones stay
+        by_split, n_written = _counts(run, "v5_unpaired", shards, "matched")  # gen3 trains on phase 4d's shards
+        for sub in ("stamps", "matched"):  # stale ones stay
+            assert len(list((run / "results/datasets/v5_unpaired" / sub).glob("part-*-of-*.parquet"))) == 5
         hist = json.loads((run / "results/runs/gen3/history.json").read_text())["epochs"]
         assert all(e["samples_seen_epoch"] == e["n_train"] == by_split["train"] for e in hist)
         assert hist[0]["n_pos"] + hist[0]["n_neg"] == by_split["val"]

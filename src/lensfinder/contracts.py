@@ -80,6 +80,8 @@ class Metrics(TypedDict):
     checkpoint_sha256: str
     checkpoint_epoch: int
     metrics: ScoreMetrics
+    negatives_by_population: NotRequired[dict[str, Any]]  # lensfinder.metrics.negatives_by_population
+    flux_baseline_test: NotRequired[dict[str, Any]]  # lensfinder.evaluate.flux_baseline_beside
 
 
 class Diagnostics(TypedDict):

@@ -107,3 +107,32 @@ def write_injection_figure(stamp_paths, out_png, title: str = "") -> int:
 
 def _n_groups(path) -> int:
     return open_stamps(path).num_row_groups
+
+
+def stamps_of_rows(stamp_paths, sample_ids) -> dict[int, np.ndarray]:
+    """{sample_id: (3, 64, 64) stamp} of the given rows, read one row group at a time."""
+    want = np.asarray(list(sample_ids), dtype=np.int64)
+    out = {}
+    for path in stamp_paths:
+        for t, st in iter_row_groups(path, columns=["sample_id"]):
+            sid = t["sample_id"].to_numpy()
+            for i in np.flatnonzero(np.isin(sid, want)):
+                out[int(sid[i])] = st[i].copy()
+    return out
+
+
+def write_population_gallery(stamp_paths, out_png, per_population: int = 8, title: str = "") -> dict:
+    """PNG of the first ``per_population`` controls (by sample_id) of every population of
+    the stamp files -- one row per false-positive population, the look-alikes a lens finder
+    must reject. Returns {population: controls in the files}."""
+    meta = read_columns(stamp_paths, ["sample_id", "label", "population"]).to_pandas()
+    ctl = meta[meta["label"] == 0].sort_values("sample_id", kind="stable")
+    counts = ctl["population"].value_counts().sort_index()
+    shown = ctl.groupby("population", sort=True).head(per_population)
+    stamps = stamps_of_rows(stamp_paths, shown["sample_id"])
+    images = []
+    for pop, rows in shown.groupby("population", sort=True):
+        row = [(rgb(stamps[int(s)]), f"{pop}\n{int(s)}") for s in rows["sample_id"]]
+        images += row + [(np.zeros((64, 64, 3), np.uint8), "")] * (per_population - len(row))
+    plots.image_grid(images, out_png, title or "controls by population (asinh g,r,z)", cols=per_population)
+    return {str(k): int(v) for k, v in counts.items()}

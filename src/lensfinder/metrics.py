@@ -130,3 +130,32 @@ def evaluate_scores(labels, scores, score_dtype: str = "logit_float32") -> dict:
         cut = neg_sorted[k] if k < n_neg else -np.inf
         out[name] = float((s[labels == 1] > cut).mean())
     return out
+
+
+POPULATION_TPRS = (0.9, 0.5)
+"""Operating points of the per-population FPRs: the thresholds that keep 90% / 50% of the
+positives (resolvable at any test-set size, unlike FPR 1e-3)."""
+
+
+def negatives_by_population(labels, logits, population) -> dict:
+    """Which kind of negative fools the model: per population of the negatives, their count,
+    float32-logit quantiles (p50, p90, max) and the fraction scored above the thresholds
+    that keep POPULATION_TPRS of the positives (``fpr@tpr0.9`` ...), with Wilson 95%
+    intervals. ``population``: one name per row (:mod:`lensfinder.sky.false_positives`)."""
+    labels, logits = np.asarray(labels), np.asarray(logits, dtype=np.float32)
+    population = np.asarray(population, dtype=str)
+    pos = logits[labels == 1]
+    ranked = np.sort(pos)[::-1]
+    # the highest threshold that keeps at least a fraction t of the positives (score >= it)
+    thresholds = {t: float(ranked[math.ceil(t * len(ranked)) - 1]) for t in POPULATION_TPRS} if len(pos) else {}
+    out = {"thresholds": {f"tpr{t}": v for t, v in thresholds.items()}, "populations": {}}
+    for name in sorted(set(population[labels == 0])):
+        s = logits[(labels == 0) & (population == name)]
+        entry = {"n": int(len(s)), "logit_p50": float(np.median(s)), "logit_p90": float(np.quantile(s, 0.9)),
+                 "logit_max": float(s.max())}
+        for t, thr in thresholds.items():
+            k = int((s >= thr).sum())
+            entry[f"fpr@tpr{t}"] = k / len(s)
+            entry[f"fpr@tpr{t}_ci95"] = list(wilson_interval(k, len(s)))
+        out["populations"][name] = entry
+    return out

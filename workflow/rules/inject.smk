@@ -105,6 +105,27 @@ rule gallery:
         "../scripts/gallery.py"
 
 
+rule population_gallery:
+    """Controls of a dataset by population: the false-positive look-alikes next to ordinary LRGs."""
+    input:
+        stamps=dataset_stamps,
+    output:
+        png=report(
+            f"{RESULTS}/datasets/{{dataset}}/populations.png",
+            caption="../report/populations.rst",
+            category="Phase 4c: stamps",
+            subcategory="{dataset}",
+        ),
+    conda:
+        "../../envs/lensfinder.yaml"
+    log:
+        f"{LOGS}/population_gallery/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/population_gallery/{{dataset}}.tsv"
+    script:
+        "../scripts/population_gallery.py"
+
+
 rule injection_figure:
     """Distributions of a dataset's injected positives: theta_E, total magnification, arc
     S/N, number of images, source magnitude."""
@@ -134,6 +155,7 @@ rule stamps:
         expand(rules.stamps_report.output.report, dataset=DATASETS),
         expand(rules.gallery.output.png, dataset=DATASETS),
         expand(rules.injection_figure.output.png, dataset=DATASETS),
+        expand(rules.population_gallery.output.png, dataset=DATASETS),
         [rules.match_controls.output.audit.format(dataset=d) for d in DATASETS if matched_after_injection(d)],
 
 

@@ -5,8 +5,11 @@ rule report_inputs:
     input:
         rules.parent_lrg.output.summary,
         expand(f"{RESULTS}/datasets/{{dataset}}/{{f}}", dataset=DATASETS,
-               f=["manifest_audit.json", "stamps_report.json", "gallery.png", "injection.png", "flux_baseline.json"]),
-        expand(f"{RESULTS}/runs/{{run}}/{{f}}", run=RUNS, f=["history.json", "metrics.json", "roc.png", "score_hist.png"]),
+               f=["manifest_audit.json", "stamps_report.json", "gallery.png", "injection.png", "flux_baseline.json",
+                  "populations.png"]),
+        [f"{RESULTS}/datasets/{d}/matching_audit.json" for d in DATASETS if matched_after_injection(d)],
+        expand(f"{RESULTS}/runs/{{run}}/{{f}}", run=RUNS,
+               f=["history.json", "metrics.json", "roc.png", "score_hist.png", "top_negatives.png"]),
         rules.candidates.output,
         GEN2_REPORT_INPUTS,
     default_target: False

@@ -60,6 +60,7 @@ rule evaluate:
         best=rules.train.output.best,
         history=rules.train.output.history,
         stamps=lambda wc: run_stamps(wc.run),
+        flux_baseline=lambda wc: f"{RESULTS}/datasets/{RUN_CONFIGS[wc.run]['dataset']}/flux_baseline.json",
     output:
         scores=f"{RESULTS}/runs/{{run}}/scores.parquet",
         metrics=report(
@@ -77,6 +78,12 @@ rule evaluate:
         hist=report(
             f"{RESULTS}/runs/{{run}}/score_hist.png",
             caption="../report/score_hist.rst",
+            category="Phase 5: evaluation",
+            subcategory="{run}",
+        ),
+        top_negatives=report(
+            f"{RESULTS}/runs/{{run}}/top_negatives.png",
+            caption="../report/top_negatives.rst",
             category="Phase 5: evaluation",
             subcategory="{run}",
         ),
