@@ -10,7 +10,8 @@ from lensfinder.sky.crossmatch import nearest_within
 def _scored(n=50, seed=0):
     rng = np.random.default_rng(seed)
     return pd.DataFrame({"galaxy_id": np.arange(n) + 100, "ra": 150 + rng.random(n), "dec": 2 + rng.random(n),
-                         "brickname": "1501p020", "logit": rng.normal(0, 1, n).astype(np.float32)})
+                         "brickname": "1501p020", "population": np.where(np.arange(n) % 5 == 0, "ring", "ordinary"),
+                         "logit": rng.normal(0, 1, n).astype(np.float32)})
 
 
 def test_ranking_is_by_logit_with_galaxy_id_tiebreak():
@@ -33,6 +34,9 @@ def test_known_lenses_are_matched_within_the_radius_and_counted_in_top_k():
     assert r.iloc[-1]["known_lens"] == "J_low"
     summ = recall_summary(r, known, top_ks=(1, 10, 50), mock=False)
     assert summ["n_known_in_parent"] == 2 and summ["recovered_in_top_k"] == {"1": 1, "10": 1, "50": 2}
+    top10 = r.head(10)["population"]
+    assert summ["top_k_by_population"]["10"] == {p: int((top10 == p).sum()) for p in sorted(set(top10))}
+    assert summ["top_k_by_population"]["50"] == {"ordinary": 40, "ring": 10}
     idx, sep = nearest_within([10.0], [-5.0 + 6.0 / 3600], known)  # 6" away: outside the 5" radius
     assert idx[0] == -1 and np.isnan(sep[0])
 

@@ -215,7 +215,7 @@ def test_compare_report_and_candidates_on_the_tiny_config(tiny_run):
     stamps = json.loads((res / "candidates/stamps/part-1-of-1.report.json").read_text())
     assert summ["n_parent"] == stamps["n_written"] == n_parent - stamps["n_skipped"]
     assert summ["mock_sky"] and "by construction" in summ["note"]
-    assert (res / "candidates/candidates.csv").read_text().startswith("rank,galaxy_id,ra,dec,logit,brickname")
+    assert (res / "candidates/candidates.csv").read_text().startswith("rank,galaxy_id,ra,dec,logit,brickname,population")
     report = res / "report.html"
     text = report.read_text()
     for category in ("Answers", "Comparison", "Diagnostics", "Candidates", "Phase 3: LRG selection"):

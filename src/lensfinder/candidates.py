@@ -46,11 +46,11 @@ def parent_manifest(parent_path, out_path) -> int:
 
 
 def score_parent(run_config_path, best_path, stamp_paths) -> tuple[pd.DataFrame, dict]:
-    """(galaxy_id, ra, dec, brickname, logit (float32) of every parent stamp; the model's
+    """(galaxy_id, ra, dec, brickname, population, logit (float32) of every parent stamp; the model's
     provenance: configuration fingerprint, checkpoint hash and epoch)."""
     sel = SelectedModel(run_config_path, best_path)
     sid, _, logit = sel.score(stamp_paths, SPLIT)
-    cols = ["sample_id", "galaxy_id", "ra", "dec", "brickname"]
+    cols = ["sample_id", "galaxy_id", "ra", "dec", "brickname", "population"]
     meta = read_columns(stamp_paths, cols).to_pandas().set_index("sample_id")
     df = meta.loc[sid].reset_index()
     df["logit"] = logit
@@ -66,7 +66,8 @@ def rank_candidates(scored: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
     names = known["name"].to_numpy() if "name" in known else np.arange(len(known)).astype(str)
     df["known_lens"] = np.where(idx >= 0, names[np.maximum(idx, 0)] if len(known) else "", "")
     df["known_lens_sep_arcsec"] = sep
-    return df[["rank", "galaxy_id", "ra", "dec", "logit", "brickname", "known_lens", "known_lens_sep_arcsec"]]
+    return df[["rank", "galaxy_id", "ra", "dec", "logit", "brickname", "population", "known_lens",
+               "known_lens_sep_arcsec"]]
 
 
 def recall_summary(ranked: pd.DataFrame, known: pd.DataFrame, top_ks=(10, 100, 1000), mock: bool = False) -> dict:
@@ -75,6 +76,10 @@ def recall_summary(ranked: pd.DataFrame, known: pd.DataFrame, top_ks=(10, 100, 1
     out = {"n_parent": int(len(ranked)), "n_known_lenses_catalogue": int(len(known)),
            "match_radius_arcsec": MATCH_RADIUS_ARCSEC, "n_known_in_parent": int(len(in_parent)),
            "recovered_in_top_k": {str(k): int((in_parent["rank"] <= k).sum()) for k in top_ks}, "mock_sky": mock}
+    # which kinds of galaxy the model ranks highest (the mock's look-alikes; real sky:
+    # unlabelled, or past_false_positive for a user's list)
+    out["top_k_by_population"] = {str(k): ranked.head(k)["population"].value_counts().sort_index().to_dict()
+                                  for k in top_ks}
     out["note"] = ("Mock sky: it contains no real lenses, so zero recovered known lenses is the expected result by "
                    "construction; any match is a chance alignment of mock positions with catalogued lenses."
                    if mock else "Real sky: recovered known lenses in the top K measure real-world recall.")
