@@ -70,18 +70,13 @@ class History(TypedDict):
     epochs: list[EpochRecord]
 
 
-class Metrics(TypedDict):
-    """``metrics.json``; a run that stores another dtype adds ``metrics_as_<dtype>``."""
-    run: str
-    split: str
-    fingerprint: str
-    data_fingerprint: str | None
-    checkpoint: str
-    checkpoint_sha256: str
-    checkpoint_epoch: int
-    metrics: ScoreMetrics
-    negatives_by_population: NotRequired[dict[str, Any]]  # lensfinder.metrics.negatives_by_population
-    flux_baseline_test: NotRequired[dict[str, Any]]  # lensfinder.evaluate.flux_baseline_beside
+# ``metrics.json``; a run that stores another dtype adds ``metrics_as_<dtype>``. (Functional
+# syntax: with postponed annotations the class syntax would make NotRequired keys required.)
+Metrics = TypedDict("Metrics", {
+    "run": str, "split": str, "fingerprint": str, "data_fingerprint": str | None, "checkpoint": str,
+    "checkpoint_sha256": str, "checkpoint_epoch": int, "metrics": ScoreMetrics,
+    "negatives_by_population": NotRequired[dict[str, Any]],  # lensfinder.metrics.negatives_by_population
+    "flux_baseline_test": NotRequired[dict[str, Any]]})  # lensfinder.evaluate.flux_baseline_beside
 
 
 class Diagnostics(TypedDict):
