@@ -418,3 +418,16 @@ def test_phase_4c_and_candidates_run_from_the_cutout_service_without_local_coadd
     cands.unlink()
     snakemake(*args, cwd=tmp_path)  # cutouts again: all from the cache
     assert len(FakeViewer.requests) == n
+
+
+def test_a_past_false_positive_list_is_a_declared_input_of_the_manifest(tmp_path):
+    """The user's list reaches phase 4a as a rule input: missing, the dry run names it;
+    present, the manifest job is planned with it."""
+    cfg = {"datasets": {"v5_unpaired": {"control": "matched_after_injection", "split": "sky",
+                                        "past_false_positives": "my_false_positives.csv"}}}
+    (tmp_path / "fp.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake("-n", "--configfile", DEMO, str(tmp_path / "fp.yaml"), cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "my_false_positives.csv" in proc.stdout + proc.stderr
+    (tmp_path / "my_false_positives.csv").write_text("ra,dec\n150.1,2.0\n")
+    jobs = planned_jobs(snakemake("-n", "--configfile", DEMO, str(tmp_path / "fp.yaml"), cwd=tmp_path))
+    assert jobs["manifest"] == 2 and jobs["match_controls"] == 1
