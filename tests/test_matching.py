@@ -132,7 +132,7 @@ def test_hard_negative_fraction_sets_the_controls_populations():
 
 def test_take_controls_keeps_the_fraction_when_hard_negatives_run_short():
     pool = pd.DataFrame({"population": ["ring"] * 10 + ["ordinary"] * 90})
-    out = take_controls(pool, 100, 0.5)
+    out = take_controls(pool, 0.5)
     assert (out["population"] == "ring").sum() == 10 and len(out) == 20
 
 

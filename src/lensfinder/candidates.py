@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lensfinder import pages, plots
-from lensfinder.gallery import rgb
+from lensfinder.gallery import rgb, stamps_of_rows
 from lensfinder.sky.crossmatch import MATCH_RADIUS_ARCSEC, nearest_within
-from lensfinder.stamps import iter_row_groups, read_columns
+from lensfinder.stamps import read_columns
 from lensfinder.tables import atomic_path, write_json, write_parquet
 from lensfinder.training.inference import SelectedModel
 
@@ -88,14 +88,7 @@ def recall_summary(ranked: pd.DataFrame, known: pd.DataFrame, top_ks=(10, 100, 1
 
 def top_stamps(ranked: pd.DataFrame, stamp_paths, n: int) -> dict[int, np.ndarray]:
     """{galaxy_id: (3, 64, 64) stamp} of the top ``n`` candidates, read one row group at a time."""
-    want = set(ranked["galaxy_id"].head(n).tolist())
-    out = {}
-    for path in stamp_paths:
-        for t, st in iter_row_groups(path, columns=["galaxy_id"]):
-            gid = t["galaxy_id"].to_numpy()
-            for i in np.flatnonzero(np.isin(gid, list(want))):
-                out[int(gid[i])] = st[i].copy()
-    return out
+    return stamps_of_rows(stamp_paths, ranked["galaxy_id"].head(n), key="galaxy_id")
 
 
 def write_gallery(ranked: pd.DataFrame, stamps: dict, n: int, out_png, out_html, summary: dict) -> None:

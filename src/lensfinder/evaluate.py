@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from lensfinder import plots
 from lensfinder.contracts import Metrics, check
-from lensfinder.gallery import rgb, stamps_of_rows
+from lensfinder.gallery import population_grid
 from lensfinder.metrics import evaluate_scores, negatives_by_population
 from lensfinder.stamps import read_columns
 from lensfinder.tables import write_json, write_parquet
@@ -33,13 +32,8 @@ def top_negatives(scores: pd.DataFrame, stamp_paths, out_png, title: str, n: int
     """PNG: the ``n`` highest-scored negatives of each population (``scores``: sample_id,
     label, logit, population), one row per population."""
     neg = scores[scores["label"] == 0].sort_values(["logit", "sample_id"], ascending=[False, True], kind="stable")
-    top = neg.groupby("population", sort=True).head(n)
-    stamps = stamps_of_rows(stamp_paths, top["sample_id"])
-    images = []
-    for pop, rows in top.groupby("population", sort=True):
-        row = [(rgb(stamps[int(r.sample_id)]), f"{pop}\nlogit {r.logit:.2f}") for r in rows.itertuples()]
-        images += row + [(np.zeros((64, 64, 3), np.uint8), "")] * (n - len(row))
-    plots.image_grid(images, out_png, title, cols=n)
+    population_grid(neg.groupby("population", sort=True).head(n), stamp_paths, out_png, title, n,
+                    lambda r: f"{r.population}\nlogit {r.logit:.2f}")
 
 
 def flux_baseline_beside(flux_baseline_path) -> dict:

@@ -109,16 +109,28 @@ def _n_groups(path) -> int:
     return open_stamps(path).num_row_groups
 
 
-def stamps_of_rows(stamp_paths, sample_ids) -> dict[int, np.ndarray]:
-    """{sample_id: (3, 64, 64) stamp} of the given rows, read one row group at a time."""
-    want = np.asarray(list(sample_ids), dtype=np.int64)
+def stamps_of_rows(stamp_paths, ids, key: str = "sample_id") -> dict[int, np.ndarray]:
+    """{id: (3, 64, 64) stamp} of the rows whose ``key`` column is in ``ids``, read one row
+    group at a time."""
+    want = np.asarray(list(ids), dtype=np.int64)
     out = {}
     for path in stamp_paths:
-        for t, st in iter_row_groups(path, columns=["sample_id"]):
-            sid = t["sample_id"].to_numpy()
-            for i in np.flatnonzero(np.isin(sid, want)):
-                out[int(sid[i])] = st[i].copy()
+        for t, st in iter_row_groups(path, columns=[key]):
+            got = t[key].to_numpy()
+            for i in np.flatnonzero(np.isin(got, want)):
+                out[int(got[i])] = st[i].copy()
     return out
+
+
+def population_grid(shown: pd.DataFrame, stamp_paths, out_png, title: str, per_population: int, caption) -> None:
+    """PNG with one row of up to ``per_population`` thumbnails per population of ``shown``
+    (sample_id, population, ...), each captioned ``caption(row)``."""
+    stamps = stamps_of_rows(stamp_paths, shown["sample_id"])
+    images = []
+    for _, rows in shown.groupby("population", sort=True):
+        row = [(rgb(stamps[int(r.sample_id)]), caption(r)) for r in rows.itertuples()]
+        images += row + [(np.zeros((64, 64, 3), np.uint8), "")] * (per_population - len(row))
+    plots.image_grid(images, out_png, title, cols=per_population)
 
 
 def write_population_gallery(stamp_paths, out_png, per_population: int = 8, title: str = "") -> dict:
@@ -127,12 +139,7 @@ def write_population_gallery(stamp_paths, out_png, per_population: int = 8, titl
     must reject. Returns {population: controls in the files}."""
     meta = read_columns(stamp_paths, ["sample_id", "label", "population"]).to_pandas()
     ctl = meta[meta["label"] == 0].sort_values("sample_id", kind="stable")
-    counts = ctl["population"].value_counts().sort_index()
     shown = ctl.groupby("population", sort=True).head(per_population)
-    stamps = stamps_of_rows(stamp_paths, shown["sample_id"])
-    images = []
-    for pop, rows in shown.groupby("population", sort=True):
-        row = [(rgb(stamps[int(s)]), f"{pop}\n{int(s)}") for s in rows["sample_id"]]
-        images += row + [(np.zeros((64, 64, 3), np.uint8), "")] * (per_population - len(row))
-    plots.image_grid(images, out_png, title or "controls by population (asinh g,r,z)", cols=per_population)
-    return {str(k): int(v) for k, v in counts.items()}
+    population_grid(shown, stamp_paths, out_png, title or "controls by population (asinh g,r,z)", per_population,
+                    lambda r: f"{r.population}\n{int(r.sample_id)}")
+    return {str(k): int(v) for k, v in ctl["population"].value_counts().sort_index().items()}

@@ -130,13 +130,20 @@ def _matched_controls(pos: pd.DataFrame, pool: pd.DataFrame, n_controls: int, ke
     return np.argsort(-order_key, kind="stable")[: min(n_controls, int((weight > 0).sum()))]
 
 
+def standardised_mean_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per column of (N, F) arrays, (mean_a - mean_b) / sqrt((var_a + var_b) / 2), NaNs
+    ignored; 0 where that spread is 0 or either side is empty."""
+    if not len(a) or not len(b):
+        return np.zeros(a.shape[1])
+    pooled = np.sqrt((np.nanvar(a, axis=0) + np.nanvar(b, axis=0)) / 2)
+    diff = np.nanmean(a, axis=0) - np.nanmean(b, axis=0)
+    return np.where(pooled > 0, diff / np.where(pooled > 0, pooled, 1), 0.0)
+
+
 def _standardised_mean_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict:
-    out = {}
-    for f in ("mag_r", "psfsize_r", "psfdepth_r"):
-        x, y = a[f].to_numpy(dtype=float), b[f].to_numpy(dtype=float)
-        pooled = np.sqrt((np.nanvar(x) + np.nanvar(y)) / 2) if len(x) and len(y) else np.nan
-        out[f] = float((np.nanmean(x) - np.nanmean(y)) / pooled) if pooled and pooled > 0 else 0.0
-    return out
+    feats = ["mag_r", "psfsize_r", "psfdepth_r"]
+    smd = standardised_mean_differences(a[feats].to_numpy(dtype=float), b[feats].to_numpy(dtype=float))
+    return {f: float(v) for f, v in zip(feats, smd)}
 
 
 PARENT_COLUMNS = ("galaxy_id", "brickname", "ra", "dec", "type", "population",
@@ -160,11 +167,12 @@ def mark_past_false_positives(gal: pd.DataFrame, past: pd.DataFrame | None) -> i
     return int(hit.sum())
 
 
-def take_controls(pool: pd.DataFrame, n: int, hard_fraction: float) -> pd.DataFrame:
-    """``n`` rows of ``pool`` (in pool order), ``hard_fraction`` of them from false-positive
+def take_controls(pool: pd.DataFrame, hard_fraction: float) -> pd.DataFrame:
+    """The rows of ``pool`` (in pool order), ``hard_fraction`` of them from false-positive
     populations. With too few hard negatives, fewer rows are taken so the fraction holds."""
     if hard_fraction <= 0:
-        return pool.iloc[:n]
+        return pool
+    n = len(pool)
     hard = ~pool["population"].isin(EASY_POPULATIONS).to_numpy()
     n_hard = min(int(round(hard_fraction * n)), int(hard.sum()))
     if n_hard < round(hard_fraction * n):
@@ -178,6 +186,28 @@ def population_counts(m: pd.DataFrame) -> dict:
     """{label: {population: rows}} of a manifest (or stamps table)."""
     return {("positives" if k else "controls"): g["population"].value_counts().sort_index().to_dict()
             for k, g in m.groupby("label")}
+
+
+def _unpaired(gal: pd.DataFrame, cfg: DatasetConfig, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(positives, controls -- or phase 4d's candidates --, catalogue SMDs) of an unpaired
+    strategy, from galaxies in hash order."""
+    # rows: positives / (positives + controls) = pos_fraction. The matched strategies
+    # keep a pool match_pool_factor times larger than the controls they need.
+    ctl_per_pos = (1 - cfg.pos_fraction) / cfg.pos_fraction
+    factor = 1.0 if cfg.control == "unpaired" else cfg.match_pool_factor
+    # Look-alikes (and past false positives) are kept for the negatives: an arc injected
+    # around a ring galaxy would teach "ring = lens" as much as "ring = not a lens".
+    easy = gal["population"].isin(EASY_POPULATIONS).to_numpy()
+    n_pos = min(int(round(len(gal) / (1 + ctl_per_pos * factor))), int(easy.sum()))
+    pos = gal.iloc[np.flatnonzero(easy)[:n_pos]]
+    pool = take_controls(gal.drop(index=pos.index), cfg.hard_negative_fraction)
+    if cfg.control in ("unpaired", "matched_after_injection"):
+        ctl = pool  # matched_after_injection: phase 4d picks the controls from these
+    else:
+        ckey = seeding.row_keys(seed, cfg.name, "matching", pool["galaxy_id"].to_numpy())
+        ctl = pool.iloc[np.sort(_matched_controls(pos, pool, int(round(n_pos * ctl_per_pos)), ckey))]
+    return pos, ctl, {"pool": _standardised_mean_differences(pos, pool),
+                      "controls": _standardised_mean_differences(pos, ctl)}
 
 
 def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
@@ -204,31 +234,7 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
         gal = gal.iloc[: cfg.max_galaxies]
     gal = gal.reset_index(drop=True)
 
-    if cfg.control == "paired":
-        pos = gal
-        ctl = gal
-        matching = None
-    else:
-        # rows: positives / (positives + controls) = pos_fraction. The matched strategies
-        # keep a pool match_pool_factor times larger than the controls they need.
-        ctl_per_pos = (1 - cfg.pos_fraction) / cfg.pos_fraction
-        factor = 1.0 if cfg.control == "unpaired" else cfg.match_pool_factor
-        # Look-alikes (and past false positives) are kept for the negatives: an arc injected
-        # around a ring galaxy would teach "ring = lens" as much as "ring = not a lens".
-        easy = gal["population"].isin(EASY_POPULATIONS).to_numpy()
-        n_pos = min(int(round(len(gal) / (1 + ctl_per_pos * factor))), int(easy.sum()))
-        pos = gal.iloc[np.flatnonzero(easy)[:n_pos]]
-        n_ctl = int(round(n_pos * ctl_per_pos))
-        rest = gal.drop(index=pos.index)
-        pool = take_controls(rest, len(rest), cfg.hard_negative_fraction)
-        if cfg.control in ("unpaired", "matched_after_injection"):
-            ctl = pool  # matched_after_injection: phase 4d picks the controls from these
-        else:
-            ckey = seeding.row_keys(seed, cfg.name, "matching", pool["galaxy_id"].to_numpy())
-            ctl = pool.iloc[np.sort(_matched_controls(pos, pool, n_ctl, ckey))]
-        matching = {"pool": _standardised_mean_differences(pos, pool),
-                    "controls": _standardised_mean_differences(pos, ctl)}
-
+    pos, ctl, matching = (gal, gal, None) if cfg.control == "paired" else _unpaired(gal, cfg, seed)
     params = draw_parameters(cfg.priors, seed, cfg.name, pos)
     rows_pos = pos.assign(label=np.int8(1), **params)
     rows_ctl = ctl.assign(label=np.int8(0), **{k: np.nan for k in MANIFEST_PARAMS}, source_in_caustic=False)

@@ -27,6 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestNeighbors
 
 from lensfinder.aperture_features import FEATURE_NAMES, FEATURES_DESCRIPTION, feature_columns, stamp_features
+from lensfinder.manifest import standardised_mean_differences
 from lensfinder.stamps import open_stamps, read_row_group, writer_options
 from lensfinder.tables import ParquetStreamWriter, write_json
 
@@ -76,13 +77,6 @@ def with_propensity(pos: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.n
     return np.column_stack([pos, logit[: len(pos)]]), np.column_stack([cand, logit[len(pos):]])
 
 
-def standardised_mean_differences(pos: np.ndarray, ctl: np.ndarray) -> np.ndarray:
-    """Per feature (mean_pos - mean_ctl) / sqrt((var_pos + var_ctl) / 2); 0 where both are constant."""
-    pooled = np.sqrt((pos.var(axis=0) + ctl.var(axis=0)) / 2)
-    diff = pos.mean(axis=0) - ctl.mean(axis=0)
-    return np.where(pooled > 0, diff / np.where(pooled > 0, pooled, 1), 0.0)
-
-
 def match_controls(feats: pd.DataFrame, controls_per_positive: float) -> tuple[np.ndarray, dict]:
     """(sample_ids of the chosen controls, audit) from a table of sample_id, label, split,
     population and aperture features (``feat_*``) of positives and candidate controls."""
@@ -121,10 +115,11 @@ def matching_audit(feats: pd.DataFrame, keep: np.ndarray, per_split: dict) -> di
     pos = feats[feats["label"] == 1]
     cand = feats[feats["label"] == 0]
     ctl = cand[cand["sample_id"].isin(keep)]
+    after = _smd_summary(pos, ctl, cols)
     return {"features": FEATURES_DESCRIPTION, "smd_target": SMD_TARGET, "per_split": per_split,
             "smd_positives_vs_candidates": _smd_summary(pos, cand, cols),
-            "smd_positives_vs_controls": _smd_summary(pos, ctl, cols),
-            "balanced": bool(len(ctl) and _smd_summary(pos, ctl, cols)["max_abs"] < SMD_TARGET),
+            "smd_positives_vs_controls": after,
+            "balanced": bool(len(ctl) and after["max_abs"] < SMD_TARGET),
             "candidates_by_population": cand["population"].value_counts().sort_index().to_dict(),
             "controls_by_population": ctl["population"].value_counts().sort_index().to_dict(),
             "positives_by_population": pos["population"].value_counts().sort_index().to_dict()}

@@ -20,6 +20,7 @@ from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lensfinder.photometry import flux_to_mag
@@ -280,8 +281,8 @@ def _count_redshifts(counts: dict, rows: pa.Table) -> None:
 
 
 def _count_values(counts: dict, column: pa.ChunkedArray | pa.Array) -> None:
-    for value, n in zip(*np.unique(np.asarray(column.to_pylist(), dtype=str), return_counts=True)):
-        counts[str(value)] = counts.get(str(value), 0) + int(n)
+    for vc in pc.value_counts(column).to_pylist():
+        counts[vc["values"]] = counts.get(vc["values"], 0) + vc["counts"]
 
 
 def gather_parent(part_paths: Iterable[str | os.PathLike], summaries: Iterable[dict],
