@@ -100,7 +100,9 @@ def test_slurm_time_limit_sigterm_checkpoints_and_the_retry_resumes(cluster, tin
     assert slurm_jobs(run, "train") >= 2, "the time limit never interrupted training"
     attempts = "".join(p.read_text() for p in (run / ".snakemake/slurm_logs").glob("rule_train/**/*.log"))
     assert "DUE TO TIME LIMIT" in attempts  # SLURM itself stopped it
-    assert "returned non-zero exit status 75" in attempts  # SIGTERM handled: checkpoint written, exit 75
+    # said by the training process on the job's stderr (Snakemake's "exit status 75" line is
+    # not reliably printed while its scheduler shuts down on the same SIGTERM)
+    assert "interrupted, checkpoint written; exit 75" in attempts
     # Snakemake keeps the last attempt's log: it resumed mid-epoch (2 steps per epoch), from
     # the checkpoint the SIGTERM wrote, not from an epoch boundary
     starts = re.findall(r"training from epoch (\d+) step (\d+)", (run / "results/logs/train/gen3.log").read_text())

@@ -10,5 +10,9 @@ sys.stdout = sys.stderr
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 status = launch(snakemake.input.run_config, snakemake.input.stamps, Path(snakemake.output.best).parent)
 if status != 0:
-    # 75: interrupted with a checkpoint written; Snakemake's --retries resumes it
+    # 75: interrupted with a checkpoint written; Snakemake's --retries resumes it. Said on
+    # the job's own stderr too (the SLURM log): Snakemake removes the rule log before the
+    # retry, and its own "exit status 75" line can be lost while it shuts down on SIGTERM.
+    print(f"train {snakemake.wildcards.run}: interrupted, checkpoint written; exit {status} "
+          "so that a retry resumes", file=sys.__stderr__, flush=True)
     raise SystemExit(status)
