@@ -57,7 +57,8 @@ def _write_run(root, name, vs, dtype, train_cfg=None):
     if dtype != "logit_float32":
         m[f"metrics_as_{dtype}"] = evaluate_scores(last["label"], last["logit"], dtype)
     (d / "metrics.json").write_text(json.dumps(m))
-    return {"history": str(d / "history.json"), "metrics": str(d / "metrics.json")}
+    last[["sample_id", "label", "logit"]].astype({"label": "int8", "logit": "float32"}).to_parquet(d / "scores.parquet")
+    return {"history": str(d / "history.json"), "metrics": str(d / "metrics.json"), "scores": [str(d / "scores.parquet")]}
 
 
 def test_removing_the_bf16_cast_removes_the_cliff_in_the_table(tmp_path):

@@ -201,7 +201,16 @@ def test_compare_report_and_candidates_on_the_tiny_config(tiny_run):
     assert roles[0] == "baseline" and "reference_float32" in roles  # gen2 ranked without its bf16 cast
     for s in c["summary"][1:]:
         lo, hi = s["delta_tpr@fpr0.001_ci95"]
-        assert lo <= s["delta_tpr@fpr0.001"] <= hi
+        assert lo <= hi and 0 < s["delta_tpr@fpr0.001_p"] <= s["delta_tpr@fpr0.001_p_holm"] <= 1
+        newcombe = s["delta_tpr@fpr0.001_newcombe_ci95"]
+        assert s["delta_tpr@fpr0.001_significant"] == (s["delta_tpr@fpr0.001_p_holm"] < 0.05
+                                                       and (newcombe[0] > 0 or newcombe[1] < 0))
+    # the tiny config trains gen2 with two seeds: gen2 and gen2_rep2, summarised together
+    assert c["statistics"]["seeds"]["gen2"] == 2 and (res / "runs/gen2_rep2/scores.parquet").exists()
+    gen2 = next(s for s in c["summary"] if s["role"] == "reference")
+    per_seed = gen2["auc_seeds"]["per_seed"]
+    assert gen2["n_seeds"] == 2 and len(per_seed) == 2 and gen2["auc"] == pytest.approx(sum(per_seed) / 2)
+    assert per_seed[0] == pytest.approx(c["runs"]["gen2"]["test"]["metrics_as_prob_bfloat16"]["auc"])
     answers = json.loads((res / "report/answers.json").read_text())
     assert len(answers) == 6 and all("results_B/" in " ".join(a["evidence"]) for a in answers)
     d = json.loads((res / "runs/gen2/diagnostics.json").read_text())

@@ -161,13 +161,16 @@ def coadd_inputs():
 
 # The gen2 study (workflow/rules/gen2.smk) exists when the config has a `compare` section;
 # its ablations (gen3 with one gen2 setting on) are runs like any other.
-COMPARE = config.get("compare")
-RUN_CONFIGS = dict(config.get("runs", {}))
-if COMPARE:
-    from lensfinder.gen2.ablations import ablation_runs, comparison_rows
+# A run that names several `seeds` trains once per seed: the first seed under the run's
+# own name, the k-th as <run>_rep<k> (lensfinder.gen2.ablations.seed_replicates).
+from lensfinder.gen2.ablations import ablation_runs, comparison_rows, seed_replicates
 
-    RUN_CONFIGS.update(ablation_runs(RUN_CONFIGS, COMPARE))
+COMPARE = config.get("compare")
+_CONFIGURED_RUNS = dict(config.get("runs", {}))
+if COMPARE:
+    _CONFIGURED_RUNS.update(ablation_runs(_CONFIGURED_RUNS, COMPARE))
 COMPARE_ROWS = comparison_rows(COMPARE) if COMPARE else []
+RUN_CONFIGS, REPLICATES = seed_replicates(_CONFIGURED_RUNS, config["seed"])
 RUNS = list(RUN_CONFIGS)
 
 
@@ -179,7 +182,7 @@ def resolve_run(name):
         raise ValueError(f"runs.{name}.dataset: {d['dataset']!r} is not a dataset of this config "
                          f"(datasets: {', '.join(DATASETS)})")
     try:
-        return RunConfig.from_dict(name, config["seed"], d)
+        return RunConfig.from_dict(name, d["seed"], d)
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
 

@@ -71,6 +71,8 @@ rule compare:
         histories=[f"{RESULTS}/runs/{r['run']}/history.json" for r in COMPARE_ROWS],
         metrics=[f"{RESULTS}/runs/{r['run']}/metrics.json" for r in COMPARE_ROWS],
         diagnostics=[f"{RESULTS}/runs/{r['run']}/diagnostics.json" for r in COMPARE_ROWS],
+        # the test scores of every seed of every configuration, for the bootstrap
+        scores=[f"{RESULTS}/runs/{i}/scores.parquet" for r in COMPARE_ROWS for i in REPLICATES[r["run"]]],
     output:
         json=f"{RESULTS}/compare/comparison.json",
         html=report(
@@ -85,6 +87,7 @@ rule compare:
         ),
     params:
         rows=COMPARE_ROWS,
+        replicates={r["run"]: REPLICATES[r["run"]] for r in COMPARE_ROWS},
         configs={r["run"]: canonical(RUN_CONFIGS[r["run"]]) for r in COMPARE_ROWS},
     conda:
         "../../envs/lensfinder.yaml"

@@ -104,7 +104,7 @@ for _run in RUNS:
         name:
             f"train_{_run}"
         input:
-            expand(rules.evaluate.output, run=_run),
+            expand(rules.evaluate.output, run=REPLICATES.get(_run, [_run])),  # every seed
             # what the run trained on, to look at: stamps report, gallery, injection figure
             expand(rules.stamps_report.output.report, dataset=RUN_CONFIGS[_run]["dataset"]),
             expand(rules.gallery.output.png, dataset=RUN_CONFIGS[_run]["dataset"]),

@@ -8,7 +8,8 @@ from lensfinder.gen2.compare import compare_runs
 sys.stderr = open(snakemake.log[0], "w")  # tracebacks land in the rule's log too
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 rows = snakemake.params.rows
-inputs = {r["run"]: {"history": h, "metrics": m}
+scores = iter(snakemake.input.scores)  # in rows order, each row's seeds in order
+inputs = {r["run"]: {"history": h, "metrics": m, "scores": [next(scores) for _ in snakemake.params.replicates[r["run"]]]}
           for r, h, m in zip(rows, snakemake.input.histories, snakemake.input.metrics)}
 c = compare_runs(rows, inputs, snakemake.output.json, snakemake.output.html, snakemake.output.png,
                  snakemake.params.configs)

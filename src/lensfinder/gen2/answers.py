@@ -43,9 +43,12 @@ def _factor(c: dict, factor: str) -> dict | None:
 
 
 def _delta(s: dict, key: str) -> str:
-    d, ci = s[f"delta_{key}"], s[f"delta_{key}_ci95"]
-    sig = "significant" if s[f"delta_{key}_significant"] else "not significant at this sample size"
-    return f"{key} {100 * d:+.1f} points {_ci(ci)} ({sig})"
+    """A difference from the baseline with its bootstrap interval (seeds and test rows) and
+    the Holm-corrected verdict; 'undecided' when the run has not the power to tell."""
+    d, ci, p = s[f"delta_{key}"], s[f"delta_{key}_ci95"], s[f"delta_{key}_p_holm"]
+    sig = (f"significant, Holm-adjusted p = {p:.2g}" if s[f"delta_{key}_significant"]
+           else f"undecided at this run's power: Holm-adjusted p = {p:.2g}")
+    return f"{key} {100 * d:+.1f} points {_ci(ci)} over {s['n_seeds']} seed(s) ({sig})"
 
 
 def q1_paired(c, diag_ref, diag_base, paths) -> tuple[str, list[str]]:

@@ -1,20 +1,29 @@
 """The gen2-vs-gen3 comparison: per-run epoch tables and a one-factor-at-a-time summary.
 
-Reads each run's ``history.json`` (validation, per epoch) and ``metrics.json`` (test split,
-the checkpoint the run kept). Every TPR carries its 95% Wilson interval; every difference
-from the baseline carries Newcombe's hybrid-score interval, so a factor whose effect is
-inside the noise of this sample size reads as such.
+Reads each run's ``history.json`` (validation, per epoch), ``metrics.json`` (test split,
+the checkpoint the run kept) and the test ``scores.parquet`` of every seed the run names.
+A configuration's test numbers are the mean over its seeds, with the per-seed values and
+their spread. Every difference from the baseline carries a 95% interval and p-value from
+a bootstrap over seeds and test rows (``lensfinder.replicates``), and is called
+significant only when its Holm-adjusted p-value, over every difference of the table, is
+below 0.05 and Newcombe's interval (test rows only, first seed) excludes 0 -- so a factor
+whose effect is inside the noise of this run's seeds and sample reads as undecided.
 """
 
 from __future__ import annotations
 
 import math
 
+import pyarrow.parquet as pq
+
 from lensfinder import pages, plots
 from lensfinder.contracts import FPR_KEYS, TPR_KEYS, Comparison, History, Metrics, check, read
 from lensfinder.gen2.ties import find_cliffs
 from lensfinder.metrics import wilson_interval
+from lensfinder.replicates import ALPHA, N_BOOT, SeedScores, bootstrap_difference, holm
 from lensfinder.tables import write_json
+
+SEED_METRICS = (*TPR_KEYS, "auc")
 
 EPOCH_KEYS = (*TPR_KEYS, FPR_KEYS[-1], "n_neg_tied_at_top", "auc")
 
@@ -49,28 +58,58 @@ def _as_stored(metrics: dict) -> tuple[str, dict]:
     return "logit_float32", metrics["metrics"]
 
 
+def read_seed_scores(paths, dtype: str) -> SeedScores:
+    """The test scores of a configuration's seeds (``scores.parquet`` of each), as ``dtype``."""
+    runs = []
+    for p in paths:
+        t = pq.read_table(p, columns=["sample_id", "label", "logit"])
+        runs.append((t["sample_id"].to_numpy(), t["label"].to_numpy(), t["logit"].to_numpy()))
+    return SeedScores.from_runs(runs, dtype)
+
+
 def summary_row(label: str, run: str, role: str, factor, dtype: str, m: dict, table: list[dict],
-                base: dict | None, dataset: str | None = None) -> dict:
-    """One line of the summary table: test TPRs with CIs, differences from the baseline,
-    and the validation cliffs of the run's history in that dtype."""
+                seeds: SeedScores, base: tuple[dict, SeedScores] | None, dataset: str | None = None) -> dict:
+    """One line of the summary table: test metrics as the mean over seeds (per-seed values
+    and spread beside), differences from the baseline with their bootstrap interval and
+    p-value (verdicts are set by :func:`holm_verdicts`), and the validation cliffs of the
+    run's history in that dtype. ``m``: the first seed's test metrics (counts, ties)."""
     prefix = "" if dtype == table[0]["score_dtype"] else "f32_"
     n_pos = m["n_pos"]
     row = {"label": label, "run": run, "role": role, "factor": factor, "score_dtype": dtype, "dataset": dataset,
            "n_pos": n_pos, "n_neg": m["n_neg"], "min_resolvable_fpr": m["min_resolvable_fpr"],
-           "auc": m["auc"], "n_neg_tied_at_top": m["n_neg_tied_at_top"],
+           "n_neg_tied_at_top": m["n_neg_tied_at_top"], "n_seeds": int(seeds.scores.shape[0]),
            "epochs_run": len(table), "duplication_factor": table[-1]["duplication_factor"],
            "val_cliff_epochs": {k: [table[i]["epoch"] for i in find_cliffs([r[prefix + k] for r in table],
                                                                           table[0]["n_pos"])]
                                 for k in TPR_KEYS}}
+    for k in SEED_METRICS:
+        per_seed = seeds.seed_values(k)
+        row[k], row[f"{k}_seeds"] = per_seed.mean, per_seed.as_dict()
     for k in TPR_KEYS:
-        row[k] = m[k]
-        row[f"{k}_ci95"] = list(wilson_interval(round(m[k] * n_pos), n_pos))
+        row[f"{k}_ci95"] = list(wilson_interval(round(m[k] * n_pos), n_pos))  # test rows, first seed
         if base is not None:
-            d = newcombe_interval(round(m[k] * n_pos), n_pos, round(base[k] * base["n_pos"]), base["n_pos"])
-            row[f"delta_{k}"] = m[k] - base[k]
-            row[f"delta_{k}_ci95"] = list(d)
-            row[f"delta_{k}_significant"] = bool(d[0] > 0 or d[1] < 0)
+            base_m, base_seeds = base
+            d = bootstrap_difference(seeds, base_seeds, k, N_BOOT, seed=0)
+            row[f"delta_{k}"] = d.delta
+            row[f"delta_{k}_ci95"] = list(d.ci95)
+            row[f"delta_{k}_p"] = d.p_value
+            row[f"delta_{k}_paired"] = d.paired
+            row[f"delta_{k}_newcombe_ci95"] = list(newcombe_interval(
+                round(m[k] * n_pos), n_pos, round(base_m[k] * base_m["n_pos"]), base_m["n_pos"]))
     return row
+
+
+def holm_verdicts(summary: list[dict]) -> None:
+    """Per TPR metric, Holm-adjust the p-values of every difference in the table (one
+    family) and call a difference significant when the adjusted p is below ``ALPHA`` *and*
+    Newcombe's interval excludes 0: with a handful of test positives every bootstrap draw
+    is alike and its p-value is falsely small, which the binomial interval guards against."""
+    for k in TPR_KEYS:
+        rows = [s for s in summary if f"delta_{k}_p" in s]
+        for s, p in zip(rows, holm([s[f"delta_{k}_p"] for s in rows])):
+            lo, hi = s[f"delta_{k}_newcombe_ci95"]
+            s[f"delta_{k}_p_holm"] = float(p)
+            s[f"delta_{k}_significant"] = bool(p < ALPHA and (lo > 0 or hi < 0))
 
 
 def compare_runs(rows: list[dict], inputs: dict, out_json, out_html, out_png, configs: dict | None = None) -> dict:
@@ -89,8 +128,24 @@ def compare_runs(rows: list[dict], inputs: dict, out_json, out_html, out_png, co
                           "stopped_early": hist.get("stopped_early"), "checkpoint_epoch": metrics.get("checkpoint_epoch"),
                           "test": metrics, "sources": inputs[r["run"]],
                           "config": (configs or {}).get(r["run"], {})}
+    summary = _summary(rows, runs, inputs)
+    out = {"baseline": rows[0]["run"], "reference": rows[-1]["run"], "summary": summary, "runs": runs,
+           "statistics": {"n_boot": N_BOOT, "alpha": ALPHA, "correction": "holm", "family": "every difference "
+                          "from the baseline in the summary, per TPR metric", "seeds": {
+                              r["run"]: len(inputs[r["run"]]["scores"]) for r in rows}}}
+    check(Comparison, out, str(out_json))
+    write_json(out, out_json)
+    pages.write_page(out_html, "comparison.html.j2", tpr_keys=TPR_KEYS, summary=[_summary_view(s) for s in summary],
+                     runs=[_run_view(name, info) for name, info in runs.items()])
+    plots.comparison_summary(summary, out_png)
+    return out
+
+
+def _summary(rows: list[dict], runs: dict, inputs: dict) -> list[dict]:
+    """The summary rows (and each stored-dtype run again as float32 logits), with verdicts."""
     base_run = rows[0]["run"]
     base_dtype, base_m = _as_stored(runs[base_run]["test"])
+    base = (base_m, read_seed_scores(inputs[base_run]["scores"], base_dtype))
     summary = []
     for r in rows:
         info = runs[r["run"]]
@@ -99,19 +154,16 @@ def compare_runs(rows: list[dict], inputs: dict, out_json, out_html, out_png, co
             r["role"], f"{base_run} + {r['factor']}")
         ds = info["config"].get("dataset")
         summary.append(summary_row(label, r["run"], r["role"], r["factor"], dtype, m, info["epochs"],
-                                   None if r["role"] == "baseline" else base_m, ds))
+                                   read_seed_scores(inputs[r["run"]]["scores"], dtype),
+                                   None if r["role"] == "baseline" else base, ds))
         if dtype != "logit_float32":
             # the same weights and scores, ranked as float32 logits: the cast alone removed
             summary.append(summary_row(f"{r['run']} without the {dtype} cast (same weights, float32 logits)",
                                        r["run"], r["role"] + "_float32", "cast removed", "logit_float32",
-                                       info["test"]["metrics"], info["epochs"], base_m, ds))
-    out = {"baseline": base_run, "reference": rows[-1]["run"], "summary": summary, "runs": runs}
-    check(Comparison, out, str(out_json))
-    write_json(out, out_json)
-    pages.write_page(out_html, "comparison.html.j2", tpr_keys=TPR_KEYS, summary=[_summary_view(s) for s in summary],
-                     runs=[_run_view(name, info) for name, info in runs.items()])
-    plots.comparison_summary(summary, out_png)
-    return out
+                                       info["test"]["metrics"], info["epochs"],
+                                       read_seed_scores(inputs[r["run"]]["scores"], "logit_float32"), base, ds))
+    holm_verdicts(summary)
+    return summary
 
 
 # --------------------------------------------------------------------------- page
