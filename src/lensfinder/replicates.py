@@ -24,6 +24,7 @@ here on sorted arrays because the bootstrap evaluates it thousands of times.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -109,7 +110,8 @@ class _Sorted:
                 k = _allowed_false_positives(f, int(n_neg))
                 if k >= n_neg:
                     return 1.0
-                # the (k+1)-th highest negative: the lowest i with weight above it <= k ...
+                # the (k+1)-th highest negative: the last sorted position i at or above
+                # which the negatives still weigh more than k
                 above = n_neg - cum  # weight of negatives at sorted position >= i
                 i = int(np.flatnonzero(above[:-1] >= k + 1)[-1])
                 cut = self.neg_asc[i]
@@ -154,14 +156,16 @@ class SeedScores:
             rows.append(scores_as_stored(np.asarray(logit)[order], score_dtype))
         return cls(ids0, labels, np.stack(rows))
 
+    @cached_property
     def prepared(self) -> list[_Sorted]:
+        """Each seed's scores sorted once, for every metric and bootstrap draw."""
         pos, neg = self.labels == 1, self.labels == 0
         return [_Sorted.of(s[pos], s[neg]) for s in self.scores]
 
     def seed_values(self, metric: str) -> SeedSummary:
         """``metric`` of each seed on the full test split."""
         ones_p, ones_n = np.ones(int((self.labels == 1).sum())), np.ones(int((self.labels == 0).sum()))
-        return seed_summary([p.metric(metric, ones_p, ones_n) for p in self.prepared()])
+        return seed_summary([p.metric(metric, ones_p, ones_n) for p in self.prepared])
 
 
 @dataclass(frozen=True)
@@ -186,12 +190,11 @@ def bootstrap_difference(a: SeedScores, b: SeedScores, metric: str, n_boot: int 
     paired = np.array_equal(a.sample_id, b.sample_id)
     observed = a.seed_values(metric).mean - b.seed_values(metric).mean
     rng = np.random.default_rng(seed)
-    prep_a, prep_b = a.prepared(), b.prepared()
     d = np.empty(n_boot)
     for j in range(n_boot):
         wa = _counts(rng, a.labels)
         wb = wa if paired else _counts(rng, b.labels)
-        d[j] = _seed_mean(prep_a, metric, wa, rng) - _seed_mean(prep_b, metric, wb, rng)
+        d[j] = _seed_mean(a.prepared, metric, wa, rng) - _seed_mean(b.prepared, metric, wb, rng)
     lo, hi = np.percentile(d, [2.5, 97.5])
     p = min(1.0, 2 * min((1 + (d <= 0).sum()) / (n_boot + 1), (1 + (d >= 0).sum()) / (n_boot + 1)))
     return Difference(metric, float(observed), (float(lo), float(hi)), float(p), bool(paired), n_boot)

@@ -50,13 +50,11 @@ def seed_replicates(runs: dict, default_seed: int) -> tuple[dict, dict]:
     """Expand ``runs.<run>.seeds`` into one trained run per seed.
 
     Returns ({instance name: run config with its ``seed``}, {run: [instance names]}). A run
-    without ``seeds`` trains once with ``default_seed`` (the config's ``seed``)."""
+    without ``seeds`` trains once with ``default_seed`` (the config's ``seed``). The seeds
+    themselves (distinct integers, at least one) are checked by the config schema."""
     configs, replicates = {}, {}
     for run, cfg in runs.items():
         seeds = cfg.get("seeds", [default_seed])
-        if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
-                or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
-            raise ValueError(f"runs.{run}.seeds: {seeds!r} is not a non-empty list of distinct integers")
         base = {k: v for k, v in cfg.items() if k != "seeds"}
         replicates[run] = [replicate_name(run, k) for k in range(1, len(seeds) + 1)]
         for name, seed in zip(replicates[run], seeds):

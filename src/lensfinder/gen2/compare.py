@@ -58,13 +58,13 @@ def _as_stored(metrics: dict) -> tuple[str, dict]:
     return "logit_float32", metrics["metrics"]
 
 
-def read_seed_scores(paths, dtype: str) -> SeedScores:
-    """The test scores of a configuration's seeds (``scores.parquet`` of each), as ``dtype``."""
+def read_seed_logits(paths) -> list[tuple]:
+    """(sample_id, label, logit) of each seed's test ``scores.parquet``."""
     runs = []
     for p in paths:
         t = pq.read_table(p, columns=["sample_id", "label", "logit"])
         runs.append((t["sample_id"].to_numpy(), t["label"].to_numpy(), t["logit"].to_numpy()))
-    return SeedScores.from_runs(runs, dtype)
+    return runs
 
 
 def summary_row(label: str, run: str, role: str, factor, dtype: str, m: dict, table: list[dict],
@@ -114,7 +114,8 @@ def holm_verdicts(summary: list[dict]) -> None:
 
 def compare_runs(rows: list[dict], inputs: dict, out_json, out_html, out_png, configs: dict | None = None) -> dict:
     """Rule body of ``compare``. ``rows``: :func:`lensfinder.gen2.ablations.comparison_rows`;
-    ``inputs``: {run: {"history": path, "metrics": path}}; ``configs``: {run: run config}."""
+    ``inputs``: {run: {"history": path, "metrics": path, "scores": [path per seed]}};
+    ``configs``: {run: run config}."""
     runs = {}
     for r in rows:
         hist = read(History, inputs[r["run"]]["history"])
@@ -143,9 +144,17 @@ def compare_runs(rows: list[dict], inputs: dict, out_json, out_html, out_png, co
 
 def _summary(rows: list[dict], runs: dict, inputs: dict) -> list[dict]:
     """The summary rows (and each stored-dtype run again as float32 logits), with verdicts."""
+    logits = {r["run"]: read_seed_logits(inputs[r["run"]]["scores"]) for r in rows}  # each file read once
+    seed_scores = {}
+
+    def seeds(run: str, dtype: str) -> SeedScores:
+        if (run, dtype) not in seed_scores:  # the baseline's is shared by every row
+            seed_scores[run, dtype] = SeedScores.from_runs(logits[run], dtype)
+        return seed_scores[run, dtype]
+
     base_run = rows[0]["run"]
     base_dtype, base_m = _as_stored(runs[base_run]["test"])
-    base = (base_m, read_seed_scores(inputs[base_run]["scores"], base_dtype))
+    base = (base_m, seeds(base_run, base_dtype))
     summary = []
     for r in rows:
         info = runs[r["run"]]
@@ -154,14 +163,14 @@ def _summary(rows: list[dict], runs: dict, inputs: dict) -> list[dict]:
             r["role"], f"{base_run} + {r['factor']}")
         ds = info["config"].get("dataset")
         summary.append(summary_row(label, r["run"], r["role"], r["factor"], dtype, m, info["epochs"],
-                                   read_seed_scores(inputs[r["run"]]["scores"], dtype),
+                                   seeds(r["run"], dtype),
                                    None if r["role"] == "baseline" else base, ds))
         if dtype != "logit_float32":
             # the same weights and scores, ranked as float32 logits: the cast alone removed
             summary.append(summary_row(f"{r['run']} without the {dtype} cast (same weights, float32 logits)",
                                        r["run"], r["role"] + "_float32", "cast removed", "logit_float32",
                                        info["test"]["metrics"], info["epochs"],
-                                       read_seed_scores(inputs[r["run"]]["scores"], "logit_float32"), base, ds))
+                                       seeds(r["run"], "logit_float32"), base, ds))
     holm_verdicts(summary)
     return summary
 
