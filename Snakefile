@@ -42,6 +42,7 @@ include: "workflow/rules/manifest.smk"
 include: "workflow/rules/inject.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/candidates.smk"
+include: "workflow/rules/real_lenses.smk"
 
 
 if COMPARE:

@@ -24,7 +24,7 @@ def readme_commands() -> list[str]:
 
 
 # Commands whose real run takes minutes or more: executed with Snakemake's dry run.
-LONG = ("make demo", "compare report", "--profile workflow/profiles/slurm-gh200")
+LONG = ("make demo", "compare report", "--profile workflow/profiles/slurm-gh200", "real_lenses")
 
 
 def as_run(cmd: str) -> str:

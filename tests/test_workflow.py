@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -74,6 +75,16 @@ def test_tiny_run_produces_sky_parent_sample_and_stamps(tiny_run):
     assert stamps == [f"results/datasets/v5_unpaired/matched/part-{i}-of-2.parquet" for i in (1, 2)]
     assert metrics["negatives_by_population"]["populations"] and "gradient_boosting" in metrics["flux_baseline_test"]
     assert (work / "results/runs/gen3/top_negatives.png").exists() and (d / "populations.png").exists()
+    # the test region's unused parent galaxies are scored as negatives too, counted apart
+    pn = json.loads((d / "parent_negatives/audit.json").read_text())
+    reports = [json.loads(p.read_text()) for p in (d / "parent_negatives").glob("part-*-of-2.report.json")]
+    assert len(reports) == 2 and sum(r["n_rows"] for r in reports) == pn["n_selected"]
+    neg = metrics["negatives"]
+    assert neg["parent_test_region"] == sum(r["n_written"] for r in reports) > 0
+    assert neg["test_split"] == metrics["metrics_test_split_only"]["n_neg"]
+    assert metrics["metrics"]["n_neg"] == neg["n_negatives"] == neg["test_split"] + neg["parent_test_region"]
+    scores = pq.read_table(work / "results/runs/gen3/scores.parquet").to_pandas()
+    assert scores["from_parent"].sum() == neg["parent_test_region"] and (scores.loc[scores["from_parent"], "label"] == 0).all()
     parent = pq.read_table(work / "results/phase3/parent_lrg.parquet")
     assert parent.num_rows > 20
     assert len(list((work / "results/mock_sky/sweep").glob("sweep-*.fits"))) == 2
@@ -408,10 +419,23 @@ def test_phase_4c_and_candidates_run_from_the_cutout_service_without_local_coadd
                                                                       "photoz_dir": str(sweeps.parent / "10.1-photo-z")},
                                            "cutouts": {"source": "service", "url": server + "cutout.fits",
                                                        "psf_url": server + "coadd-psf/", "min_interval_s": 0.0}},
-                                   "datasets": {"v5_unpaired": {"max_galaxies": 200}}}))
-    args = ("--cores", "2", "candidates", "--configfile", DEMO, str(TINY), str(svc))
+                                   "datasets": {"v5_unpaired": {"max_galaxies": 200}},
+                                   "real_lenses": {"lenses": "lenses.csv", "n_random": 40, "n_boot": 50}}))
+    # "known lenses": six mock galaxies inside the sky, one far outside it (left out by the footprint)
+    cat = pq.read_table(next(mock_sky.catalog_dir.glob("*.parquet")), columns=["RA", "DEC"]).to_pandas()
+    lenses = pd.DataFrame({"name": [f"L{i}" for i in range(7)], "ra": [*cat["RA"][:6], 10.0],
+                           "dec": [*cat["DEC"][:6], -5.0], "grading": ["confident"] * 3 + ["probable"] * 4})
+    lenses.to_csv(tmp_path / "lenses.csv", index=False)
+    args = ("--cores", "2", "candidates", "real_lenses", "--configfile", DEMO, str(TINY), str(svc))
     snakemake(*args, cwd=tmp_path)
     res = tmp_path / "results"
+    real = json.loads((res / "real_lenses/gen3/summary.json").read_text())
+    assert real["targets"]["lenses"]["n_in_footprint"] == 6 and real["n_lenses_scored"] + real["n_lenses_without_cutout"] == 6
+    assert real["n_lenses_scored"] >= 4 and real["n_random_scored"] + real["n_random_without_cutout"] == 40
+    assert [r["key"] for r in real["recall"]] == ["tpr@fpr1e-4", "tpr@fpr0.001", "tpr@fpr0.01"]
+    assert all(r["recall_bootstrap_ci95"][0] <= r["recall"] <= r["recall_bootstrap_ci95"][1] for r in real["recall"])
+    assert set(real["by_grading"]) == {"confident", "probable"} and real["mock_sky"]
+    assert (res / "real_lenses/gen3/gallery.png").stat().st_size > 5_000
     assert not list(tmp_path.rglob("*-image-*.fits*")) and not (res / "mock_sky").exists()  # no coadds here
     stamps = sorted((res / "datasets/v5_unpaired/stamps").glob("part-*.parquet"))
     cands = res / "candidates/stamps/part-1-of-1.parquet"
@@ -425,6 +449,7 @@ def test_phase_4c_and_candidates_run_from_the_cutout_service_without_local_coadd
     assert n >= rep["n_written"] and list((res / "cutout_cache").rglob("*.fits"))
     (res / "candidates/summary.json").unlink()
     cands.unlink()
+    (res / "real_lenses/gen3/stamps/part-1-of-1.parquet").unlink()
     snakemake(*args, cwd=tmp_path)  # cutouts again: all from the cache
     assert len(FakeViewer.requests) == n
 

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from lensfinder import pages, plots
 from lensfinder.gallery import rgb, stamps_of_rows
+from lensfinder.manifest import negatives_manifest
 from lensfinder.sky.crossmatch import MATCH_RADIUS_ARCSEC, nearest_within
 from lensfinder.stamps import read_columns
 from lensfinder.tables import atomic_path, write_json, write_parquet
@@ -32,17 +33,9 @@ SPLIT = "parent"
 def parent_manifest(parent_path, out_path) -> int:
     """Write the parent sample as an all-control manifest (label 0, split ``parent``,
     sample_id = galaxy_id << 1 as in phase 4a). Returns the number of rows."""
-    p = pq.read_table(parent_path)
-    n = p.num_rows
-    gid = p["galaxy_id"].to_numpy()
-    t = p.append_column("label", pa.array(np.zeros(n, np.int8)))
-    t = t.append_column("sample_id", pa.array(gid.astype(np.int64) << 1))
-    t = t.append_column("twin_sample_id", pa.array(np.full(n, -1, np.int64)))
-    t = t.append_column("split", pa.array([SPLIT] * n, pa.large_string()))
-    # phase 4c streams a manifest brick by brick: sort as phase 4a does
-    order = np.lexsort((t["sample_id"].to_numpy(), t["brickname"].to_numpy(zero_copy_only=False)))
-    write_parquet(t.take(pa.array(order)), out_path)
-    return n
+    t = negatives_manifest(pq.read_table(parent_path), SPLIT)
+    write_parquet(t, out_path)
+    return t.num_rows
 
 
 def score_parent(run_config_path, best_path, stamp_paths) -> tuple[pd.DataFrame, dict]:

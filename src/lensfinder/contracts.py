@@ -75,6 +75,8 @@ class History(TypedDict):
 Metrics = TypedDict("Metrics", {
     "run": str, "split": str, "fingerprint": str, "data_fingerprint": str | None, "checkpoint": str,
     "checkpoint_sha256": str, "checkpoint_epoch": int, "metrics": ScoreMetrics,
+    "negatives": dict[str, Any],  # lensfinder.evaluate.negatives_summary
+    "metrics_test_split_only": NotRequired[ScoreMetrics],  # with parent negatives: the test split alone
     "negatives_by_population": NotRequired[dict[str, Any]],  # lensfinder.metrics.negatives_by_population
     "flux_baseline_test": NotRequired[dict[str, Any]]})  # lensfinder.evaluate.flux_baseline_beside
 

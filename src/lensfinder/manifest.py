@@ -76,6 +76,7 @@ class DatasetConfig:
     def from_dict(cls, name: str, d: dict) -> "DatasetConfig":
         d = dict(d)
         d.pop("inject", None)  # phase-4c settings, not the manifest's
+        d.pop("parent_negatives", None)  # evaluation's (lensfinder.parent_negatives)
         d["priors"] = Priors.from_dict(d.get("priors"))
         cfg = cls(name=name, **d)
         if cfg.control not in CONTROL_STRATEGIES:
@@ -100,6 +101,19 @@ def known_lens_veto(ra, dec, known: pd.DataFrame, radius_arcsec: float = MATCH_R
 def _split_of(u_: np.ndarray, fractions: dict) -> np.ndarray:
     edges = np.cumsum([fractions[s] for s in SPLITS])
     return np.asarray(SPLITS)[np.minimum(np.searchsorted(edges, u_, side="right"), len(SPLITS) - 1)]
+
+
+def healpix_of(ra, dec, nside: int) -> np.ndarray:
+    """Nested HEALPix pixel (int64) of positions in degrees."""
+    hp = HEALPix(nside=nside, order="nested")
+    return hp.lonlat_to_healpix(np.asarray(ra) * u.deg, np.asarray(dec) * u.deg).astype(np.int64)
+
+
+def split_of_units(units: np.ndarray, cfg: DatasetConfig, seed: int) -> np.ndarray:
+    """The split ('train', 'val' or 'test') of each split unit of ``cfg.split`` (sample ids,
+    galaxy ids or HEALPix pixels): a hash of (seed, dataset, scheme, unit), so a unit's split
+    does not depend on which other units exist."""
+    return _split_of(seeding.uniform(seeding.row_keys(seed, cfg.name, "split", cfg.split, units)), cfg.split_fractions)
 
 
 def _matched_controls(pos: pd.DataFrame, pool: pd.DataFrame, n_controls: int, keys: np.ndarray) -> np.ndarray:
@@ -248,11 +262,9 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
     m["control_strategy"] = cfg.control
 
     # splits
-    hp = HEALPix(nside=cfg.healpix_nside, order="nested")
-    m["healpix"] = hp.lonlat_to_healpix(m["ra"].to_numpy() * u.deg, m["dec"].to_numpy() * u.deg).astype(np.int64)
+    m["healpix"] = healpix_of(m["ra"].to_numpy(), m["dec"].to_numpy(), cfg.healpix_nside)
     split_unit = {"row": m["sample_id"], "galaxy": m["galaxy_id"], "sky": m["healpix"]}[cfg.split].to_numpy()
-    m["split"] = _split_of(seeding.uniform(seeding.row_keys(seed, cfg.name, "split", cfg.split, split_unit)),
-                           cfg.split_fractions)
+    m["split"] = split_of_units(split_unit, cfg, seed)
     m["seed"] = seeding.row_keys(seed, cfg.name, "row", m["sample_id"].to_numpy()).view(np.int64)
     m = m.sort_values(["brickname", "sample_id"], kind="stable").reset_index(drop=True)
 
@@ -311,6 +323,20 @@ def manifest_table(m: pd.DataFrame) -> pa.Table:
     return t.cast(pa.schema([f.with_type(pa.float32()) if f.name in MANIFEST_PARAMS else f for f in t.schema]))
 
 
+def negatives_manifest(parent: pa.Table, split: str) -> pa.Table:
+    """Parent-sample rows as a manifest of label-0 stamps with nothing to inject (split
+    ``split``, sample_id = galaxy_id << 1 as phase 4a gives controls), sorted by brick then
+    sample_id because phase 4c streams a manifest brick by brick."""
+    n = parent.num_rows
+    gid = parent["galaxy_id"].to_numpy()
+    t = parent.append_column("label", pa.array(np.zeros(n, np.int8)))
+    t = t.append_column("sample_id", pa.array(gid.astype(np.int64) << 1))
+    t = t.append_column("twin_sample_id", pa.array(np.full(n, -1, np.int64)))
+    t = t.append_column("split", pa.array([split] * n, pa.large_string()))
+    order = np.lexsort((t["sample_id"].to_numpy(), t["brickname"].to_numpy(zero_copy_only=False)))
+    return t.take(pa.array(order))
+
+
 class EmptySplit(ValueError):
     """A split without positives or without controls: training or evaluation cannot use it."""
 
@@ -340,8 +366,7 @@ def sky_split_pixels(bricks, brick_size_pix: int, cfg: DatasetConfig, seed: int)
         dd, rr = np.meshgrid(dec0 + offsets, offsets, indexing="ij")
         ra = ra0 + rr / np.cos(np.radians(dd))
         pix.update(hp.lonlat_to_healpix(ra.ravel() * u.deg, dd.ravel() * u.deg).tolist())
-    units = np.array(sorted(pix), dtype=np.int64)
-    splits = _split_of(seeding.uniform(seeding.row_keys(seed, cfg.name, "split", cfg.split, units)), cfg.split_fractions)
+    splits = split_of_units(np.array(sorted(pix), dtype=np.int64), cfg, seed)
     return {s: int((splits == s).sum()) for s in SPLITS}
 
 

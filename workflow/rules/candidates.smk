@@ -44,7 +44,7 @@ rule candidate_stamps:
     benchmark:
         f"{BENCH}/candidates/stamps.tsv"
     script:
-        "../scripts/candidate_stamps.py"
+        "../scripts/negative_stamps.py"
 
 
 rule candidates:

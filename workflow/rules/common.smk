@@ -7,6 +7,7 @@ import os
 from lensfinder.sky.bricks import coadd_path
 from lensfinder.inject import InjectConfig
 from lensfinder.manifest import DatasetConfig, sky_split_pixels
+from lensfinder.parent_negatives import ParentNegativesConfig
 from lensfinder.sky.mock import MockSkyConfig, bricks_in_sweep
 from lensfinder.sky.cutout_source import CutoutSourceConfig
 from lensfinder.training.config import ConfigError, RunConfig
@@ -98,7 +99,21 @@ def dataset_params(name):
     """The manifest's settings of one dataset (defaults filled, keys sorted)."""
     d = dict(config["datasets"][name])
     d.pop("inject", None)
+    d.pop("parent_negatives", None)  # evaluation's: changing it must not redo the manifest
     return canonical(d)
+
+
+def parent_negatives_params(name):
+    """datasets.<name>.parent_negatives with the package defaults filled."""
+    return canonical(dataclasses.asdict(ParentNegativesConfig.from_dict(config["datasets"][name].get("parent_negatives"))))
+
+
+def parent_negative_stamps(dataset):
+    """The parent-negative stamp shards a dataset's runs are also evaluated on (none unless
+    datasets.<name>.parent_negatives.enabled)."""
+    if not parent_negatives_params(dataset)["enabled"]:
+        return []
+    return gather.inject(f"{RESULTS}/datasets/{dataset}/parent_negatives/part-{{scatteritem}}.parquet")
 
 
 def controls_per_positive(name):

@@ -148,6 +148,61 @@ rule injection_figure:
         "../scripts/injection_figure.py"
 
 
+rule parent_negatives:
+    """Extra test negatives (datasets.<name>.parent_negatives): the parent galaxies of the
+    dataset's test region that no training or validation row uses and no test stamp holds."""
+    input:
+        parent=rules.parent_lrg.output.parent,
+        manifest=rules.manifest.output.manifest,
+        stamps=dataset_stamps,
+        known_lenses=KNOWN_LENSES,
+    output:
+        manifest=f"{RESULTS}/datasets/{{dataset}}/parent_negatives/manifest.parquet",
+        audit=report(
+            f"{RESULTS}/datasets/{{dataset}}/parent_negatives/audit.json",
+            caption="../report/parent_negatives.rst",
+            category="Phase 4c: stamps",
+            subcategory="{dataset}",
+        ),
+    params:
+        dataset=lambda wc: dataset_params(wc.dataset),
+        parent_negatives=lambda wc: parent_negatives_params(wc.dataset),
+        seed=config["seed"],
+    conda:
+        "../../envs/lensfinder.yaml"
+    log:
+        f"{LOGS}/parent_negatives/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/parent_negatives/{{dataset}}.tsv"
+    script:
+        "../scripts/parent_negatives.py"
+
+
+rule parent_negative_stamps:
+    """Cutouts of one shard of a dataset's parent negatives, by the phase-4c code with
+    nothing injected (the pixels its runs' test split is cut from)."""
+    input:
+        manifest=rules.parent_negatives.output.manifest,
+        coadds=lambda wc: coadd_inputs(),
+    output:
+        stamps=f"{RESULTS}/datasets/{{dataset}}/parent_negatives/part-{{scatteritem}}.parquet",
+        report=f"{RESULTS}/datasets/{{dataset}}/parent_negatives/part-{{scatteritem}}.report.json",
+    params:
+        inject=lambda wc: inject_params(wc.dataset),
+        coadd_dir=SKY.coadd_dir,
+        cutouts=canonical(CUTOUTS.as_params()),
+    resources:
+        mem_mb=6000,
+    conda:
+        "../../envs/lensfinder.yaml"
+    log:
+        f"{LOGS}/parent_negative_stamps/{{dataset}}/{{scatteritem}}.log",
+    benchmark:
+        f"{BENCH}/parent_negative_stamps/{{dataset}}/{{scatteritem}}.tsv"
+    script:
+        "../scripts/negative_stamps.py"
+
+
 rule stamps:
     """Target: manifests, audits, stamps, reports, galleries and injection figures of every dataset."""
     input:

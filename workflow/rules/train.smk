@@ -54,13 +54,15 @@ rule train:
 
 
 rule evaluate:
-    """Score the test split once with the run's best checkpoint; metrics and plots."""
+    """Score the test split (and the dataset's parent negatives) once with the run's best
+    checkpoint; metrics and plots."""
     input:
         run_config=rules.run_config.output[0],
         best=rules.train.output.best,
         history=rules.train.output.history,
         stamps=lambda wc: run_stamps(wc.run),
         flux_baseline=lambda wc: f"{RESULTS}/datasets/{RUN_CONFIGS[wc.run]['dataset']}/flux_baseline.json",
+        negatives=lambda wc: parent_negative_stamps(RUN_CONFIGS[wc.run]["dataset"]),
     output:
         scores=f"{RESULTS}/runs/{{run}}/scores.parquet",
         metrics=report(
