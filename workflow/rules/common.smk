@@ -242,3 +242,17 @@ wildcard_constraints:
     run="|".join(RUNS) or "(?!)",
     dataset="|".join(DATASETS),
     scatteritem=r"\d+-of-\d+",
+
+
+def real_lens_params(real, *keys):
+    """The settings of ``real`` (a RealLensesConfig) that one step uses, defaults filled;
+    changing another reruns nothing."""
+    return canonical({k: v for k, v in dataclasses.asdict(real).items() if k in keys})
+
+
+def real_lens_background(real, dataset):
+    """Inputs of the real-lens background: a user's random positions, or the parent sample
+    and the scoring run's dataset manifest (whose galaxies are left out)."""
+    if real.random_positions:
+        return {"random_positions": real.random_positions}
+    return {"parent": rules.parent_lrg.output.parent, "manifest": f"{RESULTS}/datasets/{dataset}/manifest.parquet"}

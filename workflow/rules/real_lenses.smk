@@ -12,30 +12,17 @@ REAL_DATASET = RUN_CONFIGS[REAL_RUN]["dataset"] if REAL_RUN in RUN_CONFIGS else 
 REAL_DIR = f"{RESULTS}/real_lenses/{REAL_RUN}"
 
 
-def real_lens_params(*keys):
-    """The real_lenses settings a rule uses (defaults filled): changing another reruns nothing."""
-    return canonical({k: v for k, v in dataclasses.asdict(REAL).items() if k in keys})
-
-
-def real_lens_background():
-    """The background's inputs: a user's random positions, or the parent sample and the
-    run's dataset manifest (whose galaxies are left out)."""
-    if REAL.random_positions:
-        return {"random_positions": REAL.random_positions}
-    return {"parent": rules.parent_lrg.output.parent,
-            "manifest": f"{RESULTS}/datasets/{REAL_DATASET}/manifest.parquet"}
-
 
 rule real_lens_targets:
     """Catalogued lenses in the footprint and a random background sample, as one manifest."""
     input:
-        unpack(lambda wc: real_lens_background()),
+        unpack(lambda wc: real_lens_background(REAL, REAL_DATASET)),
         lenses=REAL.lenses or KNOWN_LENSES,
     output:
         manifest=f"{REAL_DIR}/targets.parquet",
         audit=f"{REAL_DIR}/targets.json",
     params:
-        real_lenses=real_lens_params("lenses", "gradings", "types", "footprint", "n_random", "random_positions"),
+        real_lenses=real_lens_params(REAL, "lenses", "gradings", "types", "footprint", "n_random", "random_positions"),
         seed=config["seed"],
     conda:
         "../../envs/lensfinder.yaml"
@@ -90,7 +77,7 @@ rule real_lenses:
             category="Real lenses",
         ),
     params:
-        real_lenses=real_lens_params("n_boot", "gallery_size"),
+        real_lenses=real_lens_params(REAL, "n_boot", "gallery_size"),
         seed=config["seed"],
         mock=SKY.mock,
     threads: 2

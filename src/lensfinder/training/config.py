@@ -39,6 +39,11 @@ def _build(cls, d: dict | None, where: str, **fixed):
     return obj
 
 
+# timm models small enough for a science run on 2 CPU cores (benchmarks/cpu_models.py);
+# patch_size and output_stride are ConvNeXt's and do not apply to them.
+SMALL_MODELS = ("mobilenetv3_small_050", "mobilenetv3_small_100", "lcnet_050", "resnet10t", "regnetx_002")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The ``model`` section of a run."""
@@ -57,8 +62,9 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict | None, where: str = "model") -> "ModelConfig":
         m = _build(cls, d, where)
-        if not m.name.startswith("convnext"):
-            raise ConfigError(f"{where}.name: {m.name!r} is not a timm convnext_* model")
+        if not (m.name.startswith("convnext") or m.name in SMALL_MODELS):
+            raise ConfigError(f"{where}.name: {m.name!r} is neither a timm convnext_* model nor one of the small "
+                              f"CPU models {list(SMALL_MODELS)}")
         return m
 
 

@@ -1,4 +1,5 @@
-"""Phase 5 model: a timm ConvNeXt adapted to 64x64 stamps, one logit out, with an optional
+"""Phase 5 model: a timm ConvNeXt adapted to 64x64 stamps (or, for science runs on a few
+CPU cores, one of timm's small mobile networks), one logit out, with an optional
 metadata-fusion head (PSF size and depth).
 
 timm's ConvNeXt stem is a 4x4/stride-4 patchify; with four stages a 64x64 input ends at
@@ -13,19 +14,20 @@ import timm
 import torch
 from torch import nn
 
-from lensfinder.training.config import ModelConfig
+from lensfinder.training.config import SMALL_MODELS, ModelConfig
 
 
 class LensClassifier(nn.Module):
-    """ConvNeXt trunk -> pooled features (+ metadata MLP) -> dropout -> 1 logit."""
+    """timm trunk -> pooled features (+ metadata MLP) -> dropout -> 1 logit."""
 
     def __init__(self, cfg: ModelConfig, n_meta: int = 6):
         super().__init__()
-        if not cfg.name.startswith("convnext"):
-            raise ValueError(f"model.name must be a timm convnext_* model, not {cfg.name!r}")
+        convnext = cfg.name.startswith("convnext")
+        if not (convnext or cfg.name in SMALL_MODELS):
+            raise ValueError(f"model.name must be a timm convnext_* model or one of {SMALL_MODELS}, not {cfg.name!r}")
+        stem = {"patch_size": cfg.patch_size, "output_stride": cfg.output_stride} if convnext else {}
         self.trunk = timm.create_model(cfg.name, pretrained=False, num_classes=0, in_chans=3,
-                                       patch_size=cfg.patch_size, output_stride=cfg.output_stride,
-                                       drop_path_rate=cfg.drop_path_rate)
+                                       drop_path_rate=cfg.drop_path_rate, **stem)
         width = self.trunk.num_features
         self.meta = None
         if cfg.metadata:
