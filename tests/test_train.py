@@ -189,3 +189,17 @@ def test_gen2_configuration_reproduces_its_mechanisms(dataset, tmp_path):
     # the published model is the last epoch, and the history names the same one
     assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == 2 == h["best_epoch"]
     assert [e["best_epoch"] for e in h["epochs"]] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("name", ["mobilenetv3_small_050", "resnet10t"])
+def test_a_small_cpu_model_trains_end_to_end(dataset, tmp_path, name):
+    """The science configuration's CPU models go through the same training as ConvNeXt."""
+    run = {**TINY, "model": {"name": name}, "train": {**TINY["train"], "epochs": 1}}
+    assert train_run(run, "small", 3, dataset, tmp_path) == 0
+    assert len(_history(tmp_path)) == 1 and (tmp_path / "best.pt").exists()
+
+
+def test_a_model_that_is_neither_convnext_nor_a_listed_small_one_is_refused():
+    from lensfinder.training.config import ConfigError, ModelConfig
+    with pytest.raises(ConfigError, match=r"model.name: 'resnet50' is neither .*mobilenetv3_small_050"):
+        ModelConfig.from_dict({"name": "resnet50"})

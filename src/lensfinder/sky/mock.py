@@ -393,18 +393,22 @@ def _render_band(shape, render: dict, band: str) -> np.ndarray:
             offs = np.arange(-h, h + 1)
             xc = np.floor(x[sel] + 0.5).astype(int)
             yc = np.floor(y[sel] + 0.5).astype(int)
-            dx = (xc[:, None] + offs[None, :] - x[sel, None])[:, None, :]  # (N, 1, S)
-            dy = (yc[:, None] + offs[None, :] - y[sel, None])[:, :, None]  # (N, S, 1)
-            stamp = np.zeros((sel.size, offs.size, offs.size))
+            # float32 for the (N, S, S) Gaussian sums, which are ~all of the mock sky's run
+            # time: 2x faster than float64, and each stamp is renormalised to its exact flux
+            dx = (xc[:, None] + offs[None, :] - x[sel, None]).astype(np.float32)[:, None, :]  # (N, 1, S)
+            dy = (yc[:, None] + offs[None, :] - y[sel, None]).astype(np.float32)[:, :, None]  # (N, S, 1)
+            dx2, dy2, dxy = dx**2, dy**2, dx * dy
+            stamp = np.zeros((sel.size, offs.size, offs.size), np.float32)
             amps, var = sersic_mog(float(n_s))
             for a, v in zip(amps, var):
                 for a_psf, v_psf in zip(c["psf_amps"], c["psf_var"]):  # galaxy x PSF components
                     cov = v * shape_cov[sel] + v_psf * np.eye(2)
                     det = cov[:, 0, 0] * cov[:, 1, 1] - cov[:, 0, 1] ** 2
-                    ixx, iyy, ixy = cov[:, 1, 1] / det, cov[:, 0, 0] / det, -cov[:, 0, 1] / det
-                    quad = ixx[:, None, None] * dx**2 + iyy[:, None, None] * dy**2 + 2 * ixy[:, None, None] * dx * dy
-                    stamp += a * a_psf / (2 * np.pi * np.sqrt(det))[:, None, None] * np.exp(-0.5 * quad)
-            stamp *= (flux[sel] / stamp.sum(axis=(1, 2)))[:, None, None]
+                    ixx, iyy, ixy = ((-0.5 * k / det).astype(np.float32)[:, None, None]
+                                     for k in (cov[:, 1, 1], cov[:, 0, 0], -2 * cov[:, 0, 1]))
+                    norm = (a * a_psf / (2 * np.pi * np.sqrt(det))).astype(np.float32)[:, None, None]
+                    stamp += norm * np.exp(ixx * dx2 + iyy * dy2 + ixy * dxy)
+            stamp = stamp.astype(np.float64) * (flux[sel] / stamp.sum(axis=(1, 2), dtype=np.float64))[:, None, None]
             cols = np.broadcast_to(xc[:, None, None] + offs[None, None, :], stamp.shape)
             rows = np.broadcast_to(yc[:, None, None] + offs[None, :, None], stamp.shape)
             ok = (cols >= 0) & (cols < nx) & (rows >= 0) & (rows < ny)

@@ -28,7 +28,8 @@ class LensClassifier(nn.Module):
         stem = {"patch_size": cfg.patch_size, "output_stride": cfg.output_stride} if convnext else {}
         self.trunk = timm.create_model(cfg.name, pretrained=False, num_classes=0, in_chans=3,
                                        drop_path_rate=cfg.drop_path_rate, **stem)
-        width = self.trunk.num_features
+        # pooled feature width; mobile networks end in a wider conv head after num_features
+        width = getattr(self.trunk, "head_hidden_size", None) or self.trunk.num_features
         self.meta = None
         if cfg.metadata:
             self.meta = nn.Sequential(nn.Linear(n_meta, cfg.meta_hidden), nn.GELU(),
