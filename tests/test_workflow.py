@@ -219,6 +219,12 @@ def test_compare_report_and_candidates_on_the_tiny_config(tiny_run):
                                                        and (newcombe[0] > 0 or newcombe[1] < 0))
     # the tiny config trains gen2 with two seeds: gen2 and gen2_rep2, summarised together
     assert c["statistics"]["seeds"]["gen2"] == 2 and (res / "runs/gen2_rep2/scores.parquet").exists()
+    # each replicate trains with its own seed (runs.gen2.seeds), not the config's
+    seeds = [json.loads((res / f"runs/{r}/run_config.json").read_text())["seed"] for r in ("gen2", "gen2_rep2")]
+    assert seeds == [20261124, 7]
+    losses = [json.loads((res / f"runs/{r}/history.json").read_text())["epochs"][0]["train_loss"]
+              for r in ("gen2", "gen2_rep2")]
+    assert losses[0] != losses[1]
     gen2 = next(s for s in c["summary"] if s["role"] == "reference")
     per_seed = gen2["auc_seeds"]["per_seed"]
     assert gen2["n_seeds"] == 2 and len(per_seed) == 2 and gen2["auc"] == pytest.approx(sum(per_seed) / 2)

@@ -17,7 +17,7 @@ import pandas as pd
 from astropy.visualization import make_lupton_rgb
 
 from lensfinder import plots
-from lensfinder.stamps import iter_row_groups, open_stamps, read_columns
+from lensfinder.stamps import iter_row_groups, open_stamps, read_columns, read_row_group
 
 # Relative band scales of the Legacy Surveys viewer (g 6.0 : r 3.4 : z 2.2), so the
 # z-band noise does not tint the sky red; stretch and Q in nanomaggies per pixel.
@@ -115,7 +115,12 @@ def stamps_of_rows(stamp_paths, ids, key: str = "sample_id") -> dict[int, np.nda
     want = np.asarray(list(ids), dtype=np.int64)
     out = {}
     for path in stamp_paths:
-        for t, st in iter_row_groups(path, columns=[key]):
+        # ids first, pixels only of the row groups that hold a wanted row: a gallery of a
+        # few dozen stamps out of tens of thousands decodes a few row groups, not the file
+        pf = open_stamps(path)
+        groups = [i for i in range(pf.num_row_groups)
+                  if np.isin(read_row_group(pf, path, i, [key])[key].to_numpy(), want).any()]
+        for t, st in iter_row_groups(path, columns=[key], row_groups=groups):
             got = t[key].to_numpy()
             for i in np.flatnonzero(np.isin(got, want)):
                 out[int(got[i])] = st[i].copy()

@@ -12,7 +12,7 @@ rule run_config:
         f"{RESULTS}/runs/{{run}}/run_config.json",
     params:
         run=lambda wc: run_params(wc.run),
-        seed=config["seed"],
+        seed=lambda wc: RUN_CONFIGS[wc.run]["seed"],  # the replicate's own (runs.<run>.seeds)
         dataset=lambda wc: RUN_CONFIGS[wc.run]["dataset"],
         nproc=lambda wc: RUN_CONFIGS[wc.run].get("nproc", 1),
         stamps=lambda wc: run_stamps(wc.run),
