@@ -91,3 +91,15 @@ def test_null_stamp_row_is_a_clear_error(tmp_path):
     ds = StampStream([path], "train", LoaderConfig(), 0, train=True)
     with pytest.raises(StampFormatError, match=r"part-1-of-1\.parquet: row group 0: stamp column has 1 null rows"):
         list(DataLoader(ds, batch_size=None))
+
+
+@pytest.mark.parametrize("world, workers", [(1, 0), (1, 3), (2, 2)])
+def test_batches_are_full_across_row_groups(files, world, workers):
+    # row groups hold ~7 training rows each here: batches of 16 must span several of them
+    cfg = LoaderConfig(batch_size=16, num_workers=workers, augment=False)
+    for rank in range(world):
+        ds = StampStream(files, "train", cfg, seed=3, train=True, rank=rank, world_size=world)
+        sizes = [len(b["y"]) for b in DataLoader(ds, batch_size=None, num_workers=workers)]
+        assert len(sizes) == ds.n_batches(rank, workers)
+        assert sum(s < 16 for s in sizes) <= max(workers, 1)  # one short batch per worker at most
+        assert max(sizes) == 16

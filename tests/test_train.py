@@ -191,7 +191,7 @@ def test_gen2_configuration_reproduces_its_mechanisms(dataset, tmp_path):
     assert [e["best_epoch"] for e in h["epochs"]] == [0, 1, 2]
 
 
-@pytest.mark.parametrize("name", ["mobilenetv3_small_050", "resnet10t"])
+@pytest.mark.parametrize("name", ["stamp_cnn", "mobilenetv3_small_050", "resnet10t"])
 def test_a_small_cpu_model_trains_end_to_end(dataset, tmp_path, name):
     """The science configuration's CPU models go through the same training as ConvNeXt."""
     run = {**TINY, "model": {"name": name}, "train": {**TINY["train"], "epochs": 1}}
@@ -201,5 +201,18 @@ def test_a_small_cpu_model_trains_end_to_end(dataset, tmp_path, name):
 
 def test_a_model_that_is_neither_convnext_nor_a_listed_small_one_is_refused():
     from lensfinder.training.config import ConfigError, ModelConfig
-    with pytest.raises(ConfigError, match=r"model.name: 'resnet50' is neither .*mobilenetv3_small_050"):
+    with pytest.raises(ConfigError, match=r"model.name: 'resnet50' is neither .*stamp_cnn.*mobilenetv3_small_050"):
         ModelConfig.from_dict({"name": "resnet50"})
+
+
+def test_stamp_cnn_keeps_full_resolution_in_its_first_stage_and_pools_to_its_last_width():
+    from lensfinder.training.config import ConfigError, ModelConfig
+    from lensfinder.training.model import StampCNN, build_model
+    net = StampCNN((4, 8, 16))
+    x = torch.zeros(2, 3, 64, 64)
+    assert net.features[:6](x).shape == (2, 4, 64, 64)  # two conv-BN-ReLU before the first pool
+    assert net(x).shape == (2, 16) and net.num_features == 16
+    model = build_model(ModelConfig.from_dict({"name": "stamp_cnn", "widths": [4, 8]}))
+    assert model(torch.zeros(3, 3, 64, 64)).shape == (3,)
+    with pytest.raises(ConfigError, match="widths"):
+        ModelConfig.from_dict({"name": "stamp_cnn", "widths": [4, 0]})

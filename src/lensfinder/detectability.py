@@ -5,7 +5,12 @@ approximation), their magnifications, the total magnification of the extended so
 arc's S/N in its own pixels and whether the images are resolved. A system is recognisable
 when it passes the configured criteria; the defaults are Collett (2015, ApJ 811, 20, sec.
 2.3): multiply imaged, total magnification >= 3, resolved (theta_E^2 > R_e^2 + (FWHM/2)^2)
-and S/N >= 20 in the lensed images.
+and S/N >= 20 in the lensed images. Optionally (``min_theta_e_fwhm`` > 0) the arcs must also
+lie clear of the lens: theta_E >= k x FWHM. Collett's criterion asks only that the images be
+resolved once the lens light is subtracted; in ground-based imaging with the lens light in
+the stamp, an Einstein radius below the seeing FWHM leaves a blob around the lens, not arcs
+(searches at ~1.1-1.3" seeing aim at theta_E > 1.5": HOLISMOKES II, Canameras et al. 2020,
+A&A 644, A163).
 
 The solver is the triangle-mapping method (Schramm & Kayser 1987; as in glafic and
 lenstronomy's ``LensEquationSolver``): image-plane grid cells, split in two triangles, are
@@ -45,6 +50,7 @@ class Criteria:
     min_magnification: float = 3.0
     min_arc_snr: float = 20.0
     resolved: bool = True
+    min_theta_e_fwhm: float = 0.0  # theta_E >= this x the r-band FWHM (0: no such cut)
     max_attempts: int = 20
 
     @classmethod
@@ -151,17 +157,31 @@ def resolved(theta_e, src_re, fwhm) -> np.ndarray:
     return np.asarray(theta_e) ** 2 > np.asarray(src_re) ** 2 + (np.asarray(fwhm) / 2) ** 2
 
 
-CRITERIA = ("multiple_images", "magnification", "arc_snr", "resolved")
+def clear_of_lens(theta_e, fwhm, c: Criteria) -> np.ndarray:
+    """theta_E >= ``c.min_theta_e_fwhm`` x FWHM (arcsec; all True when the cut is off)."""
+    return np.asarray(theta_e) >= c.min_theta_e_fwhm * np.asarray(fwhm)
 
 
-def failures(n_images, mu_total, snr, is_resolved, c: Criteria) -> dict[str, np.ndarray]:
-    """{criterion of CRITERIA: which systems fail it} under ``c`` (all arguments (N,))."""
+def geometry_ok(theta_e, src_re, fwhm, c: Criteria) -> np.ndarray:
+    """The criteria that need no rendering: resolved (if asked) and clear of the lens."""
+    ok = clear_of_lens(theta_e, fwhm, c)
+    return ok & resolved(theta_e, src_re, fwhm) if c.resolved else ok
+
+
+CRITERIA = ("multiple_images", "magnification", "arc_snr", "resolved", "clear_of_lens")
+
+
+def failures(n_images, mu_total, snr, is_resolved, c: Criteria, is_clear=None) -> dict[str, np.ndarray]:
+    """{criterion of CRITERIA: which systems fail it} under ``c`` (all arguments (N,);
+    ``is_clear``: :func:`clear_of_lens`, all True if omitted)."""
+    none = np.zeros(np.shape(n_images), bool)
     return {"multiple_images": np.asarray(n_images) < c.min_images,
             "magnification": np.asarray(mu_total) < c.min_magnification,
             "arc_snr": np.asarray(snr) < c.min_arc_snr,
-            "resolved": ~np.asarray(is_resolved, bool) if c.resolved else np.zeros(np.shape(n_images), bool)}
+            "resolved": ~np.asarray(is_resolved, bool) if c.resolved else none,
+            "clear_of_lens": none if is_clear is None else ~np.asarray(is_clear, bool)}
 
 
-def recognisable(n_images, mu_total, snr, is_resolved, c: Criteria) -> np.ndarray:
+def recognisable(n_images, mu_total, snr, is_resolved, c: Criteria, is_clear=None) -> np.ndarray:
     """Which systems pass every criterion of ``c`` (all arguments (N,))."""
-    return ~np.any(list(failures(n_images, mu_total, snr, is_resolved, c).values()), axis=0)
+    return ~np.any(list(failures(n_images, mu_total, snr, is_resolved, c, is_clear).values()), axis=0)

@@ -32,7 +32,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from lensfinder import BANDS, PIXSCALE, STAMP_SIZE, psf, seeding
-from lensfinder.detectability import CRITERIA, Criteria, arc_snr, failures, resolved, solve_images
+from lensfinder.detectability import CRITERIA, Criteria, arc_snr, clear_of_lens, failures, geometry_ok, resolved, solve_images
 from lensfinder.lensing import Knots, LensSystems, source_components
 from lensfinder.noise import DR10_LAG1, correlate
 from lensfinder.photometry import mag_to_flux
@@ -190,8 +190,9 @@ def assess(p, rows, dx_pix, dy_pix, arcs, mu_total, invvar, cfg: InjectConfig) -
     images = solve_images(_lens_systems(p, dx_pix, dy_pix))
     n_images = np.array([len(mu) for _, _, mu in images])
     snr = arc_snr(arcs, invvar, electrons_per_nanomaggy(rows, cfg), cfg.noise_lag1)
-    res = resolved(p["theta_e"], p["src_re"], rows["psfsize_r"].to_numpy())
-    failed = failures(n_images, mu_total, snr, res, cfg.recognisable)
+    fwhm = rows["psfsize_r"].to_numpy()
+    res = resolved(p["theta_e"], p["src_re"], fwhm)
+    failed = failures(n_images, mu_total, snr, res, cfg.recognisable, clear_of_lens(p["theta_e"], fwhm, cfg.recognisable))
     ok = ~np.any(list(failed.values()), axis=0)
     return Assessment(n_images, [mu for _, _, mu in images], mu_total, snr, res, failed, ok)
 
@@ -255,9 +256,9 @@ def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, p
             redraws += len(pending)
         ok = np.zeros(len(pending), bool)
         live = np.arange(len(pending))
-        if attempt and c.resolved:  # geometry is cheap: an unresolved redraw is not rendered
+        if attempt:  # geometry is cheap: a redraw failing it is not rendered
             psf_r = rows["psfsize_r"].to_numpy()[pos[pending]]
-            live = np.flatnonzero(resolved(p["theta_e"][pending], p["src_re"][pending], psf_r))
+            live = np.flatnonzero(geometry_ok(p["theta_e"][pending], p["src_re"][pending], psf_r, c))
         for start in range(0, len(live), cfg.batch):
             j = pending[live[start:start + cfg.batch]]
             idx, sub, pj = pos[j], rows.take(pa.array(pos[j])), {k: v[j] for k, v in p.items()}

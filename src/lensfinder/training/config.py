@@ -42,6 +42,9 @@ def _build(cls, d: dict | None, where: str, **fixed):
 # timm models small enough for a science run on 2 CPU cores (benchmarks/cpu_models.py);
 # patch_size and output_stride are ConvNeXt's and do not apply to them.
 SMALL_MODELS = ("mobilenetv3_small_050", "mobilenetv3_small_100", "lcnet_050", "resnet10t", "regnetx_002")
+# lensfinder's own small CNN for 64x64 stamps (lensfinder.training.model.StampCNN): full
+# resolution in its first stage, where timm's small networks have already downsampled 4x.
+STAMP_CNN = "stamp_cnn"
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,20 @@ class ModelConfig:
     meta_hidden: int = 32
     channels_last: bool = True
     compile: bool = False
+    widths: tuple[int, ...] = (8, 16, 32, 64, 128)  # stamp_cnn: channels per stage (2x pooled between)
     CHOICES = {"output_stride": (8, 16, 32)}
 
     @classmethod
     def from_dict(cls, d: dict | None, where: str = "model") -> "ModelConfig":
+        d = dict(d or {})
+        if "widths" in d:
+            d["widths"] = tuple(d["widths"])
         m = _build(cls, d, where)
-        if not (m.name.startswith("convnext") or m.name in SMALL_MODELS):
-            raise ConfigError(f"{where}.name: {m.name!r} is neither a timm convnext_* model nor one of the small "
-                              f"CPU models {list(SMALL_MODELS)}")
+        if not (m.name.startswith("convnext") or m.name in SMALL_MODELS or m.name == STAMP_CNN):
+            raise ConfigError(f"{where}.name: {m.name!r} is neither a timm convnext_* model, nor {STAMP_CNN!r}, nor "
+                              f"one of the small CPU models {list(SMALL_MODELS)}")
+        if not m.widths or any(w < 1 for w in m.widths) or len(m.widths) > 6:
+            raise ConfigError(f"{where}.widths: {list(m.widths)} must be 1 to 6 positive channel counts")
         return m
 
 
