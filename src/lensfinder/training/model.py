@@ -10,7 +10,6 @@ maps: the default patch 4 / output stride 16 ends at 4x4. Weights are random
 
 from __future__ import annotations
 
-import timm
 import torch
 from torch import nn
 
@@ -55,6 +54,8 @@ class LensClassifier(nn.Module):
         if cfg.name == STAMP_CNN:
             self.trunk = StampCNN(cfg.widths)
         elif convnext or cfg.name in SMALL_MODELS:
+            import timm  # imported here: it costs ~3 s per job (torchvision, torch._dynamo), stamp_cnn needs none
+
             stem = {"patch_size": cfg.patch_size, "output_stride": cfg.output_stride} if convnext else {}
             self.trunk = timm.create_model(cfg.name, pretrained=False, num_classes=0, in_chans=3,
                                            drop_path_rate=cfg.drop_path_rate, **stem)
