@@ -27,9 +27,11 @@ demo: install
 	@echo "Mock sky:        results/mock_sky/ (sweep/*.fits, coadd/<bri>/<brick>/*.fits.fz)"
 	@echo "Parent sample:   results/phase3/parent_lrg.parquet (+ selection_summary.json)"
 	@echo "Dataset:         results/datasets/v5_unpaired/ manifest.parquet, manifest_audit.json,"
-	@echo "                 stamps/part-*.parquet, stamps_report.json, gallery.png, injection.png"
+	@echo "                 stamps/part-*.parquet, stamps_report.json, gallery.png, injection.png,"
+	@echo "                 matched/ (phase 4d), matching_audit.json, populations.png, flux_baseline.json"
 	@echo "gen3 run:        results/runs/gen3/history.json (per-epoch validation metrics)"
-	@echo "gen3 test set:   results/runs/gen3/metrics.json, roc.png, score_hist.png, scores.parquet"
+	@echo "gen3 test set:   results/runs/gen3/metrics.json, roc.png, score_hist.png, scores.parquet,"
+	@echo "                 top_negatives.png (the highest-scored negatives of each population)"
 	@echo
 	@echo "Next: $(BIN)/snakemake --cores $(CORES) compare report"
 	@echo "      -> results/report.html (answers, comparison, diagnostics, candidates)"

@@ -2,7 +2,7 @@
 (training) images/s of candidate models on 64x64x3 stamps, built exactly as lensfinder builds
 them (lensfinder.training.model), with ``torch.set_num_threads(threads)``.
 
-    .venv/bin/python benchmarks/cpu_models.py [--threads 2] [--models convnext_atto mobilenetv3_small_050 ...]
+    .venv/bin/python benchmarks/cpu_models.py [--threads 2] [--models stamp_cnn convnext_atto mobilenetv3_small_050 ...]
 
 Prints one JSON object: per model, parameters and images/s (best of ``--repeats`` timed
 passes after a warm-up).
@@ -20,7 +20,7 @@ import torch
 from lensfinder.training.config import ModelConfig
 from lensfinder.training.model import build_model
 
-MODELS = ("convnext_atto", "mobilenetv3_small_050", "mobilenetv3_small_100", "lcnet_050", "resnet10t", "regnetx_002")
+MODELS = ("stamp_cnn", "convnext_atto", "mobilenetv3_small_050", "mobilenetv3_small_100", "lcnet_050", "resnet10t", "regnetx_002")
 
 
 def rate(step, batch: int, repeats: int, steps: int) -> float:

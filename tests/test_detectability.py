@@ -2,7 +2,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from lensfinder.detectability import Criteria, arc_snr, recognisable, resolved, solve_images
+from lensfinder.detectability import Criteria, arc_snr, clear_of_lens, failures, geometry_ok, recognisable, resolved, solve_images
 from lensfinder.inject import ZEROPOINT_ELECTRONS, InjectConfig, arc_noise, electrons_per_nanomaggy
 from lensfinder.lensing import LensSystems
 from lensfinder.noise import DR10_LAG1, autocorrelation, correlate, lag1_correlation, sum_variance
@@ -89,6 +89,22 @@ def test_criteria_are_collett_2015_by_default():
     assert resolved(1.0, 0.5, 1.2).item() and not resolved(0.7, 0.4, 1.3).item()  # 0.49 < 0.16 + 0.4225
     ok = recognisable([2, 1, 4, 2, 2], [5, 5, 2.9, 5, 5], [25, 25, 25, 19, 25], [True, True, True, True, False], c)
     assert ok.tolist() == [True, False, False, False, False]
+    assert c.min_theta_e_fwhm == 0 and clear_of_lens([0.1, 3.0], [1.3, 1.3], c).all()  # the cut is off
+
+
+def test_clear_of_lens_asks_theta_e_of_at_least_k_fwhm_and_is_counted_on_its_own():
+    c = Criteria(min_theta_e_fwhm=1.0)
+    theta_e, fwhm, src_re = np.array([1.2, 1.3, 1.5, 0.6]), np.array([1.3, 1.3, 1.0, 1.0]), np.full(4, 0.2)
+    clear = clear_of_lens(theta_e, fwhm, c)
+    assert clear.tolist() == [False, True, True, False]
+    # the last is resolved by Collett's criterion (0.36 > 0.04 + 0.25) yet not clear of the lens
+    assert resolved(theta_e, src_re, fwhm).all()
+    assert geometry_ok(theta_e, src_re, fwhm, c).tolist() == [False, True, True, False]
+    assert geometry_ok(theta_e, src_re, fwhm, Criteria(resolved=False, min_theta_e_fwhm=1.0)).tolist() == clear.tolist()
+    n = np.full(4, 2)
+    fails = failures(n, np.full(4, 5.0), np.full(4, 30.0), resolved(theta_e, src_re, fwhm), c, clear)
+    assert fails["clear_of_lens"].tolist() == [True, False, False, True] and not fails["magnification"].any()
+    assert recognisable(n, np.full(4, 5.0), np.full(4, 30.0), np.ones(4, bool), c, clear).tolist() == clear.tolist()
 
 
 def test_gain_is_in_electrons_and_the_arc_noise_has_that_variance():

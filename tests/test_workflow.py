@@ -204,8 +204,8 @@ def test_compare_report_and_candidates_on_the_tiny_config(tiny_run):
     res = work / "results_B"
     embedded = json.loads(re.search(r"var results = (\{.*?\});\n", (res / "report.html").read_text()).group(1))
     assert embedded and all(path.startswith("results_B/") for path in embedded), sorted(embedded)[:5]
-    assert "'epochs': 2," in (res / "report.html").read_text()  # the tiny config's runs, not the demo's 30 epochs
-    assert "'epochs': 30," not in (res / "report.html").read_text()
+    assert "'epochs': 2," in (res / "report.html").read_text()  # the tiny config's runs, not the demo's 12 epochs
+    assert "'epochs': 12," not in (res / "report.html").read_text()
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())["compare"]
     c = json.loads((res / "compare/comparison.json").read_text())
     assert set(c["runs"]) == {"gen3", "gen2", *(f"gen3_with_{f}" for f in cfg["ablations"])}
