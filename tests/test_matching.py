@@ -136,6 +136,15 @@ def test_take_controls_keeps_the_fraction_when_hard_negatives_run_short():
     assert (out["population"] == "ring").sum() == 10 and len(out) == 20
 
 
+def test_take_controls_when_ordinary_galaxies_run_short_keeps_the_fraction_or_fills_with_hard_ones():
+    pool = pd.DataFrame({"population": ["ring"] * 90 + ["ordinary"] * 10})
+    out = take_controls(pool, 0.6)  # 10 ordinary hold 40%: 15 rings beside them
+    assert (out["population"] == "ordinary").sum() == 10 and (out["population"] == "ring").sum() == 15
+    cand = take_controls(pool, 0.6, fill=True)  # phase 4d candidates: every galaxy of the pool
+    assert len(cand) == 100
+    assert len(take_controls(pool.iloc[:90], 0.6, fill=True)) == 90  # no ordinary galaxy left at all
+
+
 def test_past_false_positives_by_id_or_position(tmp_path):
     parent = parent_sample(50)
     parent["population"] = "unlabelled"

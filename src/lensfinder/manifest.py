@@ -181,9 +181,12 @@ def mark_past_false_positives(gal: pd.DataFrame, past: pd.DataFrame | None) -> i
     return int(hit.sum())
 
 
-def take_controls(pool: pd.DataFrame, hard_fraction: float) -> pd.DataFrame:
+def take_controls(pool: pd.DataFrame, hard_fraction: float, fill: bool = False) -> pd.DataFrame:
     """The rows of ``pool`` (in pool order), ``hard_fraction`` of them from false-positive
-    populations. With too few hard negatives, fewer rows are taken so the fraction holds."""
+    populations. With too few hard negatives, fewer rows are taken so the fraction holds.
+    With too few ordinary ones, ``fill`` takes the remaining hard negatives instead (phase
+    4d's candidates: matching picks the controls from them, and every candidate it does not
+    see is one a positive could have been matched to); without it, fewer rows again."""
     if hard_fraction <= 0:
         return pool
     n = len(pool)
@@ -192,6 +195,11 @@ def take_controls(pool: pd.DataFrame, hard_fraction: float) -> pd.DataFrame:
     if n_hard < round(hard_fraction * n):
         n = int(n_hard / hard_fraction)
     n_easy = min(n - n_hard, int((~hard).sum()))
+    if n_hard + n_easy < n:
+        if fill:
+            n_hard = min(n - n_easy, int(hard.sum()))
+        elif hard_fraction < 1:
+            n_hard = min(n_hard, int(round(n_easy * hard_fraction / (1 - hard_fraction))))
     keep = np.sort(np.concatenate([np.flatnonzero(hard)[:n_hard], np.flatnonzero(~hard)[:n_easy]]))
     return pool.iloc[keep]
 
@@ -214,7 +222,8 @@ def _unpaired(gal: pd.DataFrame, cfg: DatasetConfig, seed: int) -> tuple[pd.Data
     easy = gal["population"].isin(EASY_POPULATIONS).to_numpy()
     n_pos = min(int(round(len(gal) / (1 + ctl_per_pos * factor))), int(easy.sum()))
     pos = gal.iloc[np.flatnonzero(easy)[:n_pos]]
-    pool = take_controls(gal.drop(index=pos.index), cfg.hard_negative_fraction)
+    pool = take_controls(gal.drop(index=pos.index), cfg.hard_negative_fraction,
+                         fill=cfg.control == "matched_after_injection")
     if cfg.control in ("unpaired", "matched_after_injection"):
         ctl = pool  # matched_after_injection: phase 4d picks the controls from these
     else:
