@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -141,6 +142,22 @@ def test_real_dr10_source_reads_the_same_files(tiny_run, tmp_path):
     (tmp_path / "dr10.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake("-n", "--configfile", DEMO, str(tmp_path / "dr10.yaml"), cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "needs lens redshifts: set sky.dr10.photoz_dir" in proc.stdout + proc.stderr
+
+
+def test_compare_full_stacks_on_the_real_data_config(mock_sky, tmp_path):
+    """config/compare_full.yaml carries a mock-sky section for the large mock; stacked on
+    config/dr10.yaml (source: dr10) that section is ignored and the plan is the comparison's."""
+    dr10 = tmp_path / "dr10"
+    (dr10 / "south/sweep").mkdir(parents=True)
+    (dr10 / "south/sweep/10.1").symlink_to(mock_sky.sweep_dir)
+    (dr10 / "south/sweep/10.1-photo-z").symlink_to(mock_sky.photoz[0].parent)
+    (dr10 / "south/coadd").symlink_to(mock_sky.coadd_dir)
+    cmd = ["-n", "compare", "--configfile", str(REPO / "config/dr10.yaml"), str(REPO / "config/compare_full.yaml")]
+    env_cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), *cmd]
+    proc = subprocess.run(env_cmd, capture_output=True, text=True, env={**os.environ, "LEGACY_SURVEY_DIR": str(dr10)})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    jobs = planned_jobs(proc)
+    assert "mock_brick" not in jobs and jobs["compare"] == 1
 
 
 def test_invalid_config_is_rejected_at_start(tmp_path):

@@ -32,7 +32,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from lensfinder import BANDS, PIXSCALE, STAMP_SIZE, psf, seeding
-from lensfinder.detectability import CRITERIA, Criteria, arc_snr, clear_of_lens, failures, geometry_ok, resolved, solve_images
+from lensfinder.detectability import (CRITERIA, Criteria, arc_snr, clear_of_lens, failures, geometry_ok, resolved,
+                                      solve_images)
 from lensfinder.lensing import Knots, LensSystems, source_components
 from lensfinder.noise import DR10_LAG1, correlate
 from lensfinder.photometry import mag_to_flux
@@ -192,7 +193,8 @@ def assess(p, rows, dx_pix, dy_pix, arcs, mu_total, invvar, cfg: InjectConfig) -
     snr = arc_snr(arcs, invvar, electrons_per_nanomaggy(rows, cfg), cfg.noise_lag1)
     fwhm = rows["psfsize_r"].to_numpy()
     res = resolved(p["theta_e"], p["src_re"], fwhm)
-    failed = failures(n_images, mu_total, snr, res, cfg.recognisable, clear_of_lens(p["theta_e"], fwhm, cfg.recognisable))
+    clear = clear_of_lens(p["theta_e"], fwhm, cfg.recognisable)
+    failed = failures(n_images, mu_total, snr, res, cfg.recognisable, clear)
     ok = ~np.any(list(failed.values()), axis=0)
     return Assessment(n_images, [mu for _, _, mu in images], mu_total, snr, res, failed, ok)
 
