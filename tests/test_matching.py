@@ -71,11 +71,12 @@ def test_matching_reports_what_it_could_not_balance():
     assert short > 0 and len(keep) == 400 - short
 
 
-def _stamp_file(path, sample_ids, labels, seed):
+def _stamp_file(path, sample_ids, labels, seed, splits=None):
     rng = np.random.default_rng(seed)
     st = rng.normal(0, 0.01, (len(sample_ids), 3, 64, 64)).astype(np.float32)
+    splits = ["train"] * len(sample_ids) if splits is None else list(splits)
     t = pa.table({"sample_id": pa.array(sample_ids, pa.int64()), "label": pa.array(labels, pa.int8()),
-                  "split": ["train"] * len(sample_ids), "population": ["ordinary"] * len(sample_ids),
+                  "split": splits, "population": ["ordinary"] * len(sample_ids),
                   "stamp": encode_stamps(st)})
     pq.write_table(t, path, row_group_size=7, **writer_options(t.schema))
     return st
@@ -94,6 +95,21 @@ def test_write_matched_copies_positives_and_chosen_controls_byte_for_byte(tmp_pa
         got.append(s)
     assert got_ids == sorted(set(ids[labels == 1].tolist()) | set(keep.tolist()))
     assert np.array_equal(np.concatenate(got), st[got_ids])
+
+
+def test_write_matched_writes_row_groups_of_one_split_each(tmp_path, monkeypatch):
+    import lensfinder.matching as matching
+    monkeypatch.setattr(matching, "ROW_GROUP_ROWS", 4)
+    ids = np.arange(60)
+    splits = np.array(["train", "val", "test"])[ids % 3]
+    st = _stamp_file(tmp_path / "a.parquet", ids, np.ones(60, np.int8), 1, splits)  # row groups of 7, mixed
+    assert write_matched([tmp_path / "a.parquet"], [tmp_path / "b.parquet"], np.zeros(0, np.int64)) == 60
+    seen = []
+    for t, s in iter_row_groups(tmp_path / "b.parquet", columns=["sample_id", "split"]):
+        assert len(set(t["split"].to_pylist())) == 1 and t.num_rows <= 4
+        seen += t["sample_id"].to_pylist()
+        assert np.array_equal(s, st[t["sample_id"].to_numpy()])
+    assert sorted(seen) == ids.tolist()
 
 
 def test_run_matching_matches_on_the_stamps_aperture_features(tmp_path):

@@ -237,6 +237,17 @@ class Injected:
     redraws: int
 
 
+def _geometry_passes(p: dict, pending: np.ndarray, fwhm_r: np.ndarray, c: Criteria, first: dict | None) -> np.ndarray:
+    """Positions in ``pending`` of the draws that pass the criteria needing no rendering
+    (resolved, clear of the lens); with ``first`` (the first draws), count the failures."""
+    theta_e, src_re = p["theta_e"][pending], p["src_re"][pending]
+    if first is not None:
+        if c.resolved:
+            first["resolved"] += int((~resolved(theta_e, src_re, fwhm_r)).sum())
+        first["clear_of_lens"] += int((~clear_of_lens(theta_e, fwhm_r, c)).sum())
+    return np.flatnonzero(geometry_ok(theta_e, src_re, fwhm_r, c))
+
+
 def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, population: Population | None,
                      pixel_psfs: np.ndarray | None = None) -> Injected:
     """Add recognisable arcs (and their noise) to ``image`` (N, 3, 64, 64) in place for the
@@ -257,16 +268,14 @@ def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, p
                 p[k][pending] = new[k]
             redraws += len(pending)
         ok = np.zeros(len(pending), bool)
-        live = np.arange(len(pending))
-        if attempt:  # geometry is cheap: a redraw failing it is not rendered
-            psf_r = rows["psfsize_r"].to_numpy()[pos[pending]]
-            live = np.flatnonzero(geometry_ok(p["theta_e"][pending], p["src_re"][pending], psf_r, c))
+        # geometry is cheap: a draw failing it is not rendered (nor its images solved)
+        live = _geometry_passes(p, pending, rows["psfsize_r"].to_numpy()[pos[pending]], c, first if not attempt else None)
         for start in range(0, len(live), cfg.batch):
             j = pending[live[start:start + cfg.batch]]
             idx, sub, pj = pos[j], rows.take(pa.array(pos[j])), {k: v[j] for k, v in p.items()}
             arcs, mu = make_arcs(pj, sub, dx[idx], dy[idx], kern[j], cfg)
             a = assess(pj, sub, dx[idx], dy[idx], arcs, mu, invvar[idx], cfg)
-            if attempt == 0:
+            if attempt == 0:  # the rendered draws passed the geometric criteria
                 for k, v in a.failed.items():
                     first[k] += int(v.sum())
             src_r = mag_to_flux(pj["src_mag_r"]) * sub["mw_transmission_r"].to_numpy()

@@ -134,7 +134,10 @@ class StampStream(IterableDataset):
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         bs, carry = self.cfg.batch_size, None
+        in_split = self._rows_in_split()
         for path, rg, _ in self.my_units(worker, num_workers):
+            if not in_split[(path, rg)]:
+                continue  # not read at all: phase 4d writes row groups of one split each
             part = self._unit_rows(path, rg)
             if part is None:
                 continue
