@@ -53,7 +53,9 @@ def _write_run(root, name, vs, dtype, train_cfg=None):
     last = vs[vs["epoch"] == vs["epoch"].max()]
     m = {"run": name, "split": "test", "fingerprint": cfg.fingerprint(), "data_fingerprint": "d",
          "checkpoint": str(d / "best.pt"), "checkpoint_sha256": "0" * 64, "checkpoint_epoch": int(vs["epoch"].max()),
-         "metrics": evaluate_scores(last["label"], last["logit"], "logit_float32")}
+         "metrics": evaluate_scores(last["label"], last["logit"], "logit_float32"),
+         "negatives": {"n_negatives": int((last["label"] == 0).sum()), "test_split": int((last["label"] == 0).sum()),
+                       "parent_test_region": 0, "min_resolvable_fpr": 1.0 / max(int((last["label"] == 0).sum()), 1)}}
     if dtype != "logit_float32":
         m[f"metrics_as_{dtype}"] = evaluate_scores(last["label"], last["logit"], dtype)
     (d / "metrics.json").write_text(json.dumps(m))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lensfinder.metrics import evaluate_scores
-from lensfinder.replicates import (METRICS, SeedScores, bootstrap_difference, holm, metric_value,
+from lensfinder.replicates import (METRICS, SeedScores, bootstrap_difference, bootstrap_mean_interval, holm, metric_value,
                                    seed_summary)
 
 
@@ -104,3 +104,19 @@ def test_the_seed_spread_widens_the_interval():
     assert w_disagree > 2 * w_agree
     spread = disagree.seed_values("auc")
     assert spread.sd > 0.1 and len(spread.values) == 4
+
+
+def test_the_seed_mean_interval_contains_the_mean_and_narrows_with_agreeing_seeds():
+    rng = np.random.default_rng(4)
+    labels = np.r_[np.ones(200), np.zeros(2000)].astype(np.int8)
+    base = np.r_[rng.normal(2, 1, 200), rng.normal(0, 1, 2000)]
+    shift = lambda d: base + d * labels  # noqa: E731  (a seed that ranks the lenses higher or lower)
+    spread = SeedScores.from_runs([(np.arange(2200), labels, shift(d)) for d in (-0.7, 0.0, 0.7)])
+    alike = SeedScores.from_runs([(np.arange(2200), labels, base)] * 3)
+    for k in ("tpr@fpr0.001", "auc"):
+        lo, hi = bootstrap_mean_interval(spread, k, 400, seed=0)
+        assert lo <= spread.seed_values(k).mean <= hi
+    lo_s, hi_s = bootstrap_mean_interval(spread, "tpr@fpr0.001", 400, seed=0)
+    lo_a, hi_a = bootstrap_mean_interval(alike, "tpr@fpr0.001", 400, seed=0)
+    assert hi_a - lo_a < hi_s - lo_s  # seed variance widens it
+    assert bootstrap_mean_interval(alike, "auc", 200, seed=3) == bootstrap_mean_interval(alike, "auc", 200, seed=3)

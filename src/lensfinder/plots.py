@@ -189,8 +189,9 @@ def comparison_summary(summary: list[dict], path) -> None:
     y = np.arange(len(summary))[::-1]
     for ax, k in zip(axes, TPR_KEYS):
         v = np.array([s[k] for s in summary])
-        lo = v - np.array([s[k + "_ci95"][0] for s in summary])
-        hi = np.array([s[k + "_ci95"][1] for s in summary]) - v
+        # a percentile interval can sit beside its estimate (e.g. at TPR ~ 0): no negative bars
+        lo = np.maximum(v - np.array([s[k + "_ci95"][0] for s in summary]), 0.0)
+        hi = np.maximum(np.array([s[k + "_ci95"][1] for s in summary]) - v, 0.0)
         ax.errorbar(v, y, xerr=[lo, hi], fmt="o", capsize=3)
         ax.axvline(summary[0][k], color="grey", ls=":", lw=0.8)
         ax.set(xlabel=f"test {k} (95% CI)", xlim=(-0.02, 1.02))

@@ -12,6 +12,8 @@ This module gives
   same test rows, i.e. a paired comparison). This is the two-level ("cases and
   replicates") bootstrap of Davison & Hinkley 1997, sec. 3.8, used for ML comparisons by
   Bouthillier et al. 2021 (MLSys, "Accounting for variance in ML benchmarks");
+* :func:`bootstrap_mean_interval` -- the same bootstrap's 95% interval of one
+  configuration's seed mean;
 * :func:`holm` -- Holm's (1979) step-down adjustment of a family of p-values, so that a
   table of eight ablations does not hand out "significant" verdicts by chance.
 
@@ -198,6 +200,16 @@ def bootstrap_difference(a: SeedScores, b: SeedScores, metric: str, n_boot: int 
     lo, hi = np.percentile(d, [2.5, 97.5])
     p = min(1.0, 2 * min((1 + (d <= 0).sum()) / (n_boot + 1), (1 + (d >= 0).sum()) / (n_boot + 1)))
     return Difference(metric, float(observed), (float(lo), float(hi)), float(p), bool(paired), n_boot)
+
+
+def bootstrap_mean_interval(a: SeedScores, metric: str, n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of configuration ``a``'s seed-mean ``metric`` from the same
+    two-level bootstrap (seeds and test rows resampled): the interval that belongs beside
+    the seed mean (a Wilson interval of one seed need not even contain it)."""
+    rng = np.random.default_rng(seed)
+    draws = [_seed_mean(a.prepared, metric, _counts(rng, a.labels), rng) for _ in range(n_boot)]
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def _counts(rng, labels) -> tuple[np.ndarray, np.ndarray]:

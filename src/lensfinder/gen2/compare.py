@@ -20,7 +20,7 @@ from lensfinder import pages, plots
 from lensfinder.contracts import FPR_KEYS, TPR_KEYS, Comparison, History, Metrics, check, read
 from lensfinder.gen2.ties import find_cliffs
 from lensfinder.metrics import wilson_interval
-from lensfinder.replicates import ALPHA, N_BOOT, SeedScores, bootstrap_difference, holm
+from lensfinder.replicates import ALPHA, N_BOOT, SeedScores, bootstrap_difference, bootstrap_mean_interval, holm
 from lensfinder.tables import write_json
 
 SEED_METRICS = (*TPR_KEYS, "auc")
@@ -86,7 +86,8 @@ def summary_row(label: str, run: str, role: str, factor, dtype: str, m: dict, ta
         per_seed = seeds.seed_values(k)
         row[k], row[f"{k}_seeds"] = per_seed.mean, per_seed.as_dict()
     for k in TPR_KEYS:
-        row[f"{k}_ci95"] = list(wilson_interval(round(m[k] * n_pos), n_pos))  # test rows, first seed
+        # the seed mean's interval: seeds and test rows resampled (one seed: test rows only)
+        row[f"{k}_ci95"] = list(bootstrap_mean_interval(seeds, k, N_BOOT, seed=1))
         if base is not None:
             base_m, base_seeds = base
             d = bootstrap_difference(seeds, base_seeds, k, N_BOOT, seed=0)
