@@ -3,6 +3,7 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -36,15 +37,16 @@ def manifests(mock_sky, tmp_path_factory):
         sums.append(select_sweep(sweep, parts[-1], photoz_path=mock_sky.photoz[i]))
     gather_parent(parts, sums, root / "parent.parquet", root / "sel.json")
     out = {}
-    for name, control, split in (("paired", "paired", "row"), ("unpaired", "unpaired_matched", "sky")):
+    for name, control, split, extra in (("paired", "paired", "row", {}), ("unpaired", "unpaired_matched", "sky", {}),
+                                        ("unlensed", "unpaired", "galaxy", {"unlensed_controls": 1.0})):
         write_manifest(root / "parent.parquet",
-                       DatasetConfig.from_dict(name, {"control": control, "split": split, "priors": BRIGHT}),
+                       DatasetConfig.from_dict(name, {"control": control, "split": split, "priors": BRIGHT, **extra}),
                        3, REPO / "resources/known_lenses.csv.gz", root / f"{name}.parquet", root / f"{name}.json")
         out[name] = root / f"{name}.parquet"
     return root, out
 
 
-POPULATION = {name: Population(Priors.from_dict(BRIGHT), 3, name) for name in ("paired", "unpaired")}
+POPULATION = {name: Population(Priors.from_dict(BRIGHT), 3, name) for name in ("paired", "unpaired", "unlensed")}
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +169,96 @@ def test_knots_have_their_own_colours_and_fluxes_add_up_to_the_source():
     np.testing.assert_allclose(-2.5 * np.log10(f[0, 0, 1] / f[0, 1, 1]), -0.1, atol=1e-12)  # knot g - r
     np.testing.assert_allclose(-2.5 * np.log10(f[0, 1, 1] / f[0, 2, 1]), 0.05, atol=1e-12)  # knot r - z
     assert (f[:, :, 3] == 0).all() and (f[1, :, 1:] == 0).all()  # empty slots carry nothing
+
+
+def _systems(n: int = 24):
+    """Drawn systems of ``n`` fake galaxies (bright, clumpy sources, theta_E 1.2-2"), the
+    rows make_arcs needs, their PSF kernels and their arcs."""
+    from lensfinder.inject import make_arcs, psf_kernels
+    from lensfinder.population import draw_parameters
+    gal = pd.DataFrame({"galaxy_id": np.arange(n, dtype=np.int64), "shape_r": np.ones(n),
+                        "shape_e1": np.zeros(n), "shape_e2": np.full(n, 0.1)})
+    priors = Priors.from_dict({"theta_e": [1.2, 2.0], "frac_in_caustic": 1.0, "source_mag_r": [20.0, 21.0],
+                               "knots_max": 3})
+    p = {k: np.asarray(v, dtype=np.float64) for k, v in draw_parameters(priors, 5, "t", gal).items()}
+    rows = pa.table({**{f"mw_transmission_{b}": np.full(n, 0.95) for b in "grz"},
+                     **{f"psfsize_{b}": np.full(n, 1.2) for b in "grz"}})
+    cfg = InjectConfig()
+    kern = psf_kernels(rows, cfg)
+    zero = np.zeros(n)
+    arcs, mu = make_arcs(p, rows, zero, zero, kern, cfg)
+    return p, rows, kern, arcs, mu, cfg
+
+
+def _mean_radius(img: np.ndarray) -> np.ndarray:
+    """(N,) flux-weighted mean distance from the stamp centre (arcsec) of (N, 64, 64) images."""
+    yy, xx = np.mgrid[: img.shape[-1], : img.shape[-1]]
+    r = np.hypot(xx - 32, yy - 32) * 0.262  # the lens sits on pixel (32, 32)
+    return (img * r).sum(axis=(1, 2)) / img.sum(axis=(1, 2))
+
+
+def test_unlensed_copies_carry_the_arcs_flux_colour_and_radius_but_are_not_lensed():
+    """The control of a system: per band the arc's flux, its light at the images' distance
+    from the lens; but not the arc's shape (the copies are the source itself, moved)."""
+    from lensfinder.detectability import solve_images
+    from lensfinder.inject import _lens_systems, unlensed_copies
+    from lensfinder.seeding import row_keys
+    p, rows, kern, arcs, mu, cfg = _systems()
+    zero = np.zeros(len(mu))
+    images = solve_images(_lens_systems(p, zero, zero))
+    keys = row_keys(0, "test", np.arange(len(mu)))
+    copies = unlensed_copies(p, rows, zero, zero, kern, images, arcs, keys, cfg)
+    np.testing.assert_allclose(copies.sum(axis=(2, 3)), arcs.sum(axis=(2, 3)), rtol=0.01)
+    ratio = _mean_radius(copies[:, 1]) / _mean_radius(arcs[:, 1])  # copies vary in size
+    assert abs(np.median(ratio) - 1) < 0.05 and (np.abs(ratio - 1) < 0.25).all()
+    # not the arc: the arcs of these theta_E >= 1.2" systems leave the centre dark, and so
+    # do the copies, but the light is elsewhere in the stamp
+    diff = np.abs(copies - arcs).sum(axis=(1, 2, 3)) / arcs.sum(axis=(1, 2, 3))
+    assert (diff > 0.3).all()
+    # a copy of a lone source without the lens is the source itself: one system, one image
+    one = {k: v[:1].copy() for k, v in p.items()}
+    single = [(np.array([1.5]), np.array([0.0]), np.array([4.0]))]  # at 1.5" from the lens
+    c1 = unlensed_copies(one, rows.slice(0, 1), zero[:1], zero[:1], kern[:1], single, arcs[:1], keys[:1], cfg)
+    np.testing.assert_allclose(c1.sum(axis=(2, 3)), arcs[:1].sum(axis=(2, 3)), rtol=0.01)
+    yy, xx = np.mgrid[:64, :64]
+    centroid = [(c1[0, 1] * (a - 32)).sum() / c1[0, 1].sum() * 0.262 for a in (xx, yy)]
+    np.testing.assert_allclose(np.hypot(*centroid), 1.5, atol=0.05)  # the copy sits 1.5" out
+    # reproducible from the keys, different for other keys
+    np.testing.assert_array_equal(copies, unlensed_copies(p, rows, zero, zero, kern, images, arcs, keys, cfg))
+    other = unlensed_copies(p, rows, zero, zero, kern, images, arcs, keys + np.uint64(1), cfg)
+    assert not np.allclose(other, copies)
+
+
+def test_unlensed_source_controls_are_recognisable_systems_whose_source_is_added_unlensed(mock_sky, manifests,
+                                                                                         tmp_path):
+    """Phase 4c on a manifest with unlensed-source controls: each is drawn (and redrawn)
+    like a positive and its system is recognisable, but its stamp gets the copies, labelled
+    0; the report counts them; other controls stay raw cutouts."""
+    from lensfinder.population import UNLENSED_SOURCE
+    reports, parts = _run(manifests[1]["unlensed"], mock_sky.coadd_dir, tmp_path, n_shards=1)
+    d = pq.read_table(parts[0]).drop_columns(["stamp"]).to_pandas()
+    unl, pos = d[d.population == UNLENSED_SOURCE], d[d.label == 1]
+    assert (unl.label == 0).all() and len(unl) == reports[0]["n_unlensed_controls_written"] > 10
+    c = InjectConfig().recognisable
+    assert (unl.n_images >= c.min_images).all() and (unl.mu_total >= c.min_magnification).all()
+    assert (unl.arc_snr >= c.min_arc_snr).all() and unl.resolved.isna().all()  # no lens: no "resolved"
+    assert (unl.draw_attempt > 0).any()  # redrawn like positives
+    # their added light has the arcs' brightness and colour distribution
+    for col in ("arc_flux_r", "arc_flux_g"):
+        assert 0.6 < unl[col].median() / pos[col].median() < 1.6
+    brick = CoaddBrick(mock_sky.coadd_dir, SMALL_SKY.bricks[0])
+    stamps = next(iter_row_groups(parts[0]))[1]
+    on = (d.brickname == SMALL_SKY.bricks[0]).to_numpy()[: len(stamps)]
+    raw = brick.cutouts(d.ra[: len(stamps)][on].to_numpy(), d.dec[: len(stamps)][on].to_numpy()).image
+    kind = d.population[: len(stamps)][on].to_numpy()
+    extra = (stamps[on] - raw).sum(axis=(2, 3))
+    is_unl = kind == UNLENSED_SOURCE
+    assert is_unl.any()
+    np.testing.assert_allclose(extra[is_unl], d[["arc_flux_g", "arc_flux_r", "arc_flux_z"]][: len(stamps)][on][is_unl],
+                               rtol=0.05, atol=0.05)
+    plain = (d.label[: len(stamps)][on].to_numpy() == 0) & ~is_unl
+    assert plain.any()
+    np.testing.assert_array_equal(stamps[on][plain], raw[plain])
 
 
 def test_lenses_without_a_redshift_are_skipped_and_counted(mock_sky, manifests):

@@ -87,6 +87,31 @@ def test_unpaired_matched_keeps_a_larger_pool():
     assert audit["n_galaxies_used"] < 900 * 0.75  # a third of the galaxies stayed in the pool
 
 
+def test_unlensed_source_controls_are_other_easy_galaxies_with_their_own_draws():
+    """unlensed_controls per positive: label-0 rows on galaxies no positive uses, each with
+    the lens system drawn from its own galaxy's stream, exactly as a positive's would be."""
+    from lensfinder.population import UNLENSED_SOURCE, draw_parameters
+
+    c = cfg(control="matched_after_injection", split="galaxy", unlensed_controls=0.5)
+    m, audit = build_manifest(fake_parent(900), c, 1, NO_LENSES)
+    pos, unl = m[m.label == 1], m[m.population == UNLENSED_SOURCE]
+    assert m.galaxy_id.is_unique and (unl.label == 0).all()
+    assert len(unl) == round(0.5 * len(pos)) == audit["n_unlensed_controls"] > 100
+    drawn = draw_parameters(c.priors, 1, c.name, unl)
+    for k in ("theta_e", "src_x", "src_mag_r", "knot0_flux"):
+        np.testing.assert_array_equal(unl[k].to_numpy(float), drawn[k].astype(float))
+    assert unl.theta_e.notna().all()
+    other = m[(m.label == 0) & (m.population != UNLENSED_SOURCE)]
+    assert other[list(MANIFEST_PARAMS)].isna().all().all() and len(other) > 0
+    # with easy galaxies to spare they come out of the pool, not out of the positives
+    m0, _ = build_manifest(fake_parent(900), cfg(control="matched_after_injection", split="galaxy"), 1, NO_LENSES)
+    assert (m0.population != UNLENSED_SOURCE).all() and set(m0.galaxy_id[m0.label == 1]) == set(pos.galaxy_id)
+    with pytest.raises(ValueError, match="unlensed_controls"):
+        cfg(control="paired", split="row", unlensed_controls=1.0)
+    with pytest.raises(ValueError, match="unlensed_controls"):
+        cfg(control="unpaired", split="sky", unlensed_controls=-1)
+
+
 def test_galaxies_near_known_lenses_are_never_controls():
     parent = fake_parent()
     known = pd.DataFrame({"ra": parent.ra.iloc[:5] + 3 / 3600, "dec": parent.dec.iloc[:5]})  # 3" away

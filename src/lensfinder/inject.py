@@ -16,6 +16,10 @@ then for the positives, in batches:
 4. add the arc and its photon noise (in electrons, with the coadd's pixel correlation:
    :mod:`lensfinder.noise`) to the real cutout.
 
+Unlensed-source controls (population ``unlensed_source``, label 0) go through steps 1-3
+like positives, so their systems are recognisable lenses too; step 4 then adds, instead of
+the arc, copies of the source as it is without the lens (:func:`unlensed_copies`).
+
 Stamps that cannot be made (crossing the brick edge, off the brick, NaN pixels, zero invvar,
 no service data, a failed service request) are skipped and counted per reason.
 """
@@ -37,7 +41,7 @@ from lensfinder.detectability import (CRITERIA, Criteria, arc_snr, clear_of_lens
 from lensfinder.lensing import Knots, LensSystems, source_components
 from lensfinder.noise import DR10_LAG1, correlate
 from lensfinder.photometry import mag_to_flux
-from lensfinder.population import DRAWN_COLUMNS, KNOT_SLOTS, Population
+from lensfinder.population import DRAWN_COLUMNS, KNOT_SLOTS, UNLENSED_SOURCE, Population
 from lensfinder.sky.coadds import FLAG_NAMES, CoaddError
 from lensfinder.sky.cutout_source import LocalCoadds, ServiceCutouts
 from lensfinder.sky.psf_images import PSF_SKIP_REASONS, LocalPsfImages, ServicePsfImages
@@ -52,7 +56,8 @@ ZEROPOINT_ELECTRONS = {"g": 26.610, "r": 26.818, "z": 26.484}
 using those would make the arc's photon noise 2x too large."""
 
 NOT_RECOGNISABLE = "not_recognisable"
-"""Skip reason of a positive none of whose draws was recognisable as a lens."""
+"""Skip reason of a positive (or unlensed-source control) none of whose draws was
+recognisable as a lens."""
 NO_LENS_REDSHIFT = "no_lens_redshift"
 """Skip reason of a positive whose lens has no redshift (``theta_e_model: velocity_dispersion``)."""
 
@@ -157,6 +162,58 @@ def make_arcs(p: dict[str, np.ndarray], rows: pa.Table, dx_pix, dy_pix, kernels:
     return blurred[..., pad:pad + STAMP_SIZE, pad:pad + STAMP_SIZE], mu_total
 
 
+def needs_system(rows: pa.Table) -> np.ndarray:
+    """(N,) bool: rows that get a drawn lens system -- positives and unlensed-source controls."""
+    drawn = rows["label"].to_numpy() == 1
+    if "population" in rows.column_names:
+        drawn |= rows["population"].to_numpy(zero_copy_only=False) == UNLENSED_SOURCE
+    return drawn
+
+
+def unlensed_copies(p: dict[str, np.ndarray], rows: pa.Table, dx_pix, dy_pix, kernels: np.ndarray,
+                    images: list, arcs: np.ndarray, keys: np.ndarray, cfg: InjectConfig) -> np.ndarray:
+    """The control of a recognisable system: its source *without* the lens, (N, 3, 64, 64)
+    nanomaggies, PSF-blurred as :func:`make_arcs`.
+
+    One copy of the source per image of the system (``images``: per system the image
+    positions x, y in arcsec and magnifications, :func:`lensfinder.detectability.solve_images`),
+    at that image's distance from the lens and a random position angle, with the image's
+    share (|mu_i| / sum |mu|) of the arc's flux in each band (``arcs``: the system's arcs as
+    :func:`make_arcs` gives them, so knots of their own colour keep the arc's colour). A copy's size
+    is the source's times |mu_i|^(v/2), v uniform in [0, 1): from the source's own size (v=0:
+    all the arc's flux in a compact blob) to the image's area (v=1: the arc's surface
+    brightness), so neither size nor surface brightness tells a copy from an arc -- only the
+    tangential stretch, curvature and image configuration do. Flux, colour and radius
+    follow the arc's, so an aperture-flux classifier cannot tell them apart (the point of
+    these controls). Draws come from ``keys`` (one per row)."""
+    n = len(arcs)
+    mu_band = arcs.sum(axis=(2, 3)) / component_fluxes(p, rows).sum(axis=2)  # (N, 3) on the stamp
+    k_max = max((len(mu) for _, _, mu in images), default=0)
+    r = np.zeros((n, k_max))
+    w = np.zeros((n, k_max))
+    for i, (x, y, mu) in enumerate(images):
+        lx, ly = dx_pix[i] * PIXSCALE, dy_pix[i] * PIXSCALE
+        r[i, :len(mu)] = np.hypot(x - lx, y - ly)
+        w[i, :len(mu)] = np.abs(mu) / np.abs(mu).sum()
+    u = seeding.uniform(keys, 2 * max(k_max, 1))
+    out = np.zeros((n, len(BANDS), STAMP_SIZE, STAMP_SIZE))
+    for k in range(k_max):
+        j = np.flatnonzero(w[:, k] > 0)
+        phi = 2 * np.pi * u[j, k]
+        scale = np.abs(np.array([images[i][2][k] for i in j])) ** (u[j, k_max + k] / 2)
+        q = {name: v[j].copy() for name, v in p.items()}
+        q["theta_e"][:], q["gamma1"][:], q["gamma2"][:] = 0.0, 0.0, 0.0  # no deflection
+        q["src_x"], q["src_y"] = r[j, k] * np.cos(phi), r[j, k] * np.sin(phi)
+        q["src_re"] = q["src_re"] * scale
+        q["knot_re"] = q["knot_re"] * scale
+        for slot in range(KNOT_SLOTS):
+            q[f"knot{slot}_x"] = q[f"knot{slot}_x"] * scale
+            q[f"knot{slot}_y"] = q[f"knot{slot}_y"] * scale
+        copy, _ = make_arcs(q, rows.take(pa.array(j)), dx_pix[j], dy_pix[j], kernels[j], cfg)
+        out[j] += copy * (w[j, k, None] * mu_band[j])[:, :, None, None]
+    return out
+
+
 def electrons_per_nanomaggy(rows: pa.Table, cfg: InjectConfig) -> np.ndarray:
     """(N, 3): electrons per nanomaggy in each row's coadd, NOBS x exptime x 10^(0.4 (zp - 22.5))."""
     nobs = np.maximum(_band_columns(rows, "nobs"), 1)
@@ -179,6 +236,7 @@ class Assessment:
 
     n_images: np.ndarray
     image_mu: list
+    images: list  # per system (x, y, mu) of its images (lensfinder.detectability.solve_images)
     mu_total: np.ndarray
     snr: np.ndarray
     resolved: np.ndarray
@@ -196,7 +254,7 @@ def assess(p, rows, dx_pix, dy_pix, arcs, mu_total, invvar, cfg: InjectConfig) -
     clear = clear_of_lens(p["theta_e"], fwhm, cfg.recognisable)
     failed = failures(n_images, mu_total, snr, res, cfg.recognisable, clear)
     ok = ~np.any(list(failed.values()), axis=0)
-    return Assessment(n_images, [mu for _, _, mu in images], mu_total, snr, res, failed, ok)
+    return Assessment(n_images, [mu for _, _, mu in images], images, mu_total, snr, res, failed, ok)
 
 
 def _diagnostics(arcs, a: Assessment, src_flux_r, dx, dy, attempt) -> dict[str, np.ndarray]:
@@ -251,9 +309,11 @@ def _geometry_passes(p: dict, pending: np.ndarray, fwhm_r: np.ndarray, c: Criter
 def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, population: Population | None,
                      pixel_psfs: np.ndarray | None = None) -> Injected:
     """Add recognisable arcs (and their noise) to ``image`` (N, 3, 64, 64) in place for the
-    positive ``rows``, redrawing systems that fail ``cfg.recognisable``. ``pixel_psfs``:
-    survey PSF kernels of the positives, in row order (``psf.kind: pixel`` only)."""
-    pos = np.flatnonzero(rows["label"].to_numpy() == 1)
+    positive ``rows`` -- for unlensed-source controls, their :func:`unlensed_copies` --,
+    redrawing systems that fail ``cfg.recognisable``. ``pixel_psfs``: survey PSF kernels of
+    those rows (:func:`needs_system`), in row order (``psf.kind: pixel`` only)."""
+    pos = np.flatnonzero(needs_system(rows))
+    unlensed = rows["label"].to_numpy()[pos] == 0
     p = {k: rows[k].to_numpy().astype(np.float64)[pos] for k in DRAWN_COLUMNS}
     diag = _empty_diagnostics(rows.num_rows)
     kern = psf_kernels(rows.take(pa.array(pos)), cfg, pixel_psfs)
@@ -278,6 +338,13 @@ def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, p
             if attempt == 0:  # the rendered draws passed the geometric criteria
                 for k, v in a.failed.items():
                     first[k] += int(v.sum())
+            swap = np.flatnonzero(a.ok & unlensed[j])
+            if swap.size:
+                keys = seeding.row_keys(0, "unlensed-copies", sub["seed"].to_numpy()[swap], attempt)
+                arcs[swap] = unlensed_copies({k: v[swap] for k, v in pj.items()}, sub.take(pa.array(swap)),
+                                             dx[idx[swap]], dy[idx[swap]], kern[j[swap]],
+                                             [a.images[i] for i in swap], arcs[swap], keys, cfg)
+            # an unlensed control's "arc" columns describe its copies
             src_r = mag_to_flux(pj["src_mag_r"]) * sub["mw_transmission_r"].to_numpy()
             for k, v in _diagnostics(arcs, a, src_r, dx[idx], dy[idx], attempt).items():
                 diag[k][idx] = v
@@ -293,9 +360,10 @@ def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, p
 
 
 def _survey_psfs(rows: pa.Table, psf_images, skipped: dict):
-    """Kernels of the positive ``rows`` (``psf.kind: pixel``) and which rows to keep: a
-    positive whose PSF is missing or unusable is skipped and counted by reason."""
-    pos = np.flatnonzero(rows["label"].to_numpy() == 1)
+    """Kernels of the ``rows`` that get a lens system (:func:`needs_system`; ``psf.kind:
+    pixel``) and which rows to keep: such a row whose PSF is missing or unusable is skipped
+    and counted by reason."""
+    pos = np.flatnonzero(needs_system(rows))
     if psf_images is None and len(pos):
         raise ValueError("inject.psf.kind is 'pixel' but no survey PSF images were given")
     kernels, reasons = survey_psf_kernels(psf_images, rows["ra"].to_numpy()[pos], rows["dec"].to_numpy()[pos])
@@ -331,15 +399,15 @@ def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Populatio
     if cfg.psf.kind == "pixel":
         pixel_psfs, has_psf = _survey_psfs(rows, psf_images, skipped)
         rows, image, invvar, dx, dy = _take(has_psf, rows, image, invvar, dx, dy)
-    label = rows["label"].to_numpy()
-    if not (label == 1).any():  # e.g. the candidates' parent-sample cutouts
+    drawn = needs_system(rows)
+    if not drawn.any():  # e.g. the candidates' parent-sample cutouts
         return rows, image.astype(np.float32), _empty_diagnostics(rows.num_rows), counts
-    has_mass = (label == 0) | np.isfinite(rows["theta_e"].to_numpy(zero_copy_only=False))
+    has_mass = ~drawn | np.isfinite(rows["theta_e"].to_numpy(zero_copy_only=False))
     skipped[NO_LENS_REDSHIFT] = int((~has_mass).sum())
-    if pixel_psfs is not None:  # one kernel per positive, in row order
-        pixel_psfs = pixel_psfs[has_mass[label == 1]]
+    if pixel_psfs is not None:  # one kernel per drawn row, in row order
+        pixel_psfs = pixel_psfs[has_mass[drawn]]
     rows, image, invvar, dx, dy = _take(has_mass, rows, image, invvar, dx, dy)
-    pos = np.flatnonzero(rows["label"].to_numpy() == 1)
+    pos = np.flatnonzero(needs_system(rows))
     done = inject_positives(rows, image, invvar, dx, dy, cfg, population, pixel_psfs)
     for k in DRAWN_COLUMNS:
         col = rows[k].to_numpy().astype(np.float64)
@@ -388,7 +456,7 @@ def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int
     schema = stamp_schema(manifest.schema_arrow, cfg.write_npz)
     report = {"shard": shard, "n_shards": n_shards, "bricks": bricks, "cutouts_resampled": source.resampled,
               "n_rows": 0, "n_written": 0,
-              "n_positives_written": 0, "n_skipped": 0, **_zero_counts()}
+              "n_positives_written": 0, "n_unlensed_controls_written": 0, "n_skipped": 0, **_zero_counts()}
     manifest_ds = ds.dataset(manifest_path, format="parquet")
     with ParquetStreamWriter(out_path, schema, **writer_options(schema, cfg.stamp_compression)) as writer:
         for name in bricks:
@@ -418,6 +486,7 @@ def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int
                 writer.write(pa.Table.from_pydict({f.name: cols[f.name] for f in schema}, schema=schema))
                 report["n_written"] += len(kept)
                 report["n_positives_written"] += int(pc.sum(kept["label"]).as_py() or 0)
+                report["n_unlensed_controls_written"] += int((needs_system(kept) & (kept["label"].to_numpy() == 0)).sum())
             del brick
     report["seconds"] = round(time.perf_counter() - t0, 2)
     write_json(report, report_path)
@@ -426,10 +495,10 @@ def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int
 
 def gather_reports(reports: list[dict], out_path) -> dict:
     """Sum shard reports into one dataset report (written to ``out_path``)."""
-    total = {"n_shards": len(reports), "n_rows": 0, "n_written": 0, "n_positives_written": 0, "n_skipped": 0,
-             **_zero_counts(), "seconds": 0.0}
+    total = {"n_shards": len(reports), "n_rows": 0, "n_written": 0, "n_positives_written": 0,
+             "n_unlensed_controls_written": 0, "n_skipped": 0, **_zero_counts(), "seconds": 0.0}
     for r in reports:
-        for k in ("n_rows", "n_written", "n_positives_written", "n_skipped", "seconds"):
+        for k in ("n_rows", "n_written", "n_positives_written", "n_unlensed_controls_written", "n_skipped", "seconds"):
             total[k] += r[k]
         _add_counts(total, r)
     if total["n_written"] + total["n_skipped"] != total["n_rows"]:

@@ -18,6 +18,15 @@ Control strategies
                           (:mod:`lensfinder.matching`) keeps those whose *observed* aperture
                           fluxes and colours match the injected positives', so "extra blue
                           flux near the centre" does not tell the classes apart.
+Unlensed-source controls
+    ``unlensed_controls`` (unpaired strategies) per positive, ordinary galaxies get a drawn
+    lens system like a positive but are labelled 0: phase 4c adds the source *unlensed*,
+    as bright and as blue as the arc would be, at the images' distances from the galaxy
+    (population ``unlensed_source``). The look-alikes of a small sky rarely put light of an
+    arc's flux, colour and radius around a host as bright as a lens; these do by
+    construction, so after matching even a flux classifier that uses every feature jointly
+    (gradient-boosted trees) is near chance, and only the arc's shape tells the classes
+    apart.
 Hard negatives
     ``hard_negative_fraction`` of the controls (or of the candidate pool) come from galaxies
     of a false-positive population: the mock's look-alikes, and on any sky the galaxies of a
@@ -43,7 +52,7 @@ import pyarrow as pa
 from astropy_healpix import HEALPix
 
 from lensfinder import PIXSCALE, seeding
-from lensfinder.population import MANIFEST_PARAMS, Priors, draw_parameters
+from lensfinder.population import MANIFEST_PARAMS, UNLENSED_SOURCE, Priors, draw_parameters
 from lensfinder.sky.bricks import brick_center
 from lensfinder.sky.false_positives import ORDINARY, UNLABELLED
 from lensfinder.sky.crossmatch import MATCH_RADIUS_ARCSEC, nearest_within
@@ -68,6 +77,7 @@ class DatasetConfig:
     pos_fraction: float = 0.5
     match_pool_factor: float = 2.0   # *matched*: candidate controls per control needed
     hard_negative_fraction: float = 0.0  # of the controls / candidates, from false-positive populations
+    unlensed_controls: float = 0.0   # unlensed-source controls per positive (unpaired strategies)
     past_false_positives: str | None = None  # CSV of past false positives (galaxy_id or ra, dec)
     max_galaxies: int | None = None
     priors: Priors = Priors()
@@ -83,6 +93,8 @@ class DatasetConfig:
             raise ValueError(f"dataset {name}: control must be one of {CONTROL_STRATEGIES}")
         if not 0 <= cfg.hard_negative_fraction <= 1:
             raise ValueError(f"dataset {name}: hard_negative_fraction must be in [0, 1]")
+        if cfg.unlensed_controls < 0 or (cfg.control == "paired" and cfg.unlensed_controls > 0):
+            raise ValueError(f"dataset {name}: unlensed_controls must be >= 0 and needs an unpaired control strategy")
         if cfg.control == "paired" and cfg.hard_negative_fraction > 0:
             raise ValueError(f"dataset {name}: paired controls are the positives' own galaxies; "
                              "hard_negative_fraction needs an unpaired control strategy")
@@ -210,27 +222,30 @@ def population_counts(m: pd.DataFrame) -> dict:
             for k, g in m.groupby("label")}
 
 
-def _unpaired(gal: pd.DataFrame, cfg: DatasetConfig, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """(positives, controls -- or phase 4d's candidates --, catalogue SMDs) of an unpaired
-    strategy, from galaxies in hash order."""
+def _unpaired(gal: pd.DataFrame, cfg: DatasetConfig, seed: int
+              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """(positives, unlensed-source controls, other controls -- or phase 4d's candidates --,
+    catalogue SMDs) of an unpaired strategy, from galaxies in hash order."""
     # rows: positives / (positives + controls) = pos_fraction. The matched strategies
     # keep a pool match_pool_factor times larger than the controls they need.
     ctl_per_pos = (1 - cfg.pos_fraction) / cfg.pos_fraction
     factor = 1.0 if cfg.control == "unpaired" else cfg.match_pool_factor
     # Look-alikes (and past false positives) are kept for the negatives: an arc injected
     # around a ring galaxy would teach "ring = lens" as much as "ring = not a lens".
-    easy = gal["population"].isin(EASY_POPULATIONS).to_numpy()
-    n_pos = min(int(round(len(gal) / (1 + ctl_per_pos * factor))), int(easy.sum()))
-    pos = gal.iloc[np.flatnonzero(easy)[:n_pos]]
-    pool = take_controls(gal.drop(index=pos.index), cfg.hard_negative_fraction,
+    easy = np.flatnonzero(gal["population"].isin(EASY_POPULATIONS).to_numpy())
+    n_pos = min(int(round(len(gal) / (1 + ctl_per_pos * factor))), int(len(easy) / (1 + cfg.unlensed_controls)))
+    pos = gal.iloc[easy[:n_pos]]
+    unlensed = gal.iloc[easy[n_pos:n_pos + int(round(n_pos * cfg.unlensed_controls))]]
+    pool = take_controls(gal.drop(index=pos.index.union(unlensed.index)), cfg.hard_negative_fraction,
                          fill=cfg.control == "matched_after_injection")
     if cfg.control in ("unpaired", "matched_after_injection"):
         ctl = pool  # matched_after_injection: phase 4d picks the controls from these
     else:
         ckey = seeding.row_keys(seed, cfg.name, "matching", pool["galaxy_id"].to_numpy())
-        ctl = pool.iloc[np.sort(_matched_controls(pos, pool, int(round(n_pos * ctl_per_pos)), ckey))]
-    return pos, ctl, {"pool": _standardised_mean_differences(pos, pool),
-                      "controls": _standardised_mean_differences(pos, ctl)}
+        n_ctl = max(int(round(n_pos * ctl_per_pos)) - len(unlensed), 0)
+        ctl = pool.iloc[np.sort(_matched_controls(pos, pool, n_ctl, ckey))]
+    return pos, unlensed, ctl, {"pool": _standardised_mean_differences(pos, pool),
+                                "controls": _standardised_mean_differences(pos, pd.concat([unlensed, ctl]))}
 
 
 def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
@@ -257,11 +272,16 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
         gal = gal.iloc[: cfg.max_galaxies]
     gal = gal.reset_index(drop=True)
 
-    pos, ctl, matching = (gal, gal, None) if cfg.control == "paired" else _unpaired(gal, cfg, seed)
+    pos, unlensed, ctl, matching = (gal, gal.iloc[:0], gal, None) if cfg.control == "paired" \
+        else _unpaired(gal, cfg, seed)
     params = draw_parameters(cfg.priors, seed, cfg.name, pos)
     rows_pos = pos.assign(label=np.int8(1), **params)
+    # an unlensed-source control's system is drawn exactly as a positive's (its own galaxy's
+    # stream), so its source's flux, colour and image radii follow the positives'
+    rows_unl = unlensed.assign(label=np.int8(0), population=UNLENSED_SOURCE,
+                               **draw_parameters(cfg.priors, seed, cfg.name, unlensed))
     rows_ctl = ctl.assign(label=np.int8(0), **{k: np.nan for k in MANIFEST_PARAMS}, source_in_caustic=False)
-    m = pd.concat([rows_pos, rows_ctl], ignore_index=True)
+    m = pd.concat([rows_pos, rows_unl, rows_ctl], ignore_index=True)
     # sample_id: the galaxy id with the label as lowest bit (unique: a galaxy appears at
     # most once per label), so ids are stable when other galaxies come or go.
     m["sample_id"] = (m["galaxy_id"].to_numpy() << 1) | m["label"].to_numpy().astype(np.int64)
@@ -284,6 +304,7 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
         "veto_radius_arcsec": MATCH_RADIUS_ARCSEC, "n_galaxies_used": int(m["galaxy_id"].nunique()),
         "matching_standardised_mean_difference": matching,
         "hard_negative_fraction": cfg.hard_negative_fraction, "n_marked_past_false_positive": n_past,
+        "unlensed_controls_per_positive": cfg.unlensed_controls, "n_unlensed_controls": len(rows_unl),
         "populations": population_counts(m),
         "first_draws": first_draw_summary(rows_pos),
     })

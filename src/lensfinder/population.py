@@ -26,6 +26,13 @@ from lensfinder import seeding
 from lensfinder.lens_mass import FaberJackson, einstein_radius, rest_frame_abs_mag
 from lensfinder.sky.shapes import axis_ratio_angle, stamp_angle
 
+UNLENSED_SOURCE = "unlensed_source"
+"""Population of a control made by injection: an ordinary galaxy given a drawn lens system
+that is recognisable, whose source is then added *unlensed* (one copy per image, at the
+images' distances from the lens, random position angles, the arc's flux and colour), so
+the classes differ by the arc's shape and configuration, not by its flux
+(:func:`lensfinder.inject.unlensed_copies`)."""
+
 
 @dataclass(frozen=True)
 class Priors:
