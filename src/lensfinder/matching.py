@@ -3,12 +3,17 @@
 Controls matched on the catalogue (before injection) leave every positive with extra flux no
 control has -- a classifier of aperture fluxes alone then separates the classes. Here the
 controls are chosen *after* injection, from a pool of candidates (phase 4a's
-``matched_after_injection``; rich in false-positive look-alikes), on the aperture fluxes and
+``matched_after_injection``: false-positive look-alikes and, with ``unlensed_controls``,
+ordinary galaxies carrying a would-be arc's source unlensed), on the aperture fluxes and
 colours of the stamps themselves -- the flux-only baseline's features
 (:mod:`lensfinder.aperture_features`). Within each split, positives are matched one at a time,
 the one farthest from any candidate first, each to its nearest unused candidate (greedy
 nearest-neighbour matching without replacement, Austin 2011, Multivariate Behav. Res. 46,
-399); with more than one control per positive this repeats in rounds. The distance is
+399); with more than one control per positive this repeats in rounds. Matching on 25
+features balances each one (|SMD| < 0.1) but not their joint distribution where the pool
+has no candidate like a positive: on the demo sky, look-alikes alone left gradient-boosted
+trees on these features at test AUC 0.72; the unlensed-source candidates, equal to the
+arcs in flux, colour and radius by construction, bring that to 0.58. The distance is
 Euclidean in the features standardised by the split's positives + candidates, plus the
 logit of a logistic-regression propensity score (positive vs candidate) scaled to
 :data:`PROPENSITY_WEIGHT` standard deviations: covariates and propensity together, as Rubin
