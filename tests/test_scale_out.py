@@ -73,6 +73,43 @@ def test_sigterm_checkpoints_and_the_rerun_reproduces_the_uninterrupted_run(tmp_
         np.testing.assert_allclose([h[key] for h in a], [h[key] for h in b], rtol=1e-5, err_msg=key)
 
 
+SIGTERM_AS_WORKERS_START = """
+import os, signal, sys
+from torch.utils.data import IterableDataset
+from lensfinder.training.data import ignore_sigterm
+from lensfinder.training.data import {loader} as Loader
+from lensfinder.training.preemption import SigtermFlag
+
+class Numbers(IterableDataset):
+    def __iter__(self):
+        return iter(range(4))
+
+def init(worker_id):  # the time limit strikes while this worker starts, before it ignores SIGTERM
+    os.killpg(0, signal.SIGTERM)
+    ignore_sigterm(worker_id)
+
+with SigtermFlag() as flag:
+    loader = Loader(Numbers(), batch_size=None, num_workers=2, worker_init_fn=init)
+    out = [sorted(int(x) for x in loader) for epoch in range(3)]
+print(flag.requested, out)
+"""
+
+
+@pytest.mark.parametrize("loader", ["SigtermSafeLoader", "DataLoader"])
+def test_a_sigterm_while_the_workers_start_is_left_to_the_main_process(loader):
+    """SLURM's SIGTERM reaching a DataLoader worker before its worker_init_fn ignores it
+    killed the worker and crashed training instead of checkpointing (CI, 2026-12-02). With
+    SigtermSafeLoader the workers start with it blocked: they live, every epoch is complete
+    and the main process sees the signal. Plain DataLoader shows the race is real."""
+    proc = subprocess.run([sys.executable, "-c", SIGTERM_AS_WORKERS_START.format(loader=loader)],
+                          capture_output=True, text=True, timeout=120, start_new_session=True)
+    if loader == "DataLoader":
+        assert proc.returncode != 0 and "killed by signal" in proc.stderr
+        return
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split("\n")[0] == "True " + str([[0, 0, 1, 1, 2, 2, 3, 3]] * 3)
+
+
 def write_run_config_like(out, data, run=RUN):
     from lensfinder.tables import write_json
     from lensfinder.training.config import RunConfig, run_config_record

@@ -198,12 +198,33 @@ def ignore_sigterm(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: SLURM's time limit sends SIGTERM to every process of
     the job, DataLoader workers included; a worker that died of it would crash the main
     process ("worker killed by signal") before it could checkpoint. Workers ignore it and
-    the main process, which checkpoints and exits, shuts them down."""
+    the main process, which checkpoints and exits, shuts them down. A SIGTERM that reached
+    the worker before this ran is pending (:class:`SigtermSafeLoader` forks workers with it
+    blocked) and is discarded here."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
+class SigtermSafeLoader(DataLoader):
+    """A DataLoader that forks its workers with SIGTERM blocked. Between the fork and
+    ``worker_init_fn`` a worker has torch's own SIGTERM handler, which dies of a SIGTERM
+    not sent by its parent; SLURM's goes to the whole process group, so one arriving as an
+    epoch's workers start killed a worker and crashed training (seen in CI:
+    tests/test_scale_out.py). Blocked, it waits for :func:`ignore_sigterm`; in the main
+    process it is delivered as soon as the workers are started."""
+
+    def __iter__(self):
+        if not self.num_workers:
+            return super().__iter__()
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            return super().__iter__()  # starts (forks) the workers
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def stamp_loader(ds: StampStream, num_workers: int) -> DataLoader:
     """A DataLoader over a batching :class:`StampStream` whose workers leave SIGTERM to the
-    main process (:func:`ignore_sigterm`)."""
-    return DataLoader(ds, batch_size=None, num_workers=num_workers,
-                      worker_init_fn=ignore_sigterm if num_workers else None)
+    main process (:func:`ignore_sigterm`, :class:`SigtermSafeLoader`)."""
+    return SigtermSafeLoader(ds, batch_size=None, num_workers=num_workers,
+                             worker_init_fn=ignore_sigterm if num_workers else None)
