@@ -88,12 +88,15 @@ def test_slurm_time_limit_sigterm_checkpoints_and_the_retry_resumes(cluster, tin
     resumes from ckpt/last.pt, and the history equals an uninterrupted run's."""
     local, _ = tiny_run
     long = yaml.safe_load(TINY.read_text())
-    # ~2.5 min of training on 2 cores (SLURM checks limits every ~30 s: the SIGTERM comes 60-90 s
-    # in), several steps per epoch (the tiny sky leaves ~30 training stamps, one batch of the
-    # demo's 64; the demo's stamp_cnn ran 100 such epochs inside the minute and was never stopped)
-    long["runs"]["gen3"]["train"] = {"epochs": 900, "early_stopping": {"enabled": False}}
+    # ~3 min of training on 2 cores (SLURM checks limits every ~30 s: the SIGTERM comes 60-90 s
+    # in), many steps per epoch (the tiny sky leaves ~30 training stamps, one batch of the
+    # demo's 64; the demo's stamp_cnn ran 100 such epochs inside the minute and was never
+    # stopped). Few, long epochs: each epoch's checkpoint and history cost ~0.15 s (900 epochs
+    # of batch 8 took 5 min, 300 of batch 2 take 3; SLURM stopped the first attempt after
+    # ~160 of them)
+    long["runs"]["gen3"]["train"] = {"epochs": 300, "early_stopping": {"enabled": False}}
     long["runs"]["gen3"]["model"] = {"name": "mobilenetv3_small_050"}
-    long["runs"]["gen3"]["loader"] = {"batch_size": 8}
+    long["runs"]["gen3"]["loader"] = {"batch_size": 2}
     cfg = tmp_path / "long.yaml"
     cfg.write_text(yaml.safe_dump(long))
     ref, run = tmp_path / "ref", tmp_path / "run"
@@ -112,7 +115,7 @@ def test_slurm_time_limit_sigterm_checkpoints_and_the_retry_resumes(cluster, tin
     # said by the training process on the job's stderr (Snakemake's "exit status 75" line is
     # not reliably printed while its scheduler shuts down on the same SIGTERM)
     assert "interrupted, checkpoint written; exit 75" in attempts
-    # Snakemake keeps the last attempt's log: it resumed mid-epoch (~3 steps per epoch), from
+    # Snakemake keeps the last attempt's log: it resumed mid-epoch (15 steps per epoch), from
     # the checkpoint the SIGTERM wrote, not from an epoch boundary
     starts = re.findall(r"training from epoch (\d+) step (\d+)", (run / "results/logs/train/gen3.log").read_text())
     assert starts and int(starts[0][0]) > 0 and int(starts[0][1]) > 0, starts
