@@ -93,7 +93,7 @@ def test_slurm_time_limit_sigterm_checkpoints_and_the_retry_resumes(cluster, tin
     # demo's 64; the demo's stamp_cnn ran 100 such epochs inside the minute and was never
     # stopped). Few, long epochs: each epoch's checkpoint and history cost ~0.15 s (900 epochs
     # of batch 8 took 5 min, 300 of batch 2 take 3; SLURM stopped the first attempt after
-    # ~160 of them)
+    # 130-160 of them)
     long["runs"]["gen3"]["train"] = {"epochs": 300, "early_stopping": {"enabled": False}}
     long["runs"]["gen3"]["model"] = {"name": "mobilenetv3_small_050"}
     long["runs"]["gen3"]["loader"] = {"batch_size": 2}
