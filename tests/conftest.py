@@ -58,8 +58,10 @@ def render_mock_sky(root: Path, cfg: MockSkyConfig) -> MockSky:
     return MockSky(cfg, root, sweep_dir, coadd_dir, catalog_dir, sweeps, conditions, photoz)
 
 
-SMALL_SKY = MockSkyConfig(seed=11, bricks=("1501p020", "1551p020"), brick_size_pix=500,
-                          n_lrg=150, n_blue=80, n_star=40, n_bright_star=1)
+# A small, dense sky: ~110 LRG-like galaxies per brick (tests need many; the demo's density
+# is DESI-like), field galaxies and stars from the counts, and one bright star per brick.
+SMALL_SKY = MockSkyConfig(seed=11, bricks=("1501p020", "1551p020"), brick_size_pix=600,
+                          lrg_density=60000.0, lrg_min_sep_arcsec=4.0, n_bright_star=1)
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,13 @@ def _rewrite_plain(path, data=None, header=None):
 def test_cutouts_are_centred_on_the_object(mock_sky):
     cat = pq.read_table(mock_sky.catalog_dir / f"{BRICK}.parquet").to_pandas()
     brick = CoaddBrick(mock_sky.coadd_dir, BRICK)
-    bright = cat[(cat.TYPE == "PSF") & (cat.FLUX_R > 20)]
+    # pixels exist only in the windows around LRG-like galaxies: centre on bright ones
+    # without a look-alike feature or a catalogued neighbour within 6"
+    x, y = brick.world_to_pixel(cat.RA.to_numpy(), cat.DEC.to_numpy())
+    d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
+    np.fill_diagonal(d, np.inf)
+    bright = cat[(cat.MOCK_POP == "lrg") & (cat.MOCK_POPULATION == "ordinary") & (cat.FLUX_Z > 20)
+                 & (d.min(axis=1) > 6 / 0.262)]
     cut = brick.cutouts(bright.RA.to_numpy(), bright.DEC.to_numpy())
     assert cut.image.shape == (len(bright), 3, 64, 64) and cut.image.dtype == np.float32
     assert cut.invvar.shape == cut.image.shape
@@ -56,20 +62,35 @@ def test_edge_and_off_brick_stamps_are_nan_padded_and_flagged(mock_sky):
     assert counts["edge"] == 2 and counts["off_brick"] == 1
 
 
+def _covered_centres(brick, n: int) -> list[tuple[int, int]]:
+    """(x, y) pixel centres of ``n`` stamps covered in every band, pairwise > 64 px apart
+    (the mock renders pixels only in windows around its LRG-like galaxies)."""
+    ok = (brick.invvar > 0).all(axis=0)
+    out = []
+    for y in range(40, ok.shape[0] - 40, 4):
+        for x in range(40, ok.shape[1] - 40, 4):
+            if ok[y - 32:y + 32, x - 32:x + 32].all() and all(max(abs(x - a), abs(y - b)) > 64 for a, b in out):
+                out.append((x, y))
+                if len(out) == n:
+                    return out
+    raise AssertionError(f"fewer than {n} covered stamps")
+
+
 def test_nan_region_and_zero_invvar_are_flagged_and_counted(mock_sky, tmp_path):
     root = _copy_brick(mock_sky, tmp_path)
+    (xa, ya), (xb, yb), (xc, yc) = _covered_centres(CoaddBrick(root, BRICK), 3)
     img_path = coadd_path(root, BRICK, "image", "r")
     with fits.open(img_path) as hdul:
         img = hdul[1].data.copy()
-    img[100:120, 100:120] = np.nan
+    img[ya - 10:ya + 10, xa - 10:xa + 10] = np.nan
     _rewrite_plain(img_path, data=img)
     ivar_path = coadd_path(root, BRICK, "invvar", "z")
     with fits.open(ivar_path) as hdul:
         ivar = hdul[1].data.copy()
-    ivar[300:310, 300:310] = 0
+    ivar[yb - 5:yb + 5, xb - 5:xb + 5] = 0
     _rewrite_plain(ivar_path, data=ivar)
     brick = CoaddBrick(root, BRICK)
-    ra, dec = brick.wcs.all_pix2world([110.0, 305.0, 200.0], [110.0, 305.0, 420.0], 0)
+    ra, dec = brick.wcs.all_pix2world([xa, xb, xc], [ya, yb, yc], 0)
     cut = brick.cutouts(ra, dec)
     assert cut.flags[0] & FLAG_NAN and not cut.flags[0] & FLAG_NO_COVERAGE
     assert cut.flags[1] & FLAG_NO_COVERAGE and not cut.flags[1] & FLAG_NAN

@@ -16,8 +16,8 @@ from lensfinder.sky.mock import MockSkyConfig, make_brick_catalog
 from conftest import SMALL_SKY, render_mock_sky
 
 # Few, well separated objects, every early type a host: apertures see one galaxy each.
-SPARSE = MockSkyConfig(seed=5, bricks=("1501p020",), brick_size_pix=1000, n_lrg=36, n_blue=0, n_star=0,
-                       n_bright_star=0, frac_bad_quality=0.0, frac_masked=0.0, no_coverage_stripe_prob=0.0,
+SPARSE = MockSkyConfig(seed=5, bricks=("1501p020",), brick_size_pix=1000, lrg_density=6800.0,
+                       lrg_min_sep_arcsec=18.0, lrg_pair_fraction=0.0, field_objects=False, frac_bad_quality=0.0, frac_masked=0.0, no_coverage_stripe_prob=0.0,
                        false_positives=FalsePositiveConfig(rates={p: 1 / len(POPULATIONS) for p in POPULATIONS}))
 
 
@@ -64,8 +64,8 @@ def test_feature_light_sits_where_each_population_puts_it():
     x, y = np.arange(n) * 100.0, np.zeros(n)
     comps, extra = feature_light(np.random.default_rng(3), population, x, y, 0.0, FalsePositiveConfig())
     r = np.hypot(comps["x"] - x[comps["host"]], comps["y"]) * PIXSCALE
-    ranges = {"blue_companion": (0.6, 2.5), "chance_alignment": (0.7, 2.5), "ring": (0.3, 2.3),
-              "spiral_arms": (0.2, 4.5), "edge_on_disk": (0.8, 2.5), "tidal_tails": (0.25, 5.3)}
+    ranges = {"blue_companion": (1.5, 4.0), "chance_alignment": (1.5, 4.0), "ring": (0.8, 4.6),
+              "spiral_arms": (0.6, 6.1), "edge_on_disk": (2.5, 4.5), "tidal_tails": (0.45, 8.0)}
     for p in POPULATIONS:
         sel = comps["population"] == p
         assert np.array_equal(np.unique(comps["host"][sel]), np.flatnonzero(population == p))
@@ -108,7 +108,7 @@ def test_same_seed_same_features_and_rate_zero_means_none():
     assert np.array_equal(ra["x"], rb["x"]) and np.array_equal(ra["flux"]["g"], rb["flux"]["g"])
     none = MockSkyConfig(**{**SMALL_SKY.__dict__, "false_positives": FalsePositiveConfig(rates={})})
     c, rc = make_brick_catalog(none, SMALL_SKY.bricks[0])
-    assert set(c["MOCK_POPULATION"]) == {ORDINARY} and rc["n_catalogued"] == len(rc["x"])
+    assert set(c["MOCK_POPULATION"]) == {ORDINARY} and rc["n_features"] == 0
     # the catalogue itself does not depend on the features (the Tractor fits the core)
     assert np.array_equal(c["FLUX_R"], a["FLUX_R"])
 

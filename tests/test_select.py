@@ -136,9 +136,11 @@ def test_lens_redshift_prefers_spectra_and_drops_fills():
 def test_photoz_file_must_be_row_matched(mock_sky, tmp_path):
     """A photo-z sweep of another sweep, or cut short, is an error naming both files and the row."""
     sweep = mock_sky.sweeps[0]
-    with pytest.raises(SweepError, match=r"-pz\.fits: not row-matched to .*sweep-.*: row 0 has"):
-        select_sweep(sweep, tmp_path / "a.parquet", photoz_path=mock_sky.photoz[1])
     t = read_sweep(mock_sky.photoz[0], list(PHOTOZ_COLUMNS))
+    shuffled = tmp_path / "shuffled-pz.fits"  # the right rows in another order
+    Table({c: t[c].to_numpy()[::-1] for c in PHOTOZ_COLUMNS}).write(shuffled)
+    with pytest.raises(SweepError, match=r"-pz\.fits: not row-matched to .*sweep-.*: row 0 has"):
+        select_sweep(sweep, tmp_path / "a.parquet", photoz_path=shuffled)
     short = tmp_path / "short-pz.fits"
     Table({c: t[c].to_numpy()[:-3] for c in PHOTOZ_COLUMNS}).write(short)
     with pytest.raises(SweepError, match=r"short-pz\.fits: not row-matched .* it ends before sweep row"):

@@ -25,10 +25,11 @@ BAND_SCALE = (6.0 / 2.2, 3.4 / 2.2, 1.0)  # g, r, z -> blue, green, red channels
 STRETCH, Q = 0.08, 8
 
 
-def rgb(stamp: np.ndarray) -> np.ndarray:
-    """(3, H, W) g,r,z nanomaggies -> (H, W, 3) uint8 asinh colour image (z red, g blue)."""
+def rgb(stamp: np.ndarray, stretch: float = STRETCH) -> np.ndarray:
+    """(3, H, W) g,r,z nanomaggies -> (H, W, 3) uint8 asinh colour image (z red, g blue);
+    a smaller ``stretch`` (nanomaggies) shows fainter structure."""
     g, r, z = (np.nan_to_num(stamp[i]) * BAND_SCALE[i] for i in range(3))
-    return make_lupton_rgb(z, r, g, stretch=STRETCH, Q=Q)
+    return make_lupton_rgb(z, r, g, stretch=stretch, Q=Q)
 
 
 SNR_QUANTILES = ((0.5, 0.5), (0.1, 0.25), (0.9, 0.25))

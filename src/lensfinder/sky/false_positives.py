@@ -10,9 +10,11 @@ LRG with that photometry would. (Blended light that a real Tractor fit would par
 into the core is ignored.) The components are round or elliptical Sersic profiles, rendered
 by the mock with the brick's PSF like every other object.
 
-Geometry and colours follow the morphology each population is named after; radii overlap the
-Einstein radii of the injected lenses (0.6-2.5") on purpose, since that is where they fool a
-classifier. The parameters are chosen by eye for the mock, not fitted to a survey.
+Geometry and colours follow the morphology each population is named after, sized to be seen
+at 0.262"/pixel in ~1.3" seeing (rings of 2-4" radius, arms and tails to 4-8", companions
+beyond the host's seeing disk) and overlapping the arcs of the injected lenses (theta_E
+~1.3-2.5"), since that is where they fool a classifier. The parameters are chosen by eye for
+the mock, not fitted to a survey; :data:`SKY_RATES` are the rates on the real sky.
 """
 
 from __future__ import annotations
@@ -32,6 +34,18 @@ UNLABELLED = "unlabelled"   # real data: nothing is known about the galaxy's kin
 
 DEMO_RATES = {"blue_companion": 0.10, "chance_alignment": 0.08, "ring": 0.08, "spiral_arms": 0.08,
               "edge_on_disk": 0.08, "tidal_tails": 0.08}
+SKY_RATES = {"blue_companion": 0.05, "chance_alignment": 0.03, "ring": 0.003, "spiral_arms": 0.02,
+             "edge_on_disk": 0.02, "tidal_tails": 0.03}
+"""Fraction of DESI-like LRGs hosting each feature on the real sky, as it would show at
+DECaLS depth -- our estimates, not measurements, to be replaced where a survey measures
+them: chance_alignment from the number counts (a galaxy brighter than r = 23, ~24,000 per
+deg^2, within 0.7-2.5" of the LRG: 3%); ring galaxies are ~0.1-0.3% of galaxies (collisional
+rings are rarer still), though a common confusion in lens searches (Rojas et al. 2022);
+tidal features are seen around most massive early types in deep imaging (Tal et al. 2009,
+AJ 138, 1417: 73% at mu ~ 28) but at DECaLS depth and z ~ 0.5 in a few per cent; spirals
+and edge-on disks pass LRG colour cuts at the per-cent level; blue satellites within 2.5"
+bright enough to see: a few per cent. The mock's own ``rates`` are training rates, far
+above these (``benchmarks/mock_realism.py`` prints both)."""
 KNOT_N = 0.5  # Sersic n = 0.5 is a Gaussian: star-forming knots and ring/arm/tail segments
 
 
@@ -47,7 +61,7 @@ class FalsePositiveConfig:
     """
 
     rates: dict = field(default_factory=lambda: dict(DEMO_RATES))
-    mag_r: tuple[float, float] = (18.8, 22.0)
+    mag_r: tuple[float, float] = (19.0, 21.5)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "FalsePositiveConfig":
@@ -116,70 +130,74 @@ def _chain(rng, n_hosts: int, radius: np.ndarray, phi: np.ndarray, q_proj, rot, 
 
 
 def _blue_companion(rng, n: int) -> Components:
-    """One or two compact blue satellites (exponential, r_e 0.15-0.45") at 0.6-2.5"."""
-    sep = rng.uniform(0.6, 2.5, (n, 2))
+    """One or two compact blue satellites (exponential, r_e 0.2-0.5") 1.5-4" out, beyond
+    the host's seeing disk so they show as separate knots."""
+    sep = rng.uniform(1.5, 4.0, (n, 2))
     dx, dy = _offset(sep, rng.uniform(0, 2 * np.pi, (n, 2)))
     second = rng.random(n) < 0.4
     weight = np.where(np.stack([np.ones(n, bool), second], 1), [0.65, 0.35], 0.0)
     weight /= weight.sum(axis=1, keepdims=True)
     return Components(host=np.repeat(np.arange(n), 2), dx=dx.ravel(), dy=dy.ravel(),
-                      re=rng.uniform(0.15, 0.45, 2 * n), q=rng.uniform(0.5, 1.0, 2 * n),
+                      re=rng.uniform(0.2, 0.5, 2 * n), q=rng.uniform(0.5, 1.0, 2 * n),
                       pa=rng.uniform(0, np.pi, 2 * n), n=np.ones(2 * n), weight=weight.ravel(),
                       g_r=rng.normal(0.3, 0.15, 2 * n), r_z=rng.normal(0.2, 0.15, 2 * n))
 
 
 def _chance_alignment(rng, n: int) -> Components:
-    """A blue background disk galaxy (exponential, r_e 0.3-0.8", any shape) 0.7-2.5" away."""
-    dx, dy = _offset(rng.uniform(0.7, 2.5, n), rng.uniform(0, 2 * np.pi, n))
-    return Components(host=np.arange(n), dx=dx, dy=dy, re=rng.uniform(0.3, 0.8, n), q=rng.uniform(0.3, 1.0, n),
+    """A blue background disk galaxy (exponential, r_e 0.4-1.0", any shape) 1.5-4" away."""
+    dx, dy = _offset(rng.uniform(1.5, 4.0, n), rng.uniform(0, 2 * np.pi, n))
+    return Components(host=np.arange(n), dx=dx, dy=dy, re=rng.uniform(0.4, 1.0, n), q=rng.uniform(0.3, 1.0, n),
                       pa=rng.uniform(0, np.pi, n), n=np.ones(n), weight=np.ones(n),
                       g_r=rng.normal(0.4, 0.2, n), r_z=rng.normal(0.3, 0.2, n))
 
 
-def _ring(rng, n: int, k: int = 16) -> Components:
-    """A (collisional) star-forming ring of ``k`` knots, radius 0.6-2", seen at axis
-    ratio 0.6-1, around the red bulge (Appleton & Struck-Marcell 1996)."""
+def _ring(rng, n: int, k: int = 28) -> Components:
+    """A star-forming ring of ``k`` overlapping knots, radius 2-4" (a few kpc at z ~ 0.5, as
+    the rings of S0s and collisional rings; Appleton & Struck-Marcell 1996), seen at axis
+    ratio 0.5-1, around the red bulge: a closed blue loop at DECaLS resolution."""
     phi = np.linspace(0, 2 * np.pi, k, endpoint=False)[None, :] + rng.uniform(0, 2 * np.pi, (n, 1))
-    radius = rng.uniform(0.6, 2.0, (n, 1)) * (1 + rng.normal(0, 0.05, (n, k)))
+    radius = rng.uniform(2.0, 4.0, (n, 1)) * (1 + rng.normal(0, 0.04, (n, k)))
     weight = np.clip(1 + 0.4 * rng.normal(size=(n, k)), 0.1, None)
-    return _chain(rng, n, radius, phi, rng.uniform(0.6, 1.0, n), rng.uniform(0, np.pi, n), weight,
-                  rng.uniform(0.15, 0.3, (n, k)), rng.normal(0.25, 0.15, n), rng.normal(0.15, 0.15, n))
+    return _chain(rng, n, radius, phi, rng.uniform(0.5, 1.0, n), rng.uniform(0, np.pi, n), weight,
+                  rng.uniform(0.3, 0.5, (n, k)), rng.normal(0.25, 0.15, n), rng.normal(0.15, 0.15, n))
 
 
-def _spiral_arms(rng, n: int, per_arm: int = 9) -> Components:
-    """Two blue logarithmic spiral arms (pitch 12-25 deg) from 0.4-0.8" out to ~2-4",
-    knots fading outwards, around a red bulge (a face-on early-type spiral)."""
-    t = np.linspace(0, 1.25 * np.pi, per_arm)[None, :]
-    r0 = rng.uniform(0.4, 0.8, (n, 1))
-    pitch = np.radians(rng.uniform(12, 25, (n, 1)))
+def _spiral_arms(rng, n: int, per_arm: int = 14) -> Components:
+    """Two blue logarithmic spiral arms (pitch 15-25 deg, half a turn each) from 1.0-1.4" out to 2.3-6", knots
+    overlapping along the arm and fading outwards, around a red bulge (a face-on early-type
+    spiral)."""
+    t = np.linspace(0, np.pi, per_arm)[None, :]
+    r0 = rng.uniform(1.0, 1.4, (n, 1))
+    pitch = np.radians(rng.uniform(15, 25, (n, 1)))
     radius = np.concatenate([r0 * np.exp(t * np.tan(pitch))] * 2, axis=1)
     phi = np.concatenate([t, t + np.pi], axis=1) * rng.choice([-1, 1], (n, 1))
-    weight = np.concatenate([np.exp(-t / 4)] * 2, axis=1) * np.clip(1 + 0.3 * rng.normal(size=(n, 2 * per_arm)), 0.2, None)
-    return _chain(rng, n, radius, phi, rng.uniform(0.6, 1.0, n), rng.uniform(0, 2 * np.pi, n), weight,
-                  rng.uniform(0.15, 0.3, (n, 2 * per_arm)), rng.normal(0.3, 0.15, n), rng.normal(0.2, 0.15, n))
+    weight = np.concatenate([np.exp(-t / 5)] * 2, axis=1) * np.clip(1 + 0.3 * rng.normal(size=(n, 2 * per_arm)), 0.2, None)
+    return _chain(rng, n, radius, phi, rng.uniform(0.7, 1.0, n), rng.uniform(0, 2 * np.pi, n), weight,
+                  rng.uniform(0.3, 0.5, (n, 2 * per_arm)), rng.normal(0.3, 0.15, n), rng.normal(0.2, 0.15, n))
 
 
 def _edge_on_disk(rng, n: int) -> Components:
-    """A thin blue disk (exponential, r_e 0.6-1.4", q 0.12-0.25) 0.8-2.5" away, its major
-    axis roughly tangential to the host -- the shape of an arc without its curvature."""
+    """A thin blue disk (exponential, r_e 1.0-2.0", q 0.10-0.2) 2.5-4.5" away, its major
+    axis roughly tangential to the host -- a streak the length of an arc, without its
+    curvature."""
     sep_pa = rng.uniform(0, 2 * np.pi, n)
-    dx, dy = _offset(rng.uniform(0.8, 2.5, n), sep_pa)
-    return Components(host=np.arange(n), dx=dx, dy=dy, re=rng.uniform(0.6, 1.4, n), q=rng.uniform(0.12, 0.25, n),
+    dx, dy = _offset(rng.uniform(2.5, 4.5, n), sep_pa)
+    return Components(host=np.arange(n), dx=dx, dy=dy, re=rng.uniform(1.0, 2.0, n), q=rng.uniform(0.10, 0.2, n),
                       pa=sep_pa + np.pi / 2 + rng.normal(0, np.radians(20), n), n=np.ones(n), weight=np.ones(n),
                       g_r=rng.normal(0.4, 0.15, n), r_z=rng.normal(0.3, 0.15, n))
 
 
-def _tidal_tails(rng, n: int, per_tail: int = 8) -> Components:
-    """Two curved tidal tails of a merger, from 0.5-0.8" out to 3-5", diffuse (knots r_e
-    0.25-0.45") and of intermediate colour (old stars with some star formation)."""
+def _tidal_tails(rng, n: int, per_tail: int = 14) -> Components:
+    """Two curved tidal tails of a merger, from ~1" out to 5-8", diffuse (knots r_e
+    0.4-0.7", overlapping) and of intermediate colour (old stars with some star formation)."""
     t = np.linspace(0, 1, per_tail)[None, :]
-    r0, r1 = rng.uniform(0.5, 0.8, (n, 1)), rng.uniform(3.0, 5.0, (n, 1))
+    r0, r1 = rng.uniform(0.8, 1.2, (n, 1)), rng.uniform(5.0, 8.0, (n, 1))
     sweep = rng.uniform(0.6, 1.0, (n, 1)) * np.pi * rng.choice([-1, 1], (n, 1))
     radius = np.concatenate([r0 + (r1 - r0) * t] * 2, axis=1)
     phi = np.concatenate([sweep * t, sweep * t + np.pi], axis=1)
-    weight = np.concatenate([np.exp(-1.5 * t)] * 2, axis=1) * (1 + 0.2 * rng.random((n, 2 * per_tail)))
-    return _chain(rng, n, radius, phi, rng.uniform(0.5, 1.0, n), rng.uniform(0, 2 * np.pi, n), weight,
-                  rng.uniform(0.25, 0.45, (n, 2 * per_tail)), rng.normal(0.7, 0.15, n), rng.normal(0.45, 0.1, n))
+    weight = np.concatenate([np.exp(-1.0 * t)] * 2, axis=1) * (1 + 0.2 * rng.random((n, 2 * per_tail)))
+    return _chain(rng, n, radius, phi, rng.uniform(0.6, 1.0, n), rng.uniform(0, 2 * np.pi, n), weight,
+                  rng.uniform(0.4, 0.7, (n, 2 * per_tail)), rng.normal(0.7, 0.15, n), rng.normal(0.45, 0.1, n))
 
 
 _DRAW = {"blue_companion": _blue_companion, "chance_alignment": _chance_alignment, "ring": _ring,
