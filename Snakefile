@@ -10,7 +10,7 @@ min_version("9.0")
 # editable into .venv, and jobs also get its src/ on PYTHONPATH, so a job in the conda
 # environment (envs/lensfinder.yaml, --sdm conda) or on a cluster node runs the same code.
 from lensfinder.environment import export_pythonpath
-from lensfinder.sky.source import sky_layout
+from lensfinder.sky.source import resolve_mock_bricks, sky_layout
 
 export_pythonpath(str(Path(workflow.basedir) / "src"))
 
@@ -25,6 +25,8 @@ if not workflow.overwrite_configfiles:
 
 
 validate(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+# A mock sky given as a box of the brick grid becomes its list of bricks before any rule reads it.
+resolve_mock_bricks(config["sky"])
 
 report: "workflow/report/workflow.rst"
 

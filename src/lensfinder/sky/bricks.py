@@ -82,6 +82,19 @@ def brickname_at(ra: float, dec: float) -> str:
     return names[min(int((ra % 360) / 360 * len(centres)), len(centres) - 1)]
 
 
+def bricks_in_box(ra: tuple[float, float], dec: tuple[float, float]) -> list[str]:
+    """Names of the grid bricks whose centres lie in ra[0] <= RA < ra[1], dec[0] <= Dec <
+    dec[1] (degrees; no wrap at RA 0), in Dec rows from south to north, RA ascending."""
+    first = int(np.ceil((dec[0] + 90) / BRICK_SIZE_DEG))
+    names = []
+    for row in range(max(first, 0), 721):
+        if _row_dec(row) >= dec[1]:
+            break
+        centres, row_names = _row_bricks(row)
+        names += [n for c, n in zip(centres, row_names) if ra[0] <= c < ra[1]]
+    return names
+
+
 def coadd_path(coadd_dir: str | Path, brickname: str, kind: str, band: str) -> Path:
     """Path of a DR10 coadd file; ``kind`` is ``image`` or ``invvar``."""
     if kind not in ("image", "invvar"):

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lensfinder.sky.bricks import SWEEP_RE
+from lensfinder.sky.bricks import SWEEP_RE, bricks_in_box
 from lensfinder.sky.cutout_source import CutoutSourceConfig
 from lensfinder.sky.mock import sweep_names as mock_sweep_names
 
@@ -31,6 +31,17 @@ class SkyLayout:
     def photoz_path(self, sweep: str) -> str:
         """The photo-z sweep row-matched to sweep file stem ``sweep``."""
         return f"{self.photoz_dir}/{sweep}-pz.fits"
+
+
+def resolve_mock_bricks(sky: dict) -> None:
+    """In place: a mock sky's ``bricks`` given as ``{ra: [lo, hi], dec: [lo, hi]}`` becomes
+    the list of grid bricks centred in that box (an empty box is an error)."""
+    mock = sky.get("mock") or {}
+    box = mock.get("bricks")
+    if isinstance(box, dict):
+        mock["bricks"] = bricks_in_box(tuple(box["ra"]), tuple(box["dec"]))
+        if not mock["bricks"]:
+            raise ValueError(f"sky.mock.bricks {box}: no brick of the grid is centred in that box")
 
 
 def sky_layout(sky: dict, results_dir: str = "results") -> SkyLayout:
