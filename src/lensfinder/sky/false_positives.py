@@ -46,6 +46,10 @@ AJ 138, 1417: 73% at mu ~ 28) but at DECaLS depth and z ~ 0.5 in a few per cent;
 and edge-on disks pass LRG colour cuts at the per-cent level; blue satellites within 2.5"
 bright enough to see: a few per cent. The mock's own ``rates`` are training rates, far
 above these (``benchmarks/mock_realism.py`` prints both)."""
+SPREAD_BOOST_MAG = {"spiral_arms": 0.75, "tidal_tails": 0.5}
+"""Magnitudes brighter than ``mag_r`` for the features spread over 5-10x a companion's area:
+at the same total flux their arms and tails would sit below the noise (chosen by eye on
+the gallery of ``benchmarks/mock_realism.py``)."""
 KNOT_N = 0.5  # Sersic n = 0.5 is a Gaussian: star-forming knots and ring/arm/tail segments
 
 
@@ -152,28 +156,30 @@ def _chance_alignment(rng, n: int) -> Components:
 
 
 def _ring(rng, n: int, k: int = 28) -> Components:
-    """A star-forming ring of ``k`` overlapping knots, radius 2-4" (a few kpc at z ~ 0.5, as
+    """A star-forming ring of ``k`` overlapping knots, radius 2.5-4.5" (~15-30 kpc at z ~ 0.5, as
     the rings of S0s and collisional rings; Appleton & Struck-Marcell 1996), seen at axis
     ratio 0.5-1, around the red bulge: a closed blue loop at DECaLS resolution."""
     phi = np.linspace(0, 2 * np.pi, k, endpoint=False)[None, :] + rng.uniform(0, 2 * np.pi, (n, 1))
-    radius = rng.uniform(2.0, 4.0, (n, 1)) * (1 + rng.normal(0, 0.04, (n, k)))
+    radius = rng.uniform(2.5, 4.5, (n, 1)) * (1 + rng.normal(0, 0.04, (n, k)))
     weight = np.clip(1 + 0.4 * rng.normal(size=(n, k)), 0.1, None)
     return _chain(rng, n, radius, phi, rng.uniform(0.5, 1.0, n), rng.uniform(0, np.pi, n), weight,
-                  rng.uniform(0.3, 0.5, (n, k)), rng.normal(0.25, 0.15, n), rng.normal(0.15, 0.15, n))
+                  rng.uniform(0.2, 0.35, (n, k)), rng.normal(0.25, 0.15, n), rng.normal(0.15, 0.15, n))
 
 
-def _spiral_arms(rng, n: int, per_arm: int = 14) -> Components:
-    """Two blue logarithmic spiral arms (pitch 15-25 deg, half a turn each) from 1.0-1.4" out to 2.3-6", knots
-    overlapping along the arm and fading outwards, around a red bulge (a face-on early-type
-    spiral)."""
+def _spiral_arms(rng, n: int, per_arm: int = 16) -> Components:
+    """Two blue logarithmic spiral arms (pitch 18-26 deg, half a turn each) from 1.2-1.6" out
+    to 3.3-7.4", narrow (knots r_e 0.25-0.4" overlapping along the arm), around a red bulge (a
+    face-on early-type spiral)."""
     t = np.linspace(0, np.pi, per_arm)[None, :]
-    r0 = rng.uniform(1.0, 1.4, (n, 1))
-    pitch = np.radians(rng.uniform(15, 25, (n, 1)))
+    r0 = rng.uniform(1.2, 1.6, (n, 1))
+    pitch = np.radians(rng.uniform(18, 26, (n, 1)))
     radius = np.concatenate([r0 * np.exp(t * np.tan(pitch))] * 2, axis=1)
     phi = np.concatenate([t, t + np.pi], axis=1) * rng.choice([-1, 1], (n, 1))
-    weight = np.concatenate([np.exp(-t / 5)] * 2, axis=1) * np.clip(1 + 0.3 * rng.normal(size=(n, 2 * per_arm)), 0.2, None)
+    # knots sit at equal steps in angle, so the arm's length per knot grows with radius:
+    # weights grow with it too, keeping the arm's surface brightness about even
+    weight = radius / r0 * np.clip(1 + 0.3 * rng.normal(size=(n, 2 * per_arm)), 0.2, None)
     return _chain(rng, n, radius, phi, rng.uniform(0.7, 1.0, n), rng.uniform(0, 2 * np.pi, n), weight,
-                  rng.uniform(0.3, 0.5, (n, 2 * per_arm)), rng.normal(0.3, 0.15, n), rng.normal(0.2, 0.15, n))
+                  rng.uniform(0.25, 0.4, (n, 2 * per_arm)), rng.normal(0.3, 0.15, n), rng.normal(0.2, 0.15, n))
 
 
 def _edge_on_disk(rng, n: int) -> Components:
@@ -189,7 +195,7 @@ def _edge_on_disk(rng, n: int) -> Components:
 
 def _tidal_tails(rng, n: int, per_tail: int = 14) -> Components:
     """Two curved tidal tails of a merger, from ~1" out to 5-8", diffuse (knots r_e
-    0.4-0.7", overlapping) and of intermediate colour (old stars with some star formation)."""
+    0.3-0.5", overlapping) and of intermediate colour (old stars with some star formation)."""
     t = np.linspace(0, 1, per_tail)[None, :]
     r0, r1 = rng.uniform(0.8, 1.2, (n, 1)), rng.uniform(5.0, 8.0, (n, 1))
     sweep = rng.uniform(0.6, 1.0, (n, 1)) * np.pi * rng.choice([-1, 1], (n, 1))
@@ -197,7 +203,7 @@ def _tidal_tails(rng, n: int, per_tail: int = 14) -> Components:
     phi = np.concatenate([sweep * t, sweep * t + np.pi], axis=1)
     weight = np.concatenate([np.exp(-1.0 * t)] * 2, axis=1) * (1 + 0.2 * rng.random((n, 2 * per_tail)))
     return _chain(rng, n, radius, phi, rng.uniform(0.6, 1.0, n), rng.uniform(0, 2 * np.pi, n), weight,
-                  rng.uniform(0.4, 0.7, (n, 2 * per_tail)), rng.normal(0.7, 0.15, n), rng.normal(0.45, 0.1, n))
+                  rng.uniform(0.3, 0.5, (n, 2 * per_tail)), rng.normal(0.7, 0.15, n), rng.normal(0.45, 0.1, n))
 
 
 _DRAW = {"blue_companion": _blue_companion, "chance_alignment": _chance_alignment, "ring": _ring,
@@ -222,7 +228,7 @@ def feature_light(rng: np.random.Generator, population: np.ndarray, x: np.ndarra
             continue
         c = _DRAW[name](rng, hosts.size)
         keep = c.weight > 0
-        total_r = mag_to_flux(rng.uniform(*cfg.mag_r, hosts.size))[c.host] * c.weight
+        total_r = mag_to_flux(rng.uniform(*cfg.mag_r, hosts.size) - SPREAD_BOOST_MAG.get(name, 0.0))[c.host] * c.weight
         fluxes = {"r": total_r, "g": total_r * 10 ** (-0.4 * c.g_r), "z": total_r * 10 ** (0.4 * c.r_z)}
         e1, e2 = ellipticity(c.q, c.pa)
         part = {"x": x[hosts][c.host] + c.dx / PIXSCALE, "y": y[hosts][c.host] + c.dy / PIXSCALE,
