@@ -243,9 +243,13 @@ def test_unlensed_source_controls_are_recognisable_systems_whose_source_is_added
     assert (unl.n_images >= c.min_images).all() and (unl.mu_total >= c.min_magnification).all()
     assert (unl.arc_snr >= c.min_arc_snr).all() and unl.resolved.isna().all()  # no lens: no "resolved"
     assert (unl.draw_attempt > 0).any()  # redrawn like positives
-    # their added light has the arcs' brightness and colour distribution
+    # their added light has the arcs' brightness and colour distribution: ~25 of each on the
+    # small sky, whose arc fluxes spread over a factor ~10, so compare the distributions
+    # (a rank test) and their means, not two noisy medians
+    from scipy.stats import mannwhitneyu
     for col in ("arc_flux_r", "arc_flux_g"):
-        assert 0.6 < unl[col].median() / pos[col].median() < 1.6
+        assert mannwhitneyu(unl[col], pos[col]).pvalue > 0.001, col
+        assert 0.5 < unl[col].mean() / pos[col].mean() < 2.0, col
     brick = CoaddBrick(mock_sky.coadd_dir, SMALL_SKY.bricks[0])
     stamps = next(iter_row_groups(parts[0]))[1]
     on = (d.brickname == SMALL_SKY.bricks[0]).to_numpy()[: len(stamps)]
