@@ -120,7 +120,7 @@ def test_rerun_is_a_no_op_and_phase3_param_reruns_phase3_only(tiny_run, tmp_path
                     "match_controls": 1, "population_gallery": 1, "flux_baseline": 1, "train": 1, "evaluate": 1,
                     "parent_negatives": 1, "parent_negative_stamps": 2, "all": 1}
     changed["datasets"]["v5_unpaired"].pop("priors")
-    changed["sky"]["mock"]["n_blue"] = 41
+    changed["sky"]["mock"]["detect_snr"] = 6.5
     cfg2.write_text(yaml.safe_dump(changed))
     jobs = planned_jobs(snakemake("-n", "--configfile", DEMO, str(cfg2), cwd=work))
     assert jobs["mock_brick"] == 2 and jobs["select_lrg"] == 2
@@ -452,10 +452,16 @@ def test_phase_4c_and_candidates_run_from_the_cutout_service_without_local_coadd
                                                                       "photoz_dir": str(sweeps.parent / "10.1-photo-z")},
                                            "cutouts": {"source": "service", "url": server + "cutout.fits",
                                                        "psf_url": server + "coadd-psf/", "min_interval_s": 0.0}},
-                                   "datasets": {"v5_unpaired": {"max_galaxies": 120}},  # leaves a background
+                                   "datasets": {"v5_unpaired": {"max_galaxies": 60}},  # leaves a background
                                    "real_lenses": {"lenses": "lenses.csv", "n_random": 40, "n_boot": 50}}))
-    # "known lenses": six mock galaxies inside the sky, one far outside it (left out by the footprint)
-    cat = pq.read_table(next(mock_sky.catalog_dir.glob("*.parquet")), columns=["RA", "DEC"]).to_pandas()
+    # "known lenses": six mock LRGs inside the sky whose stamps are whole (pixels exist only
+    # around LRG-like galaxies; brick edges and no-coverage stripes cut others), one far
+    # outside it (left out by the footprint)
+    from lensfinder.sky.coadds import CoaddBrick
+    cat = pq.read_table(mock_sky.catalog_dir / f"{SMALL_SKY.bricks[0]}.parquet", columns=["RA", "DEC", "MOCK_POP"]).to_pandas()
+    cat = cat[cat.MOCK_POP == "lrg"].reset_index(drop=True)
+    whole = CoaddBrick(mock_sky.coadd_dir, SMALL_SKY.bricks[0]).cutouts(cat["RA"].to_numpy(), cat["DEC"].to_numpy()).flags == 0
+    cat = cat[whole].reset_index(drop=True)
     lenses = pd.DataFrame({"name": [f"L{i}" for i in range(7)], "ra": [*cat["RA"][:6], 10.0],
                            "dec": [*cat["DEC"][:6], -5.0], "grading": ["confident"] * 3 + ["probable"] * 4})
     lenses.to_csv(tmp_path / "lenses.csv", index=False)
