@@ -1,6 +1,7 @@
 # lensfinder: two commands on a fresh machine.
 #   make demo  -- create .venv if missing, install, run the workflow on the mock sky
 #   make test  -- same install, then the test suite
+#   make check -- same install, then the workflow lint and the fast tests (~2 min)
 PYTHON ?= python3
 VENV ?= .venv
 CORES ?= all
@@ -10,7 +11,7 @@ SNAKEMAKE_FLAGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lensfinder-installed
 
-.PHONY: demo test install clean-results
+.PHONY: demo test check install clean-results
 
 install: $(STAMP)
 
@@ -38,6 +39,12 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The quick check between edits: Snakemake's lint and every test not marked slow or workflow.
+# `make test` (what CI runs) still runs everything.
+check: install
+	$(BIN)/snakemake --lint
+	$(BIN)/python -m pytest -q -m "not slow and not workflow" $(PYTEST_ARGS)
 
 clean-results:
 	rm -rf results .snakemake

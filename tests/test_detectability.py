@@ -21,6 +21,7 @@ def _systems(n, seed):
                        src_re=np.full(n, 0.3), src_n=np.ones(n), src_e1=np.zeros(n), src_e2=np.zeros(n))
 
 
+@pytest.mark.slow  # >= 5 s on 2 cores: left out of `make check`
 def test_images_and_magnifications_match_lenstronomy_on_random_systems():
     """Every image lenstronomy's solver finds (brighter than |mu| = 1e-3; fainter ones, deep
     in the singular SIE centre, matter to no criterion) is found here at the same place;

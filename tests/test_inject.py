@@ -293,6 +293,7 @@ def test_never_recognisable_positives_are_skipped_and_counted(mock_sky, manifest
     assert r["redraws"] == r["skipped"]["not_recognisable"]  # one redraw each, then given up
 
 
+@pytest.mark.slow  # >= 5 s on 2 cores: left out of `make check`
 def test_same_config_gives_identical_stamps_whatever_the_sharding(mock_sky, manifests, tmp_path):
     m = manifests[1]["paired"]
     _, a = _run(m, mock_sky.coadd_dir, tmp_path / "a", n_shards=2)
@@ -342,6 +343,7 @@ def test_gallery_shows_typical_arcs_next_to_controls_and_the_injection_figure(mo
     assert mpimg.imread(tmp_path / "injection.png")[..., :3].std() > 0.05
 
 
+@pytest.mark.slow  # >= 5 s on 2 cores: left out of `make check`
 def test_stamps_from_the_cutout_service_equal_local_stamps_to_the_resampling(mock_sky, manifests, unpaired_local,
                                                                             tmp_path, server):
     """Phase 4c with no local coadds: the imitation viewer serves the mock sky, Lanczos-3
@@ -388,6 +390,7 @@ def _positive_stamps(path):
     return keep["sample_id"].to_numpy(), decode_stamps(keep["stamp"])
 
 
+@pytest.mark.slow  # >= 5 s on 2 cores: left out of `make check`
 def test_pixel_psf_from_the_service_equals_the_analytic_moffat(mock_sky, manifests, unpaired_local, tmp_path, server):
     """``psf.kind: pixel`` through the cutout-service client: the imitation viewer's
     coadd-psf answers the mock sky's own Moffat (63x63, float32), so the stamps equal those
@@ -410,6 +413,7 @@ def test_pixel_psf_from_the_service_equals_the_analytic_moffat(mock_sky, manifes
     assert any(q.get("bands") == "grz" for q in FakeViewer.requests)  # PSFs were really fetched
 
 
+@pytest.mark.slow  # >= 5 s on 2 cores: left out of `make check`
 def test_pixel_psf_from_a_directory_missing_and_bad_files_are_counted(mock_sky, manifests, unpaired_local, tmp_path,
                                                                      monkeypatch):
     """PSF files in a local directory (viewer coadd-psf format, PSF_FILE names). One positive

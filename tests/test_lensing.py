@@ -168,6 +168,7 @@ def test_light_from_outside_the_stamp_is_blurred_in():
     assert bare[0].sum() < 0.3 * padded[0].sum()
 
 
+@pytest.mark.slow  # >= 5 s on 2 cores: left out of `make check`
 def test_production_sampling_is_converged():
     """Default adaptive sampling against a full 32x32 sub-pixel grid everywhere, for sources
     of the default prior (Sersic n <= 2.5). (lenstronomy's own full 8x grid is *less*

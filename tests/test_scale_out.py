@@ -46,6 +46,7 @@ def test_lr_scaling_rule():
     assert scaled_lr(TrainConfig(lr=1e-3), 1024) == 1e-3
 
 
+@pytest.mark.slow  # >= 5 s on 2 cores: left out of `make check`
 @pytest.mark.parametrize("workers", [0, 2])
 def test_sigterm_checkpoints_and_the_rerun_reproduces_the_uninterrupted_run(tmp_path, workers):
     """SIGTERM to the whole process group, DataLoader workers included, as SLURM sends it

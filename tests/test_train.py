@@ -68,6 +68,7 @@ def test_trains_writes_history_and_evaluation(dataset, tmp_path):
     assert (tmp_path / "roc.png").stat().st_size > 5000
 
 
+@pytest.mark.slow  # >= 5 s on 2 cores: left out of `make check`
 def test_resume_after_kill_gives_the_same_history(dataset, tmp_path):
     ref = tmp_path / "ref"
     assert train_run(TINY, "tiny", 1, dataset, ref) == 0
@@ -150,6 +151,7 @@ def test_early_stopping_keeps_the_best_epoch(dataset, tmp_path, monkeypatch):
     assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == 1
 
 
+@pytest.mark.slow  # >= 5 s on 2 cores: left out of `make check`
 def test_two_process_torchrun_gloo_with_uneven_shards(tmp_path):
     """5 row groups over 2 ranks: uneven batches. Padding steps keep the ranks in lockstep
     (no hang), every sample is seen once, validation is gathered exactly, and a run
@@ -173,6 +175,7 @@ def test_two_process_torchrun_gloo_with_uneven_shards(tmp_path):
         np.testing.assert_allclose([e[key] for e in h], [e[key] for e in _history(interrupted)], rtol=1e-5, err_msg=key)
 
 
+@pytest.mark.slow  # >= 5 s on 2 cores: left out of `make check`
 def test_gen2_configuration_reproduces_its_mechanisms(dataset, tmp_path):
     """Every gen2 switch on at once: the loader duplicates each sample num_workers times,
     scores are ranked as bf16 probabilities (with the float32-logit view alongside), no
