@@ -57,26 +57,44 @@ def desitarget_cuts():
     return pytest.importorskip("desitarget.cuts")
 
 
-def test_identical_to_desitarget_isLRG_south(desitarget_cuts):
-    cols = adversarial_table(12_000)
-    # desitarget's own de-reddening path, as set_target_bits uses it
-    rec = np.zeros(12_000, dtype=[(k, v.dtype) for k, v in cols.items()]
+def desitarget_is_lrg(cuts, cols: dict[str, np.ndarray]) -> np.ndarray:
+    """desitarget's isLRG(south=True) on sweep columns, through its own de-reddening path
+    (as set_target_bits uses it)."""
+    n = len(cols["FLUX_R"])
+    rec = np.zeros(n, dtype=[(k, np.asarray(cols[k]).dtype) for k in ADVERSARIAL_COLUMNS]
                    + [("FLUX_W2", "f4"), ("MW_TRANSMISSION_W2", "f4"), ("FIBERFLUX_G", "f4"),
                       ("FIBERFLUX_R", "f4")])
-    for k, v in cols.items():
-        rec[k] = v
+    for k in ADVERSARIAL_COLUMNS:
+        rec[k] = cols[k]
     rec["MW_TRANSMISSION_W2"] = 1
-    ext = desitarget_cuts.unextinct_fluxes(rec)
-    theirs = desitarget_cuts.isLRG(
+    ext = cuts.unextinct_fluxes(rec)
+    return cuts.isLRG(
         gflux=ext["GFLUX"], rflux=ext["RFLUX"], zflux=ext["ZFLUX"], w1flux=ext["W1FLUX"],
         zfiberflux=ext["ZFIBERFLUX"], rfluxivar=cols["FLUX_IVAR_R"], zfluxivar=cols["FLUX_IVAR_Z"],
         w1fluxivar=cols["FLUX_IVAR_W1"], gaiagmag=cols["GAIA_PHOT_G_MEAN_MAG"], gnobs=cols["NOBS_G"],
         rnobs=cols["NOBS_R"], znobs=cols["NOBS_Z"], maskbits=cols["MASKBITS"],
         zfibertotflux=cols["FIBERTOTFLUX_Z"], south=True,
     )
+
+
+ADVERSARIAL_COLUMNS = list(adversarial_table(1))
+
+
+def test_identical_to_desitarget_isLRG_south(desitarget_cuts):
+    cols = adversarial_table(12_000)
     ours = is_lrg(cols)
     assert 200 < ours.sum() < 11_000  # the table exercises both outcomes
-    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(ours, desitarget_is_lrg(desitarget_cuts, cols))
+
+
+def test_identical_to_desitarget_on_the_mock_sweeps(desitarget_cuts, mock_sky):
+    """Phase 3 on the mock sky's own sweep files selects exactly what desitarget selects."""
+    for sweep in mock_sky.sweeps:
+        t = read_sweep(sweep, ADVERSARIAL_COLUMNS)
+        cols = {k: t[k].to_numpy() for k in ADVERSARIAL_COLUMNS}
+        ours = is_lrg(cols)
+        assert 10 < ours.sum() < len(ours) / 2
+        np.testing.assert_array_equal(ours, desitarget_is_lrg(desitarget_cuts, cols))
 
 
 def test_every_criterion_fires_on_the_adversarial_table():
