@@ -34,22 +34,14 @@ class PowerLawCounts:
     norm: float  # dN/dm at m_ref, which lies in the faintest segment
 
     def density(self, m) -> np.ndarray:
-        """dN/dm at magnitudes ``m`` (per deg^2 per mag)."""
+        """dN/dm at magnitudes ``m`` (per deg^2 per mag). log10 dN/dm is continuous and
+        piecewise linear: each segment adds its slope times its share of [m_ref, m]."""
         m = np.asarray(m, dtype=np.float64)
-        log = np.full(m.shape, np.log10(self.norm)) + self.slopes[-1] * (m - self.m_ref)
-        # walk the segments brighter than the last break, each continuous at its break
-        for i in range(len(self.breaks) - 1, -1, -1):
-            b = self.breaks[i]
-            here = m < b
-            log_at_b = np.log10(self.density_at_break(i))
-            log = np.where(here, log_at_b + self.slopes[i] * (m - b), log)
+        bounds = (-np.inf, *self.breaks, np.inf)
+        log = np.full(m.shape, np.log10(self.norm))
+        for slope, lo, hi in zip(self.slopes, bounds[:-1], bounds[1:]):
+            log += slope * (np.clip(m, lo, hi) - np.clip(self.m_ref, lo, hi))
         return 10**log
-
-    def density_at_break(self, i: int) -> float:
-        log = np.log10(self.norm) + self.slopes[-1] * (self.breaks[-1] - self.m_ref)
-        for j in range(len(self.breaks) - 1, i, -1):
-            log += self.slopes[j] * (self.breaks[j - 1] - self.breaks[j])
-        return float(10**log)
 
     def integral(self, m_lo: float, m_hi: float, step: float = 0.01) -> float:
         """Objects per deg^2 with m_lo <= m < m_hi."""
