@@ -4,7 +4,9 @@ viewer (tests/viewer.py; never the internet)."""
 import numpy as np
 import pytest
 
-from lensfinder.sky.cutout_service import CutoutService, CutoutServiceError, NoData, RateLimiter, count_reasons
+from lensfinder.sky.cutout_source import check_job_skips
+from lensfinder.sky.cutout_service import (CutoutService, CutoutServiceError, NoData, PermanentServiceError, RateLimiter,
+                                          count_reasons)
 from viewer import FakeViewer
 
 def _client(url, tmp_path, **kw):
@@ -83,7 +85,7 @@ def test_truncated_and_slow_responses_are_retried(server, tmp_path):
 def test_error_page_and_empty_cutout_are_not_cached(server, tmp_path):
     FakeViewer.plan = ["html"]
     client, _ = _client(server, tmp_path)
-    with pytest.raises(CutoutServiceError, match="not a complete FITS"):
+    with pytest.raises(PermanentServiceError, match=r"ra=2\.0000000.*not FITS \(HTTP 200; first line: '<html>oops</html>'\)"):
         client.fetch(2.0, 2.0)
     assert client.fetch(2.0, 2.0).image.shape == (3, 64, 64)
     with pytest.raises(NoData, match="no pixels"):
@@ -143,3 +145,33 @@ def test_rate_limiter_spaces_requests():
     now[0] += 10
     limiter.wait()
     assert len(slept) == 3
+
+
+def test_errors_no_retry_can_heal_stop_fetch_many_naming_url_status_and_body(server, tmp_path):
+    """An unknown layer (HTTP 200 'no such layer'), a 404 and a non-FITS page are not
+    counted skips: fetch_many raises, naming the URL, the status and the body's first line
+    (before, every stamp of a typo'd layer became a 'service_error' skip and the job ended
+    with exit 0)."""
+    client, _ = _client(server, tmp_path, layer="ls-dr10-typo")
+    with pytest.raises(PermanentServiceError, match=r"cutout\.fits\?ra=10\.0.*layer=ls-dr10-typo.*no layer "
+                                                    r"'ls-dr10-typo' \(HTTP 200; first line: 'no such layer'\)"):
+        client.fetch_many([(10.0, 0.0), (10.01, 0.0)])
+    FakeViewer.plan = [404]
+    client, _ = _client(server, tmp_path)
+    with pytest.raises(PermanentServiceError, match=r"HTTP 404 .*not retried; first line: 'busy'"):
+        client.fetch_many([(11.0, 0.0)])
+    FakeViewer.plan = ["html"]
+    with pytest.raises(PermanentServiceError, match="not FITS"):
+        client.fetch_many([(12.0, 0.0)])
+
+
+def test_a_job_losing_too_many_cutouts_or_writing_nothing_fails():
+    """check_job_skips: service-error skips above the ceiling, or rows but no stamp, fail the
+    job naming the counts; skips below the ceiling and other reasons do not."""
+    ok = {"n_rows": 100, "n_written": 90, "skipped": {"service_error": 5, "edge": 5}}
+    check_job_skips(ok, 0.05, "part-1-of-2")
+    with pytest.raises(RuntimeError, match=r"part-1-of-2: 6 of 100 cutouts failed .*max_failure_fraction 0.05"):
+        check_job_skips({**ok, "n_written": 89, "skipped": {"service_error": 6, "edge": 5}}, 0.05, "part-1-of-2")
+    with pytest.raises(RuntimeError, match=r"none of 4 rows gave a stamp \(skipped: \{'no_data': 4\}\)"):
+        check_job_skips({"n_rows": 4, "n_written": 0, "skipped": {"no_data": 4, "edge": 0}}, 0.05, "x")
+    check_job_skips({"n_rows": 0, "n_written": 0, "skipped": {}}, 0.05, "an empty shard")

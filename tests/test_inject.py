@@ -442,3 +442,18 @@ def test_pixel_psf_from_a_directory_missing_and_bad_files_are_counted(mock_sky, 
     others = ~np.isin(ids_m, [missing, corrupt])
     np.testing.assert_array_equal(ids_p, ids_m[others])
     np.testing.assert_allclose(st_p, st_m[others], atol=1e-5 * np.abs(st_m).max())
+
+
+def test_a_typo_in_the_service_layer_stops_phase_4c_instead_of_skipping_every_stamp(mock_sky, manifests, tmp_path,
+                                                                                     server):
+    """Before, a layer the viewer does not know made every stamp a 'service_error' skip and
+    the shard ended normally with n_written 0; now the first response stops it, naming the
+    URL and the viewer's answer."""
+    from lensfinder.sky.cutout_service import CutoutService, PermanentServiceError
+    from lensfinder.sky.cutout_source import ServiceCutouts
+    _, m = manifests
+    service = ServiceCutouts(CutoutService(cache_dir=tmp_path / "cache", base_url=server + "cutout.fits",
+                                           layer="ls-dr10-typo", min_interval_s=0.0))
+    with pytest.raises(PermanentServiceError, match=r"cutout\.fits\?.*layer=ls-dr10-typo.*'no such layer'"):
+        inject_shard(m["unpaired"], service, 0, 1, tmp_path / "svc.parquet", tmp_path / "svc.json",
+                     POPULATION["unpaired"])

@@ -43,7 +43,7 @@ from lensfinder.noise import DR10_LAG1, correlate
 from lensfinder.photometry import mag_to_flux
 from lensfinder.population import DRAWN_COLUMNS, KNOT_SLOTS, UNLENSED_SOURCE, Population
 from lensfinder.sky.coadds import FLAG_NAMES, CoaddError
-from lensfinder.sky.cutout_source import LocalCoadds, ServiceCutouts
+from lensfinder.sky.cutout_source import LocalCoadds, ServiceCutouts, check_job_skips
 from lensfinder.sky.psf_images import PSF_SKIP_REASONS, LocalPsfImages, ServicePsfImages
 from lensfinder.sky.psf_images import psf_kernels as survey_psf_kernels
 from lensfinder.sky.shapes import ellipticity
@@ -490,6 +490,7 @@ def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int
             del brick
     report["seconds"] = round(time.perf_counter() - t0, 2)
     write_json(report, report_path)
+    check_job_skips(report, source.max_failure_fraction, f"{out_path} (shard {shard + 1} of {n_shards})")
     return report
 
 

@@ -245,6 +245,11 @@ def write_real_lenses(run_config_path, best_path, stamp_paths, targets_audit_pat
                - int((scored["population"] == KNOWN_LENS).sum()),
                "n_random_without_cutout": targets["random"]["n"] - int((scored["population"] == RANDOM).sum()),
                "mock_sky": mock}
+    for kind, n_asked, n_scored in (("catalogued lenses", targets["lenses"]["n_in_footprint"], summary["n_lenses_scored"]),
+                                    ("random parent galaxies", targets["random"]["n"], summary["n_random_scored"])):
+        if n_asked and not n_scored:  # every cutout lost: a dead source, not a result
+            raise RuntimeError(f"real_lenses: none of the {n_asked} {kind} in the footprint got a stamp "
+                               f"({', '.join(str(p) for p in stamp_paths)}: see their reports' skips)")
     if mock:
         summary["note"] = ("mock sky: it holds no real lenses; catalogue positions inside the mock bricks are "
                            "ordinary mock galaxies, so these numbers test the plumbing, not the model")

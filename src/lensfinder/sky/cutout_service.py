@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import io
+import logging
 import math
 import threading
 import time
@@ -53,12 +54,19 @@ DEFAULT_URL = "https://www.legacysurvey.org/viewer/cutout.fits"
 DEFAULT_PSF_URL = "https://www.legacysurvey.org/viewer/coadd-psf/"
 LAYER = "ls-dr10-south"
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+log = logging.getLogger(__name__)
 CENTRING_TOLERANCE_PIX = 0.05
 
 
 class CutoutServiceError(RuntimeError):
     """A request that could not be completed or a response that is not what the viewer
     serves; the message names the URL (or cache file)."""
+
+
+class PermanentServiceError(CutoutServiceError):
+    """An error no retry can heal -- an unknown layer, an HTTP 4xx other than 408 / 429, a
+    response that is not FITS: the job stops, naming the URL, the status and the body's
+    first line, instead of skipping every stamp."""
 
 
 class NoData(CutoutServiceError):
@@ -107,6 +115,9 @@ def read_fits(where: str, payload: bytes) -> fits.HDUList:
     :class:`CutoutServiceError` naming ``where``. Truncation is checked against each HDU's
     declared size, not by turning astropy's warning into an error: ``warnings.catch_warnings``
     is not thread-safe, and fetches run in threads."""
+    if not payload.startswith(b"SIMPLE  ="):
+        raise PermanentServiceError(f"{where}: the response is not FITS (HTTP 200; first line: "
+                                    f"{first_line(payload)!r})")
     try:
         hdul = fits.open(io.BytesIO(payload), lazy_load_hdus=False)
         for h in hdul:
@@ -117,6 +128,11 @@ def read_fits(where: str, payload: bytes) -> fits.HDUList:
         return hdul
     except (OSError, ValueError, TypeError) as exc:
         raise CutoutServiceError(f"{where}: response is not a complete FITS file ({exc})") from exc
+
+
+def first_line(body: bytes, limit: int = 120) -> str:
+    """The first line of a response body, for error messages."""
+    return body[:limit].decode("utf-8", "replace").strip().splitlines()[0] if body.strip() else ""
 
 
 def parse_coadd_psf(where: str, payload: bytes) -> dict[str, np.ndarray]:
@@ -220,7 +236,8 @@ class CutoutService:
                     return self._read(resp, url)
             except urllib.error.HTTPError as exc:
                 if exc.code not in RETRY_STATUS:
-                    raise CutoutServiceError(f"{url}: HTTP {exc.code} {exc.reason} (not retried)") from exc
+                    raise PermanentServiceError(f"{url}: HTTP {exc.code} {exc.reason} (not retried; first line: "
+                                                f"{first_line(exc.read(4096))!r})") from exc
                 last, delay = f"HTTP {exc.code} {exc.reason}", self._retry_delay(exc, attempt)
             except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.IncompleteRead) as exc:
                 last, delay = f"{type(exc).__name__}: {exc}", self.backoff_s * 2**attempt
@@ -231,7 +248,8 @@ class CutoutService:
     # ------------------------------------------------------------------ responses
     def _check_layer(self, where: str, payload: bytes) -> None:
         if payload[:80].strip().lower().startswith(b"no such layer"):
-            raise CutoutServiceError(f"{where}: the service has no layer {self.layer!r} ('no such layer')")
+            raise PermanentServiceError(f"{where}: the service has no layer {self.layer!r} (HTTP 200; first line: "
+                                        f"{first_line(payload)!r})")
 
     def _hdus(self, where: str, payload: bytes) -> fits.HDUList:
         self._check_layer(where, payload)
@@ -307,7 +325,9 @@ class CutoutService:
     def fetch_many(self, positions, progress: bool = False):
         """Fetch every (ra, dec) with up to ``max_concurrent`` requests in flight. Returns
         (results, reasons): per position a ServiceCutout or None, and None or why it failed
-        ('invalid_position', 'no_data', 'service_error'; see :func:`count_reasons`)."""
+        ('invalid_position', 'no_data', 'service_error'; see :func:`count_reasons`). A
+        :class:`PermanentServiceError` is raised, not counted: no other request would fare
+        better."""
         positions = list(positions)
 
         def one(pos):
@@ -317,7 +337,10 @@ class CutoutService:
                 return None, "invalid_position"
             except NoData:
                 return None, "no_data"
-            except CutoutServiceError:
+            except PermanentServiceError:
+                raise
+            except CutoutServiceError as exc:
+                log.warning("cutout skipped: %s", exc)
                 return None, "service_error"
 
         from tqdm import tqdm

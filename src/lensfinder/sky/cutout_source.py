@@ -39,6 +39,7 @@ class CutoutSourceConfig:
     max_retries: int = 5
     timeout_s: float = 60.0
     max_retry_after_s: float = 120.0
+    max_failure_fraction: float = 0.05  # a job whose cutouts fail (after retries) more often than this fails
 
     @classmethod
     def from_dict(cls, d: dict | None, results_dir: str = "results") -> "CutoutSourceConfig":
@@ -49,6 +50,8 @@ class CutoutSourceConfig:
         cfg = cls(**d)
         if cfg.source not in ("local", "service"):
             raise ValueError(f"sky.cutouts.source: {cfg.source!r} is not one of ['local', 'service']")
+        if not 0.0 <= cfg.max_failure_fraction <= 1.0:
+            raise ValueError(f"sky.cutouts.max_failure_fraction: {cfg.max_failure_fraction!r} is not in [0, 1]")
         return cfg if cfg.cache_dir else dataclasses.replace(cfg, cache_dir=f"{results_dir}/cutout_cache")
 
     def as_params(self) -> dict:
@@ -66,6 +69,7 @@ class CutoutSourceConfig:
 class LocalCoadds:
     """Cutouts from local coadd bricks in DR10 layout under ``coadd_dir``."""
     resampled = False
+    max_failure_fraction = 0.0  # local reads fail loudly (CoaddError); nothing is skipped as a service error
 
     def __init__(self, coadd_dir):
         self.coadd_dir = coadd_dir
@@ -78,8 +82,9 @@ class ServiceCutouts:
     """Cutouts from the cutout service; one request per stamp (cached), bricks irrelevant."""
     resampled = True
 
-    def __init__(self, service: CutoutService, progress: bool = False):
+    def __init__(self, service: CutoutService, progress: bool = False, max_failure_fraction: float = 0.05):
         self.service, self.progress = service, progress
+        self.max_failure_fraction = max_failure_fraction
 
     def brick(self, brickname: str) -> "ServiceCutouts":
         return self
@@ -106,4 +111,20 @@ class ServiceCutouts:
 
 def open_cutout_source(cfg: CutoutSourceConfig, coadd_dir) -> LocalCoadds | ServiceCutouts:
     """The configured source: local bricks under ``coadd_dir`` or the service."""
-    return LocalCoadds(coadd_dir) if cfg.source == "local" else ServiceCutouts(cfg.service(), progress=True)
+    if cfg.source == "local":
+        return LocalCoadds(coadd_dir)
+    return ServiceCutouts(cfg.service(), progress=True, max_failure_fraction=cfg.max_failure_fraction)
+
+
+def check_job_skips(report: dict, max_failure_fraction: float, where: str) -> None:
+    """Fail a job that cannot have done its work: rows to cut but nothing written, or more
+    cutouts lost to service errors (after every retry) than ``max_failure_fraction``.
+    ``report``: a phase-4c shard report (n_rows, n_written, skipped per reason)."""
+    n_rows, skipped = report["n_rows"], report["skipped"]
+    lost = skipped.get("service_error", 0)
+    if n_rows and lost > max_failure_fraction * n_rows:
+        raise RuntimeError(f"{where}: {lost} of {n_rows} cutouts failed at the cutout service after every retry "
+                           f"(sky.cutouts.max_failure_fraction {max_failure_fraction}); the log names the requests")
+    if n_rows and report["n_written"] == 0:
+        reasons = {k: v for k, v in skipped.items() if v}
+        raise RuntimeError(f"{where}: none of {n_rows} rows gave a stamp (skipped: {reasons})")
