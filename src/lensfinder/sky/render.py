@@ -2,8 +2,8 @@
 plus noise with the pixel correlation of resampled DR10 coadds (:mod:`lensfinder.noise`).
 
 Only windows around the LRG-like galaxies are covered -- the only pixels any rule reads --
-so the cost of a brick grows with its LRGs, not with its area: a realistic LRG density
-leaves ~95% of a brick empty, and rendering it would cost ~20x more for nothing.
+so the cost of a brick grows mostly with its LRGs: at the demo's density the windows cover
+~10% of a brick, and rendering the rest would cost ~10x more for pixels nothing reads.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from lensfinder.sky.mock_config import MockSkyConfig, brick_rngs
 from lensfinder.sky.profiles import sersic_mog
 from lensfinder.sky.shapes import axis_ratio_angle, covariance_pixels
 
+FAINT_SIGMAS = 200.0  # total flux below this many pixel sigmas (S/N ~ 25 in a PSF aperture): a faint object
+HALF_SIZES = np.array([12, 16, 24, 32, 48])  # object grids are (2h+1)^2 for h in these
+NOISE_BLOCK = 128  # noise is correlated block by block (with a 1-pixel halo) where covered
+DEPTH_CELL = 100  # the depth map is constant over cells of this many pixels
+
+
 def mixture_size(n: float, faint: bool) -> int:
     """Gaussians fitted per Sersic profile: fits of 6 (5 kept) reproduce an exponential's
     profile to 1% of its light, 8 (6 kept) to 0.3% and de Vaucouleurs' with 10 to 3%
-    (tests/test_mock.py); faint objects (S/N < ~25) get the cheapest that keeps r_e."""
+    (tests/test_scene.py); faint objects (S/N < ~25) get the cheapest that keeps r_e."""
     return 6 if faint else (8 if n < 2 else 10)
-
-
-FAINT_SIGMAS = 200.0  # total flux below this many pixel sigmas (S/N ~ 25 in a PSF aperture): a faint object
-HALF_SIZES = np.array([12, 16, 24, 32, 48])  # object grids are (2h+1)^2 for h in these
-NOISE_BLOCK = 128
-DEPTH_CELL = 100  # noise is correlated block by block (with a 1-pixel halo) where covered
 
 
 def _render_band(shape, render: dict, band: str) -> np.ndarray:
