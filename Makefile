@@ -1,7 +1,7 @@
 # lensfinder: two commands on a fresh machine.
 #   make demo  -- create .venv if missing, install, run the workflow on the mock sky
 #   make test  -- same install, then the test suite
-#   make check -- same install, then the workflow lint and the fast tests (~2 min)
+#   make check -- same install, then the workflow lint and the fast tests (not slow, not workflow)
 PYTHON ?= python3
 VENV ?= .venv
 CORES ?= all
