@@ -27,9 +27,9 @@ from astropy.io import fits
 from lensfinder import BANDS
 from lensfinder.sky.bricks import brick_wcs, coadd_path
 from lensfinder.sky.columns import MOCK_POPULATION_COLUMN, SWEEP_COLUMNS, fits_format
-from lensfinder.sky.mock_config import MockSkyConfig, bricks_in_sweep, mock_brickid, sweep_names  # noqa: F401
-from lensfinder.sky.profiles import brick_conditions, psf_mixture, sersic_mog  # noqa: F401
-from lensfinder.sky.render import _render_band, render_brick  # noqa: F401
+from lensfinder.sky.mock_config import MockSkyConfig, bricks_in_sweep, sweep_names  # noqa: F401 (re-exported)
+from lensfinder.sky.profiles import psf_mixture, sersic_mog  # noqa: F401 (re-exported)
+from lensfinder.sky.render import _render_band, render_brick  # noqa: F401 (_render_band re-exported)
 from lensfinder.sky.scene import make_brick_catalog
 from lensfinder.tables import atomic_path, write_parquet
 
