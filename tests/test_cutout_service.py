@@ -166,8 +166,8 @@ def test_errors_no_retry_can_heal_stop_fetch_many_naming_url_status_and_body(ser
 
 
 def test_a_job_losing_too_many_cutouts_or_writing_nothing_fails():
-    """check_job_skips: service-error skips above the ceiling, or rows but no stamp, fail the
-    job naming the counts; skips below the ceiling and other reasons do not."""
+    """check_job_skips: service-error skips above the ceiling, or every row lost to the
+    source, fail the job naming the counts; skips below the ceiling and other reasons do not."""
     ok = {"n_rows": 100, "n_written": 90, "skipped": {"service_error": 5, "edge": 5}}
     check_job_skips(ok, 0.05, "part-1-of-2")
     with pytest.raises(RuntimeError, match=r"part-1-of-2: 6 of 100 cutouts failed .*max_failure_fraction 0.05"):
@@ -175,3 +175,5 @@ def test_a_job_losing_too_many_cutouts_or_writing_nothing_fails():
     with pytest.raises(RuntimeError, match=r"none of 4 rows gave a stamp \(skipped: \{'no_data': 4\}\)"):
         check_job_skips({"n_rows": 4, "n_written": 0, "skipped": {"no_data": 4, "edge": 0}}, 0.05, "x")
     check_job_skips({"n_rows": 0, "n_written": 0, "skipped": {}}, 0.05, "an empty shard")
+    # a shard whose one row sits on a coverage gap wrote nothing, but its source is alive
+    check_job_skips({"n_rows": 1, "n_written": 0, "skipped": {"zero_invvar": 1}}, 0.05, "a gap")

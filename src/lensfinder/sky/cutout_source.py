@@ -117,14 +117,16 @@ def open_cutout_source(cfg: CutoutSourceConfig, coadd_dir) -> LocalCoadds | Serv
 
 
 def check_job_skips(report: dict, max_failure_fraction: float, where: str) -> None:
-    """Fail a job that cannot have done its work: rows to cut but nothing written, or more
-    cutouts lost to service errors (after every retry) than ``max_failure_fraction``.
-    ``report``: a phase-4c shard report (n_rows, n_written, skipped per reason)."""
+    """Fail a job whose pixel source is dead: more cutouts lost to service errors (after
+    every retry) than ``max_failure_fraction``, or every row lost to the source (service
+    error or no data). A shard whose few rows all sit at a brick edge or on a coverage gap
+    is not a dead source and passes. ``report``: a phase-4c shard report (n_rows, n_written,
+    skipped per reason)."""
     n_rows, skipped = report["n_rows"], report["skipped"]
     lost = skipped.get("service_error", 0)
     if n_rows and lost > max_failure_fraction * n_rows:
         raise RuntimeError(f"{where}: {lost} of {n_rows} cutouts failed at the cutout service after every retry "
                            f"(sky.cutouts.max_failure_fraction {max_failure_fraction}); the log names the requests")
-    if n_rows and report["n_written"] == 0:
+    if n_rows and report["n_written"] == 0 and lost + skipped.get("no_data", 0) == n_rows:
         reasons = {k: v for k, v in skipped.items() if v}
         raise RuntimeError(f"{where}: none of {n_rows} rows gave a stamp (skipped: {reasons})")
