@@ -43,6 +43,7 @@ include: "workflow/rules/select.smk"
 include: "workflow/rules/manifest.smk"
 include: "workflow/rules/inject.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/bench.smk"
 include: "workflow/rules/candidates.smk"
 include: "workflow/rules/real_lenses.smk"
 
@@ -64,3 +65,4 @@ rule all:
     input:
         rules.stamps.input,
         expand(rules.evaluate.output, run=[r for r in RUNS if r == "gen3"]),
+        expand(rules.bench_score.output, run=[r for r in RUNS if r == "gen3"]),

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from lensfinder.bench_metrics import bench_metrics
 from lensfinder.gen2 import ablations, answers, compare, diagnose
 from lensfinder.metrics import evaluate_scores
 from lensfinder.tables import write_json
@@ -60,7 +61,14 @@ def _write_run(root, name, vs, dtype, train_cfg=None):
         m[f"metrics_as_{dtype}"] = evaluate_scores(last["label"], last["logit"], dtype)
     (d / "metrics.json").write_text(json.dumps(m))
     last[["sample_id", "label", "logit"]].astype({"label": "int8", "logit": "float32"}).to_parquet(d / "scores.parquet")
-    return {"history": str(d / "history.json"), "metrics": str(d / "metrics.json"), "scores": [str(d / "scores.parquet")]}
+    # the same rows stand in for the bench: lenses and ordinary LRGs (sky rows)
+    bench = last[["sample_id", "label", "logit"]].astype({"label": "int8", "logit": "float32"}).assign(
+        bench_kind=last["label"].astype("int8"), population="ordinary")
+    bench.to_parquet(d / "bench_scores.parquet")
+    write_json(bench_metrics(bench["label"], bench["logit"], bench["bench_kind"], bench["population"], {}, {}, 1e-3,
+                             1e-3), d / "bench_metrics.json")
+    return {"history": str(d / "history.json"), "metrics": str(d / "metrics.json"), "scores": [str(d / "scores.parquet")],
+            "bench_scores": [str(d / "bench_scores.parquet")], "bench_metrics": [str(d / "bench_metrics.json")]}
 
 
 def test_removing_the_bf16_cast_removes_the_cliff_in_the_table(tmp_path):
@@ -111,3 +119,20 @@ def test_answer_to_the_cliff_question_follows_the_numbers(tmp_path, saturating):
     assert q2.startswith("Ties in the stored scores") == saturating
     page = (tmp_path / "a.html").read_text()
     assert str(tmp_path / "gen2/diagnostics.json") in page  # every number names its file
+
+
+def test_question_one_reads_the_flux_shortcut_off_the_bench():
+    from lensfinder.metrics import wilson_interval
+
+    def pop(f, n=200):
+        return {"n": n, **{f"fpr@tpr{t}": x for t, x in (("0.9", f), ("0.5", f / 2))},
+                **{f"fpr@tpr{t}_ci95": list(wilson_interval(round(x * n), n)) for t, x in (("0.9", f), ("0.5", f / 2))}}
+
+    def comparison(gen2_fpr):
+        return {"reference": "gen2", "baseline": "gen3", "summary": [
+            {"run": "gen3", "role": "baseline", "bench_populations": {"unlensed_source": pop(0.10)}},
+            {"run": "gen2", "role": "reference", "bench_populations": {"unlensed_source": pop(gen2_fpr)}}]}
+
+    worse, ev = answers.bench_shortcut(comparison(0.40))
+    assert worse and len(ev) == 2 and "40.0%" in ev[0] and "10.0%" in ev[0]
+    assert not answers.bench_shortcut(comparison(0.12))[0]  # inside the intervals: not called

@@ -118,12 +118,45 @@ def test_rerun_is_a_no_op_and_phase3_param_reruns_phase3_only(tiny_run, tmp_path
     # parent negatives exclude that dataset's test stamps, so they are chosen and cut again)
     assert jobs == {"manifest": 1, "inject": 2, "stamps_report": 1, "gallery": 1, "injection_figure": 1,
                     "match_controls": 1, "population_gallery": 1, "flux_baseline": 1, "train": 1, "evaluate": 1,
-                    "parent_negatives": 1, "parent_negative_stamps": 2, "all": 1}
+                    "bench_score": 1, "parent_negatives": 1, "parent_negative_stamps": 2, "all": 1}
     changed["datasets"]["v5_unpaired"].pop("priors")
     changed["sky"]["mock"]["detect_snr"] = 6.5
     cfg2.write_text(yaml.safe_dump(changed))
     jobs = planned_jobs(snakemake("-n", "--configfile", DEMO, str(cfg2), cwd=work))
     assert jobs["mock_brick"] == 2 and jobs["select_lrg"] == 2
+
+
+def test_the_bench_reruns_what_it_should_and_nothing_upstream(tiny_run, tmp_path):
+    """Issue 27 item 6: a run's setting rescores that run alone on the bench; the bench's priors
+    rebuild the bench and rescore every run, nothing upstream; its scoring settings only rescore."""
+    work, config = tiny_run
+    n_runs = 10  # the tiny comparison: gen3, 7 ablations, gen2 with two seeds
+    cfg2 = tmp_path / "changed.yaml"
+
+    def plan(change):
+        changed = yaml.safe_load(config.read_text())
+        change(changed)
+        cfg2.write_text(yaml.safe_dump(changed))
+        return planned_jobs(snakemake("-n", "compare", "--configfile", DEMO, str(cfg2), cwd=work))
+
+    gen2 = plan(lambda c: c["runs"]["gen2"]["train"].update(epochs=3))
+    assert gen2 == {"run_config": 2, "train": 2, "evaluate": 2, "bench_score": 2, "diagnose": 1, "compare": 1}
+    priors = plan(lambda c: c["bench"].update(priors={"theta_e_model": "velocity_dispersion", "source_mag_r": [21.0, 24.0]}))
+    assert priors == {"bench_manifest": 1, "bench_stamps": 2, "bench_score": n_runs, "compare": 1}
+    scoring = plan(lambda c: c["bench"].update(prevalence=1e-4, selection_fpr=0.1))
+    assert scoring == {"bench_score": n_runs, "compare": 1}
+
+
+def test_the_tiny_bench_holds_no_dataset_galaxy(tiny_run):
+    work, _ = tiny_run
+    bench = pq.read_table(work / "results/bench/manifest.parquet", columns=["galaxy_id", "bench_kind"]).to_pandas()
+    assert (bench["bench_kind"] == 0).sum() > 0 and (bench["bench_kind"] == 1).sum() > 0
+    for ds in ("v4_paired", "v5_unpaired"):
+        m = pq.read_table(work / f"results/datasets/{ds}/manifest.parquet", columns=["galaxy_id"]).to_pandas()
+        assert not set(m["galaxy_id"]) & set(bench["galaxy_id"]), ds
+        neg = work / f"results/datasets/{ds}/parent_negatives/manifest.parquet"
+        if neg.exists():
+            assert not set(pq.read_table(neg, columns=["galaxy_id"])["galaxy_id"].to_pylist()) & set(bench["galaxy_id"])
 
 
 def test_real_dr10_source_reads_the_same_files(tiny_run, tmp_path):
@@ -250,7 +283,14 @@ def test_compare_report_and_candidates_on_the_tiny_config(tiny_run):
     gen2 = next(s for s in c["summary"] if s["role"] == "reference")
     per_seed = gen2["auc_seeds"]["per_seed"]
     assert gen2["n_seeds"] == 2 and len(per_seed) == 2 and gen2["auc"] == pytest.approx(sum(per_seed) / 2)
-    assert per_seed[0] == pytest.approx(c["runs"]["gen2"]["test"]["metrics_as_prob_bfloat16"]["auc"])
+    # the main table is on the bench: every run on the same rows, gen2's float32 row agreeing
+    # with its bench metrics; the own-test-split numbers stay beside it
+    assert len({(s["n_pos"], s["n_neg"]) for s in c["summary"]}) == 1
+    assert all(s.get("delta_tpr@fpr0.001_paired", True) for s in c["summary"])
+    gen2_f32 = next(s for s in c["summary"] if s["role"] == "reference_float32")
+    bench = json.loads((res / "runs/gen2/bench_metrics.json").read_text())["sky_prevalence"]
+    assert gen2_f32["auc_seeds"]["per_seed"][0] == pytest.approx(bench["auc"])
+    assert gen2["own_test"]["n_pos"] == c["runs"]["gen2"]["test"]["metrics_as_prob_bfloat16"]["n_pos"]
     answers = json.loads((res / "report/answers.json").read_text())
     assert len(answers) == 6 and all("results_B/" in " ".join(a["evidence"]) for a in answers)
     d = json.loads((res / "runs/gen2/diagnostics.json").read_text())

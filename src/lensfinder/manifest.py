@@ -52,6 +52,7 @@ import pyarrow as pa
 from astropy_healpix import HEALPix
 
 from lensfinder import PIXSCALE, seeding
+from lensfinder.bench_region import BenchRegion, in_bench
 from lensfinder.population import MANIFEST_PARAMS, UNLENSED_SOURCE, Priors, draw_parameters
 from lensfinder.sky.bricks import brick_center
 from lensfinder.sky.false_positives import ORDINARY, UNLABELLED
@@ -249,12 +250,13 @@ def _unpaired(gal: pd.DataFrame, cfg: DatasetConfig, seed: int
 
 
 def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
-                   known_lenses: pd.DataFrame, past_false_positives: pd.DataFrame | None = None
-                   ) -> tuple[pd.DataFrame, dict]:
+                   known_lenses: pd.DataFrame, past_false_positives: pd.DataFrame | None = None,
+                   bench: BenchRegion | None = None) -> tuple[pd.DataFrame, dict]:
     """The manifest (one row per stamp, sorted by brick then sample_id) and its audit.
 
     ``parent`` is the phase-3 parent sample; ``known_lenses`` has ra, dec (degrees);
-    ``past_false_positives`` (optional) has galaxy_id or ra, dec.
+    ``past_false_positives`` (optional) has galaxy_id or ra, dec; no galaxy of the
+    ``bench`` region (:mod:`lensfinder.bench_region`) enters any split.
     """
     gal = parent.loc[:, [c for c in PARENT_COLUMNS if c in parent.columns]].copy()
     if "population" not in gal:
@@ -265,6 +267,9 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
     # A galaxy near a catalogued lens is never a control; it is left out altogether, so a
     # real lens cannot hide among the positives either.
     gal = gal.loc[~veto]
+    # the test bench's galaxies are never trained, validated or tested on by a dataset
+    benched = in_bench(gal["ra"].to_numpy(), gal["dec"].to_numpy(), bench, seed)
+    gal = gal.loc[~benched]
     # Galaxy order (and the cap) from per-galaxy hashes: independent of input row order.
     gkey = seeding.row_keys(seed, cfg.name, "galaxy-order", gal["galaxy_id"].to_numpy())
     gal = gal.iloc[np.argsort(seeding.uniform(gkey), kind="stable")]
@@ -302,6 +307,7 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
         "dataset": cfg.name, "control_strategy": cfg.control, "split_scheme": cfg.split,
         "healpix_nside": cfg.healpix_nside, "n_parent": n_parent, "n_vetoed_known_lens": int(veto.sum()),
         "veto_radius_arcsec": MATCH_RADIUS_ARCSEC, "n_galaxies_used": int(m["galaxy_id"].nunique()),
+        "n_in_bench_region": int(benched.sum()), "bench_region": bench.as_params() if bench else None,
         "matching_standardised_mean_difference": matching,
         "hard_negative_fraction": cfg.hard_negative_fraction, "n_marked_past_false_positive": n_past,
         "unlensed_controls_per_positive": cfg.unlensed_controls, "n_unlensed_controls": len(rows_unl),
@@ -413,14 +419,14 @@ def read_past_false_positives(path) -> pd.DataFrame:
 
 
 def write_manifest(parent_path, dataset: DatasetConfig, seed: int, known_lenses_path,
-                   manifest_path, audit_path, past_false_positives_path=None) -> dict:
+                   manifest_path, audit_path, past_false_positives_path=None, bench: BenchRegion | None = None) -> dict:
     """Phase-4a rule body: read the parent sample, known lenses and (optional) past false
     positives, write the manifest Parquet and its audit JSON. Returns the audit. Raises
     :class:`EmptySplit` when a split has no positives or no controls."""
     parent = pd.read_parquet(parent_path)
     known = pd.read_csv(known_lenses_path, usecols=["ra", "dec"])
     past = read_past_false_positives(past_false_positives_path) if past_false_positives_path else None
-    m, audit = build_manifest(parent, dataset, seed, known, past)
+    m, audit = build_manifest(parent, dataset, seed, known, past, bench)
     check_splits(audit)
     write_parquet(manifest_table(m), manifest_path)
     write_json(audit, audit_path)

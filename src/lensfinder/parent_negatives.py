@@ -16,7 +16,8 @@ Which galaxies (:func:`select_parent_negatives`):
 * ``split: row`` / ``galaxy``: these schemes have no test region; every parent galaxy that
   no training or validation row of the manifest uses;
 * never a galaxy already in the dataset's test stamps (a positive's host or a control) nor
-  one within 5" of a catalogued lens (phase 4a's veto);
+  one within 5" of a catalogued lens (phase 4a's veto), nor one of the test bench's region
+  (:mod:`lensfinder.bench_region`);
 * at most ``max_galaxies``, in per-galaxy hash order (independent of row order).
 
 They become a label-0 manifest (split ``test``) that phase 4c cuts like any other, with
@@ -34,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lensfinder import seeding
+from lensfinder.bench_region import BenchRegion, in_bench
 from lensfinder.manifest import (DatasetConfig, healpix_of, known_lens_veto, negatives_manifest, population_counts,
                                  split_of_units)
 from lensfinder.sky.crossmatch import MATCH_RADIUS_ARCSEC
@@ -62,7 +64,7 @@ class ParentNegativesConfig:
 
 def select_parent_negatives(parent: pd.DataFrame, manifest: pd.DataFrame, test_galaxies: np.ndarray,
                             dataset: DatasetConfig, seed: int, known: pd.DataFrame,
-                            cfg: ParentNegativesConfig) -> tuple[np.ndarray, dict]:
+                            cfg: ParentNegativesConfig, bench: BenchRegion | None = None) -> tuple[np.ndarray, dict]:
     """(row positions in ``parent`` of the chosen galaxies, sorted; audit counts).
 
     ``parent``: the phase-3 parent sample (galaxy_id, ra, dec in degrees);
@@ -79,7 +81,8 @@ def select_parent_negatives(parent: pd.DataFrame, manifest: pd.DataFrame, test_g
     used = np.isin(gid, trained)
     in_test = np.isin(gid, test_galaxies)
     vetoed = known_lens_veto(parent["ra"].to_numpy(), parent["dec"].to_numpy(), known)
-    keep = region & ~used & ~in_test & ~vetoed
+    benched = in_bench(parent["ra"].to_numpy(), parent["dec"].to_numpy(), bench, seed)
+    keep = region & ~used & ~in_test & ~vetoed & ~benched
     idx = np.flatnonzero(keep)
     order = np.argsort(seeding.uniform(seeding.row_keys(seed, dataset.name, "parent-negatives", gid[idx])),
                        kind="stable")
@@ -91,13 +94,15 @@ def select_parent_negatives(parent: pd.DataFrame, manifest: pd.DataFrame, test_g
         "n_in_test_stamps": int((region & ~used & in_test).sum()),
         "n_vetoed_known_lens": int((region & ~used & ~in_test & vetoed).sum()),
         "veto_radius_arcsec": MATCH_RADIUS_ARCSEC,
+        "n_in_bench_region": int((region & ~used & ~in_test & ~vetoed & benched).sum()),
         "n_available": int(len(idx)), "max_galaxies": cfg.max_galaxies, "n_selected": int(len(capped)),
     }
     return np.sort(capped), audit
 
 
 def write_parent_negatives(parent_path, manifest_path, stamp_paths, dataset: DatasetConfig, seed: int,
-                           known_lenses_path, cfg: ParentNegativesConfig, out_manifest, out_audit) -> dict:
+                           known_lenses_path, cfg: ParentNegativesConfig, out_manifest, out_audit,
+                           bench: BenchRegion | None = None) -> dict:
     """Rule body: the parent-negative manifest (label 0, split test) of one dataset and its
     audit (counts at each cut, populations). Returns the audit."""
     parent = pq.read_table(parent_path)
@@ -106,7 +111,7 @@ def write_parent_negatives(parent_path, manifest_path, stamp_paths, dataset: Dat
     st = read_columns(sorted(str(p) for p in stamp_paths), ["galaxy_id", "split"]).to_pandas()
     test_galaxies = st.loc[st["split"] == SPLIT, "galaxy_id"].to_numpy()
     known = pd.read_csv(known_lenses_path, usecols=["ra", "dec"])
-    rows, audit = select_parent_negatives(cols, manifest, test_galaxies, dataset, seed, known, cfg)
+    rows, audit = select_parent_negatives(cols, manifest, test_galaxies, dataset, seed, known, cfg, bench)
     chosen = parent.take(pa.array(rows))
     if "population" not in chosen.column_names:
         chosen = chosen.append_column("population", pa.array([UNLABELLED] * chosen.num_rows, pa.large_string()))

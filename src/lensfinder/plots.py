@@ -198,3 +198,40 @@ def comparison_summary(summary: list[dict], path) -> None:
     axes[0].set_yticks(y, [s["label"] for s in summary], fontsize=7)
     fig.tight_layout()
     write_png(fig, path)
+
+
+def selection_function(sel: dict, path, title: str) -> None:
+    """One panel per quantity of a bench's selection function (``bench_metrics``):
+    recall per quantile bin with its 95% Wilson interval."""
+    by = sel["by"]
+    fig = Figure(figsize=(3.2 * len(by), 3.0))
+    for i, (name, q) in enumerate(by.items()):
+        ax = fig.add_subplot(1, len(by), i + 1)
+        bins = [b for b in q["bins"] if b["n"]]
+        x = [0.5 * (b["lo"] + b["hi"]) for b in bins]
+        y = [b["recall"] for b in bins]
+        err = [[b["recall"] - b["ci95"][0] for b in bins], [b["ci95"][1] - b["recall"] for b in bins]]
+        xerr = [[xi - b["lo"] for xi, b in zip(x, bins)], [b["hi"] - xi for xi, b in zip(x, bins)]]
+        ax.errorbar(x, y, yerr=err, xerr=xerr, fmt="o", ms=3, capsize=2)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel(q["label"])
+        if i == 0:
+            ax.set_ylabel(f"recall at sky FPR {sel['sky_fpr']:g}")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    write_png(fig, path)
+
+
+def purity_completeness(pc: dict, path, title: str) -> None:
+    """Purity against completeness at the bench's stated lens prevalence."""
+    fig = Figure(figsize=(4.2, 3.4))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(pc["completeness"], pc["purity"], lw=1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("completeness (bench lenses found)")
+    ax.set_ylabel(f"purity at {pc['prevalence']:g} lenses per LRG")
+    ax.set_xlim(0, 1)
+    ax.grid(alpha=0.3, which="both")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    write_png(fig, path)

@@ -20,7 +20,10 @@ This module gives
 Metrics are the tie-aware ones of :mod:`lensfinder.metrics`: ``tpr@fpr=f`` counts the
 positives scored strictly above the (k+1)-th highest negative, k = floor(f x n_neg) --
 the same number :func:`lensfinder.metrics.evaluate_scores` reports (tested) -- written
-here on sorted arrays because the bootstrap evaluates it thousands of times.
+here on sorted arrays because the bootstrap evaluates it thousands of times. Negatives may
+carry weights (the test bench's sky-prevalence weights, :mod:`lensfinder.bench_metrics`):
+then the threshold is the highest negative score above which the negatives weigh at most
+f x their total weight, the number :func:`lensfinder.bench_metrics.sky_rates_table` reports.
 """
 
 from __future__ import annotations
@@ -78,10 +81,6 @@ def holm(pvalues) -> np.ndarray:
 METRICS = (*(metric_key(f) for f in FPR_TARGETS), "auc")
 
 
-def _allowed_false_positives(target: float, n_neg: int) -> int:
-    return int(np.floor(target * n_neg + 1e-9))
-
-
 @dataclass(frozen=True)
 class _Sorted:
     """One seed's test scores prepared for weighted metrics: negatives ascending, and for
@@ -109,13 +108,13 @@ class _Sorted:
             return float((w_pos * (less + 0.5 * tied)).sum() / (n_pos * n_neg))
         for f in FPR_TARGETS:
             if metric == metric_key(f):
-                k = _allowed_false_positives(f, int(n_neg))
-                if k >= n_neg:
+                allowed = f * n_neg + 1e-9  # integer weights: above > allowed <=> above >= floor(f n) + 1
+                if allowed >= n_neg:
                     return 1.0
-                # the (k+1)-th highest negative: the last sorted position i at or above
-                # which the negatives still weigh more than k
+                # the last sorted position i at or above which the negatives still weigh
+                # more than allowed (integer weights: the (k+1)-th highest negative)
                 above = n_neg - cum  # weight of negatives at sorted position >= i
-                i = int(np.flatnonzero(above[:-1] >= k + 1)[-1])
+                i = int(np.flatnonzero(above[:-1] > allowed)[-1])
                 cut = self.neg_asc[i]
                 return float(w_pos[self.pos > cut].sum() / n_pos)
         raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
@@ -133,16 +132,19 @@ def metric_value(labels, scores, metric: str) -> float:
 class SeedScores:
     """Test-split scores of one configuration's seeds, aligned on ``sample_id``.
 
-    ``scores`` (n_seeds, n_samples) as stored (see ``metrics.scores_as_stored``)."""
+    ``scores`` (n_seeds, n_samples) as stored (see ``metrics.scores_as_stored``);
+    ``weight`` (n_samples,): each row's weight (1 for positives; None: all 1)."""
 
     sample_id: np.ndarray
     labels: np.ndarray
     scores: np.ndarray
+    weight: np.ndarray | None = None
 
     @classmethod
-    def from_runs(cls, runs, score_dtype: str = "logit_float32") -> "SeedScores":
+    def from_runs(cls, runs, score_dtype: str = "logit_float32", weight=None) -> "SeedScores":
         """``runs``: one (sample_id, label, logit) triple of arrays per seed. Every seed
-        must have scored the same test rows (the same dataset)."""
+        must have scored the same test rows (the same dataset). ``weight``: optional
+        (sample_id, weight) arrays covering exactly those rows (negatives' weights)."""
         ids0 = np.sort(np.asarray(runs[0][0]))
         rows, labels = [], None
         for i, (sid, lab, logit) in enumerate(runs):
@@ -156,7 +158,22 @@ class SeedScores:
                 raise ValueError(f"seed {i}: labels differ from seed 0's for the same sample ids")
             labels = lab_i
             rows.append(scores_as_stored(np.asarray(logit)[order], score_dtype))
-        return cls(ids0, labels, np.stack(rows))
+        w = None
+        if weight is not None:
+            wid, wv = (np.asarray(a) for a in weight)
+            o = np.argsort(wid, kind="stable")
+            if not np.array_equal(wid[o], ids0):
+                raise ValueError("weights must be given for exactly the scored rows")
+            w = np.asarray(wv, np.float64)[o]
+            w[labels == 1] = 1.0
+        return cls(ids0, labels, np.stack(rows), w)
+
+    def class_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """(positives' weights, negatives' weights), all 1 without ``weight``."""
+        pos, neg = self.labels == 1, self.labels == 0
+        if self.weight is None:
+            return np.ones(int(pos.sum())), np.ones(int(neg.sum()))
+        return self.weight[pos], self.weight[neg]
 
     @cached_property
     def prepared(self) -> list[_Sorted]:
@@ -166,8 +183,8 @@ class SeedScores:
 
     def seed_values(self, metric: str) -> SeedSummary:
         """``metric`` of each seed on the full test split."""
-        ones_p, ones_n = np.ones(int((self.labels == 1).sum())), np.ones(int((self.labels == 0).sum()))
-        return seed_summary([p.metric(metric, ones_p, ones_n) for p in self.prepared])
+        w_pos, w_neg = self.class_weights()
+        return seed_summary([p.metric(metric, w_pos, w_neg) for p in self.prepared])
 
 
 @dataclass(frozen=True)
@@ -194,8 +211,9 @@ def bootstrap_difference(a: SeedScores, b: SeedScores, metric: str, n_boot: int 
     rng = np.random.default_rng(seed)
     d = np.empty(n_boot)
     for j in range(n_boot):
-        wa = _counts(rng, a.labels)
-        wb = wa if paired else _counts(rng, b.labels)
+        ca = _counts(rng, a.labels)
+        wa = _weighted(ca, a)
+        wb = _weighted(ca, b) if paired else _weighted(_counts(rng, b.labels), b)
         d[j] = _seed_mean(a.prepared, metric, wa, rng) - _seed_mean(b.prepared, metric, wb, rng)
     lo, hi = np.percentile(d, [2.5, 97.5])
     p = min(1.0, 2 * min((1 + (d <= 0).sum()) / (n_boot + 1), (1 + (d >= 0).sum()) / (n_boot + 1)))
@@ -207,7 +225,7 @@ def bootstrap_mean_interval(a: SeedScores, metric: str, n_boot: int = N_BOOT, se
     two-level bootstrap (seeds and test rows resampled): the interval that belongs beside
     the seed mean (a Wilson interval of one seed need not even contain it)."""
     rng = np.random.default_rng(seed)
-    draws = [_seed_mean(a.prepared, metric, _counts(rng, a.labels), rng) for _ in range(n_boot)]
+    draws = [_seed_mean(a.prepared, metric, _weighted(_counts(rng, a.labels), a), rng) for _ in range(n_boot)]
     lo, hi = np.percentile(draws, [2.5, 97.5])
     return float(lo), float(hi)
 
@@ -217,6 +235,12 @@ def _counts(rng, labels) -> tuple[np.ndarray, np.ndarray]:
     n_pos, n_neg = int((labels == 1).sum()), int((labels == 0).sum())
     return (np.bincount(rng.integers(0, n_pos, n_pos), minlength=n_pos).astype(np.float64),
             np.bincount(rng.integers(0, n_neg, n_neg), minlength=n_neg).astype(np.float64))
+
+
+def _weighted(counts, s: SeedScores) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap counts times the rows' own weights."""
+    w_pos, w_neg = s.class_weights()
+    return counts[0] * w_pos, counts[1] * w_neg
 
 
 def _seed_mean(prep: list[_Sorted], metric: str, w, rng) -> float:

@@ -5,6 +5,7 @@ import dataclasses
 import os
 
 from lensfinder.sky.bricks import coadd_path
+from lensfinder.bench import BenchConfig
 from lensfinder.inject import InjectConfig
 from lensfinder.manifest import DatasetConfig, sky_split_pixels
 from lensfinder.parent_negatives import ParentNegativesConfig
@@ -141,6 +142,17 @@ def inject_params(name):
 
 # Where phase 4c and candidates get pixels (sky.cutouts): local bricks or the cutout service.
 CUTOUTS = CutoutSourceConfig.from_dict(config["sky"].get("cutouts"), RESULTS)
+
+# The test bench (lensfinder.bench): its region is the manifests' business (no dataset may
+# use it), its rows and priors the bench rules', its scoring settings bench_score's alone.
+BENCH_CFG = BenchConfig.from_dict(config.get("bench"))
+BENCH_REGION_PARAMS = canonical(BENCH_CFG.region.as_params())
+BENCH_MANIFEST_PARAMS = canonical(BENCH_CFG.manifest_params())
+BENCH_SCORING_PARAMS = canonical({k: getattr(BENCH_CFG, k) for k in ("sky_rates", "prevalence", "selection_fpr")})
+BENCH_INJECT_PARAMS = canonical({k: v for k, v in config["inject"].items() if k not in ("shards", "gallery_pairs")})
+if BENCH_INJECT_PARAMS.get("psf", {}).get("kind") == "pixel" and not BENCH_INJECT_PARAMS["psf"].get("pixel_dir"):
+    raise ValueError("the test bench cuts its stamps with inject.psf; kind pixel needs a pixel_dir for it "
+                     "(PSFs from the cutout service are not wired to the bench yet)")
 
 
 def _pixel_psf(dataset):

@@ -73,6 +73,9 @@ rule compare:
         diagnostics=[f"{RESULTS}/runs/{r['run']}/diagnostics.json" for r in COMPARE_ROWS],
         # the test scores of every seed of every configuration, for the bootstrap
         scores=[f"{RESULTS}/runs/{i}/scores.parquet" for r in COMPARE_ROWS for i in REPLICATES[r["run"]]],
+        # ... and on the test bench, where every run is scored on the same rows (main table)
+        bench_scores=[f"{RESULTS}/runs/{i}/bench_scores.parquet" for r in COMPARE_ROWS for i in REPLICATES[r["run"]]],
+        bench_metrics=[f"{RESULTS}/runs/{i}/bench_metrics.json" for r in COMPARE_ROWS for i in REPLICATES[r["run"]]],
     output:
         json=f"{RESULTS}/compare/comparison.json",
         html=report(
@@ -89,6 +92,7 @@ rule compare:
         rows=COMPARE_ROWS,
         replicates={r["run"]: REPLICATES[r["run"]] for r in COMPARE_ROWS},
         configs={r["run"]: canonical(RUN_CONFIGS[r["run"]]) for r in COMPARE_ROWS},
+        sky_rates=BENCH_SCORING_PARAMS["sky_rates"],
     conda:
         "../../envs/lensfinder.yaml"
     log:

@@ -167,6 +167,7 @@ rule parent_negatives:
     params:
         dataset=lambda wc: dataset_params(wc.dataset),
         parent_negatives=lambda wc: parent_negatives_params(wc.dataset),
+        bench_region=BENCH_REGION_PARAMS,
         seed=config["seed"],
     conda:
         "../../envs/lensfinder.yaml"

@@ -18,6 +18,7 @@ rule manifest:
         ),
     params:
         dataset=lambda wc: dataset_params(wc.dataset),
+        bench_region=BENCH_REGION_PARAMS,  # held out for the test bench: no row comes from it
         seed=config["seed"],
     conda:
         "../../envs/lensfinder.yaml"

@@ -99,18 +99,3 @@ rule evaluate:
     script:
         "../scripts/evaluate.py"
 
-
-for _run in RUNS:
-
-    rule:
-        name:
-            f"train_{_run}"
-        input:
-            expand(rules.evaluate.output, run=REPLICATES.get(_run, [_run])),  # every seed
-            # what the run trained on, to look at: stamps report, galleries (lenses next to
-            # controls; controls by population), injection figure
-            expand(rules.stamps_report.output.report, dataset=RUN_CONFIGS[_run]["dataset"]),
-            expand(rules.gallery.output.png, dataset=RUN_CONFIGS[_run]["dataset"]),
-            expand(rules.population_gallery.output.png, dataset=RUN_CONFIGS[_run]["dataset"]),
-            expand(rules.injection_figure.output.png, dataset=RUN_CONFIGS[_run]["dataset"]),
-        default_target: False

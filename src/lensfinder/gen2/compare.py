@@ -1,22 +1,30 @@
 """The gen2-vs-gen3 comparison: per-run epoch tables and a one-factor-at-a-time summary.
 
-Reads each run's ``history.json`` (validation, per epoch), ``metrics.json`` (test split,
-the checkpoint the run kept) and the test ``scores.parquet`` of every seed the run names.
-A configuration's test numbers are the mean over its seeds, with the per-seed values and
-their spread. Every difference from the baseline carries a 95% interval and p-value from
-a bootstrap over seeds and test rows (``lensfinder.replicates``), and is called
-significant only when its Holm-adjusted p-value, over every difference of the table, is
-below 0.05 and Newcombe's interval (test rows only, first seed) excludes 0 -- so a factor
-whose effect is inside the noise of this run's seeds and sample reads as undecided.
+Reads each run's ``history.json`` (validation, per epoch), ``metrics.json`` (its own
+dataset's test split, the checkpoint the run kept) and, for every seed the run names, its
+test ``scores.parquet`` and its scores on the **test bench** (``bench_scores.parquet``,
+:mod:`lensfinder.bench`). The main table is on the bench: every run scored on the same
+rows (lenses and every LRG of the bench region, negatives weighted to sky prevalence), so
+each difference is paired. A configuration's numbers are the mean over its seeds, with the
+per-seed values and their spread. Every difference from the baseline carries a 95% interval
+and p-value from a bootstrap over seeds and bench rows (``lensfinder.replicates``), and is
+called significant only when its Holm-adjusted p-value, over every difference of the table,
+is below 0.05 and Newcombe's interval (bench rows, first seed) excludes 0 -- so a factor
+whose effect is inside the noise of this run's seeds and sample reads as undecided. The
+run's own test-split numbers stay beside it (``own_test``), as a secondary column.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from lensfinder import pages, plots
+from lensfinder.bench_metrics import bench_rows_for_comparison
 from lensfinder.contracts import FPR_KEYS, TPR_KEYS, Comparison, History, Metrics, check, read
 from lensfinder.gen2.ties import find_cliffs
 from lensfinder.metrics import wilson_interval
@@ -67,6 +75,35 @@ def read_seed_logits(paths) -> list[tuple]:
     return runs
 
 
+def read_bench_logits(paths, sky_rates: dict) -> tuple[list[tuple], tuple[np.ndarray, np.ndarray]]:
+    """(per seed (sample_id, label, logit) of the bench rows that enter the sky-prevalence
+    metrics -- lenses and sky rows --, (sample_id, weight) of those rows)."""
+    runs, weight = [], None
+    for p in paths:
+        t = pq.read_table(p, columns=["sample_id", "label", "logit", "bench_kind", "population"])
+        rows, w = bench_rows_for_comparison(t["bench_kind"].to_numpy(), t["population"].to_numpy(zero_copy_only=False),
+                                            sky_rates)
+        sid = t["sample_id"].to_numpy()[rows]
+        runs.append((sid, t["label"].to_numpy()[rows], t["logit"].to_numpy()[rows]))
+        if weight is None:
+            weight = (sid, w)
+    return runs, weight
+
+
+def first_seed_counts(seeds: SeedScores) -> dict:
+    """The counts and first-seed values the summary row and Newcombe's interval use."""
+    w_pos, w_neg = seeds.class_weights()
+    neg = seeds.scores[0][seeds.labels == 0]
+    return {"n_pos": int(len(w_pos)), "n_neg": int(len(w_neg)), "min_resolvable_fpr": float(w_neg.max() / w_neg.sum()),
+            "n_neg_tied_at_top": int((neg == seeds.scores[0].max()).sum()),
+            **{k: seeds.seed_values(k).values[0] for k in SEED_METRICS}}
+
+
+def own_test_view(m: dict, own: SeedScores) -> dict:
+    """The run's own test-split numbers (secondary): counts and the seed means."""
+    return {"n_pos": m["n_pos"], "n_neg": m["n_neg"], **{k: own.seed_values(k).mean for k in SEED_METRICS}}
+
+
 def summary_row(label: str, run: str, role: str, factor, dtype: str, m: dict, table: list[dict],
                 seeds: SeedScores, base: tuple[dict, SeedScores] | None, dataset: str | None = None) -> dict:
     """One line of the summary table: test metrics as the mean over seeds (per-seed values
@@ -113,10 +150,12 @@ def holm_verdicts(summary: list[dict]) -> None:
             s[f"delta_{k}_significant"] = bool(p < ALPHA and (lo > 0 or hi < 0))
 
 
-def compare_runs(rows: list[dict], inputs: dict, out_json, out_html, out_png, configs: dict | None = None) -> dict:
+def compare_runs(rows: list[dict], inputs: dict, out_json, out_html, out_png, configs: dict | None = None,
+                 sky_rates: dict | None = None) -> dict:
     """Rule body of ``compare``. ``rows``: :func:`lensfinder.gen2.ablations.comparison_rows`;
-    ``inputs``: {run: {"history": path, "metrics": path, "scores": [path per seed]}};
-    ``configs``: {run: run config}."""
+    ``inputs``: {run: {"history": path, "metrics": path, "scores": [path per seed],
+    "bench_scores": [path per seed], "bench_metrics": [path per seed]}};
+    ``configs``: {run: run config}; ``sky_rates``: the bench's (population -> sky rate)."""
     runs = {}
     for r in rows:
         hist = read(History, inputs[r["run"]]["history"])
@@ -129,8 +168,9 @@ def compare_runs(rows: list[dict], inputs: dict, out_json, out_html, out_png, co
         runs[r["run"]] = {**r, "epochs": table, "best_epoch": hist.get("best_epoch"),
                           "stopped_early": hist.get("stopped_early"), "checkpoint_epoch": metrics.get("checkpoint_epoch"),
                           "test": metrics, "sources": inputs[r["run"]],
+                          "bench": read_json_file(inputs[r["run"]]["bench_metrics"][0]),
                           "config": (configs or {}).get(r["run"], {})}
-    summary = _summary(rows, runs, inputs)
+    summary = _summary(rows, runs, inputs, sky_rates or {})
     out = {"baseline": rows[0]["run"], "reference": rows[-1]["run"], "summary": summary, "runs": runs,
            "statistics": {"n_boot": N_BOOT, "alpha": ALPHA, "correction": "holm", "family": "every difference "
                           "from the baseline in the summary, per TPR metric", "seeds": {
@@ -138,24 +178,32 @@ def compare_runs(rows: list[dict], inputs: dict, out_json, out_html, out_png, co
     check(Comparison, out, str(out_json))
     write_json(out, out_json)
     pages.write_page(out_html, "comparison.html.j2", tpr_keys=TPR_KEYS, summary=[_summary_view(s) for s in summary],
-                     runs=[_run_view(name, info) for name, info in runs.items()])
+                     runs=[_run_view(name, info) for name, info in runs.items()],
+                     populations=sorted(summary[0]["bench_populations"]))
     plots.comparison_summary(summary, out_png)
     return out
 
 
-def _summary(rows: list[dict], runs: dict, inputs: dict) -> list[dict]:
-    """The summary rows (and each stored-dtype run again as float32 logits), with verdicts."""
-    logits = {r["run"]: read_seed_logits(inputs[r["run"]]["scores"]) for r in rows}  # each file read once
+def read_json_file(path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def _summary(rows: list[dict], runs: dict, inputs: dict, sky_rates: dict) -> list[dict]:
+    """The summary rows on the bench (and each stored-dtype run again as float32 logits),
+    with verdicts and each run's own test-split numbers beside."""
+    bench = {r["run"]: read_bench_logits(inputs[r["run"]]["bench_scores"], sky_rates) for r in rows}
+    own = {r["run"]: read_seed_logits(inputs[r["run"]]["scores"]) for r in rows}  # each file read once
     seed_scores = {}
 
     def seeds(run: str, dtype: str) -> SeedScores:
         if (run, dtype) not in seed_scores:  # the baseline's is shared by every row
-            seed_scores[run, dtype] = SeedScores.from_runs(logits[run], dtype)
+            seed_scores[run, dtype] = SeedScores.from_runs(bench[run][0], dtype, bench[run][1])
         return seed_scores[run, dtype]
 
     base_run = rows[0]["run"]
-    base_dtype, base_m = _as_stored(runs[base_run]["test"])
-    base = (base_m, seeds(base_run, base_dtype))
+    base_dtype, _ = _as_stored(runs[base_run]["test"])
+    base_seeds = seeds(base_run, base_dtype)
+    base = (first_seed_counts(base_seeds), base_seeds)
     summary = []
     for r in rows:
         info = runs[r["run"]]
@@ -163,15 +211,19 @@ def _summary(rows: list[dict], runs: dict, inputs: dict) -> list[dict]:
         label = {"baseline": f"{r['run']} (all fixes)", "reference": f"{r['run']} (every gen2 setting)"}.get(
             r["role"], f"{base_run} + {r['factor']}")
         ds = info["config"].get("dataset")
-        summary.append(summary_row(label, r["run"], r["role"], r["factor"], dtype, m, info["epochs"],
-                                   seeds(r["run"], dtype),
-                                   None if r["role"] == "baseline" else base, ds))
-        if dtype != "logit_float32":
-            # the same weights and scores, ranked as float32 logits: the cast alone removed
-            summary.append(summary_row(f"{r['run']} without the {dtype} cast (same weights, float32 logits)",
-                                       r["run"], r["role"] + "_float32", "cast removed", "logit_float32",
-                                       info["test"]["metrics"], info["epochs"],
-                                       seeds(r["run"], "logit_float32"), base, ds))
+        for role, dt, lab in ((r["role"], dtype, label),
+                              (r["role"] + "_float32", "logit_float32",
+                               f"{r['run']} without the {dtype} cast (same weights, float32 logits)")):
+            if role != r["role"] and dtype == "logit_float32":
+                continue  # the float32 row only where a run stores another dtype: the cast alone removed
+            s_ = seeds(r["run"], dt)
+            row = summary_row(lab, r["run"], role, r["factor"] if role == r["role"] else "cast removed", dt,
+                              first_seed_counts(s_), info["epochs"], s_,
+                              None if role == "baseline" else base, ds)
+            own_m = m if dt == dtype else info["test"]["metrics"]
+            row["own_test"] = own_test_view(own_m, SeedScores.from_runs(own[r["run"]], dt))
+            row["bench_populations"] = info["bench"]["populations"]
+            summary.append(row)
     holm_verdicts(summary)
     return summary
 
