@@ -418,6 +418,24 @@ def test_a_typo_in_a_metric_name_fails_before_any_job_with_the_valid_names(tmp_p
     assert not (tmp_path / "results").exists()  # nothing ran
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"runs": {"gen3": {"dataset": "v5_unpaired", "model": {"name": "convnext_bogus"}}}},
+     "runs.gen3.model.name: 'convnext_bogus' is not a known model"),
+    ({"runs": {"gen3": {"dataset": "v5_unpaired", "loader": {"asinh_scale": {"g": 0, "r": 0, "z": 0}}}}},
+     "runs.gen3.loader.asinh_scale"),
+    ({"runs": {"gen3": {"dataset": "v5_unpaired", "train": {"lr": 1.0e-4, "min_lr": 1.0e-3}}}}, "runs.gen3.train.min_lr"),
+    ({"sky": {"mock": {"psf_fwhm_range": [1.6, 1.0]}}}, "sky.mock.psf_fwhm_range"),
+    ({"inject": {"zeropoint": {"g": 26.6, "r": 26.8, "z": 26.5, "i": 26.7}}}, "inject.zeropoint"),
+    ({"datasets": {"v5_unpaired": {"priors": {"theta_e": [3.0, 0.8]}}}}, "priors.theta_e"),
+])
+def test_an_impossible_setting_fails_before_any_job_naming_its_key(tmp_path, change, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(change))
+    proc = snakemake("-n", "--configfile", DEMO, str(bad), cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
 def test_a_run_on_an_unknown_dataset_fails_at_start_naming_the_datasets(tmp_path):
     bad = tmp_path / "typo.yaml"
     bad.write_text(yaml.safe_dump({"runs": {"gen3": {"dataset": "v5_unpaird"}}}))

@@ -82,7 +82,13 @@ class InjectConfig:
         d = dict(d or {})
         d["psf"] = psf.PsfConfig.from_dict(d.get("psf"))
         d["recognisable"] = Criteria.from_dict(d.get("recognisable"))
-        return cls(**d)
+        cfg = cls(**d)
+        if set(cfg.zeropoint) != set(BANDS):
+            raise ValueError(f"inject.zeropoint: bands {sorted(cfg.zeropoint)} must be exactly {list(BANDS)}")
+        if cfg.supersample < 1 or cfg.core_supersample < 1 or cfg.exptime_s <= 0 or cfg.batch < 1:
+            raise ValueError("inject: supersample, core_supersample and batch must be >= 1 and exptime_s > 0 "
+                             f"(got {cfg.supersample}, {cfg.core_supersample}, {cfg.batch}, {cfg.exptime_s})")
+        return cfg
 
 
 def shard_bricks(bricknames: np.ndarray, n_shards: int) -> list[list[str]]:

@@ -73,7 +73,33 @@ class Priors:
             raise ValueError(f"priors.knots_max must be in 0..{KNOT_SLOTS}, not {p.knots_max}")
         if p.source_mag_model not in SOURCE_MAG_MODELS:
             raise ValueError(f"priors.source_mag_model must be one of {SOURCE_MAG_MODELS}, not {p.source_mag_model!r}")
+        p.check_ranges()
         return p
+
+    # (lo, hi) ranges and the open lower bound each must keep (None: any value)
+    RANGES = {"theta_e": 0.0, "source_z": 0.0, "source_mag_r": None, "source_n": 0.0, "source_re": 0.0,
+              "source_q": 0.0, "knot_flux": 0.0, "knot_re": 0.0}
+    NORMALS = ("source_g_r", "source_r_z", "knot_g_r", "knot_r_z")  # (mean, sigma)
+
+    def check_ranges(self) -> None:
+        """Refuse reversed or unphysical ranges, naming the key (e.g. ``priors.theta_e``)."""
+        for key, floor in self.RANGES.items():
+            v = getattr(self, key)
+            if len(v) != 2 or v[0] > v[1] or (floor is not None and v[0] <= floor):
+                raise ValueError(f"priors.{key}: {list(v)} must be [low, high] with low <= high"
+                                 + (f" and low > {floor}" if floor is not None else ""))
+        if self.source_q[1] > 1 or self.knot_flux[1] >= 1:
+            raise ValueError(f"priors.source_q must lie in (0, 1] and knot_flux in (0, 1): {list(self.source_q)}, "
+                             f"{list(self.knot_flux)}")
+        for key in self.NORMALS:
+            v = getattr(self, key)
+            if len(v) != 2 or v[1] < 0:
+                raise ValueError(f"priors.{key}: {list(v)} must be [mean, sigma] with sigma >= 0")
+        if not (0 < self.lens_q_min <= 1 and self.lens_q_scatter >= 0 and self.shear_max >= 0
+                and 0 <= self.frac_in_caustic <= 1 and self.knots_max >= 0):
+            raise ValueError("priors: need 0 < lens_q_min <= 1, lens_q_scatter >= 0, shear_max >= 0, "
+                             f"0 <= frac_in_caustic <= 1 (got {self.lens_q_min}, {self.lens_q_scatter}, "
+                             f"{self.shear_max}, {self.frac_in_caustic})")
 
 
 THETA_E_MODELS = ("uniform", "velocity_dispersion")

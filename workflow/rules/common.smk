@@ -140,6 +140,16 @@ def inject_params(name):
     return canonical(merged)
 
 
+# Every impossible setting stops the workflow before any job, naming its key (issue 32): the
+# mock sky's ranges and each dataset's phase-4c settings (bands, sizes) are read here once.
+if SKY.mock:
+    MockSkyConfig.from_dict(MOCK)
+for _name in DATASETS:
+    try:
+        InjectConfig.from_dict(inject_params(_name))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"datasets.{_name} (inject settings): {exc}") from None
+
 # Where phase 4c and candidates get pixels (sky.cutouts): local bricks or the cutout service.
 CUTOUTS = CutoutSourceConfig.from_dict(config["sky"].get("cutouts"), RESULTS)
 

@@ -66,7 +66,12 @@ class MockSkyConfig:
         for key in ("bricks", "psf_fwhm_range", "lrg_pair_sep_arcsec", "field_mag_range"):
             if key in d:
                 d[key] = tuple(d[key])
-        return cls(**d)
+        cfg = cls(**d)
+        for key in ("psf_fwhm_range", "lrg_pair_sep_arcsec", "field_mag_range"):
+            lo, hi = getattr(cfg, key)
+            if not 0 < lo <= hi:
+                raise ValueError(f"sky.mock.{key}: {[lo, hi]} must be [low, high] with 0 < low <= high")
+        return cfg
 
     @property
     def brick_area_deg2(self) -> float:

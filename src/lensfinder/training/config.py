@@ -45,6 +45,14 @@ SMALL_MODELS = ("mobilenetv3_small_050", "mobilenetv3_small_100", "lcnet_050", "
 # lensfinder's own small CNN for 64x64 stamps (lensfinder.training.model.StampCNN): full
 # resolution in its first stage, where timm's small networks have already downsampled 4x.
 STAMP_CNN = "stamp_cnn"
+# timm's ConvNeXt models (timm.list_models("convnext_*"); tests/test_train.py checks each
+# against the installed timm). With SMALL_MODELS and STAMP_CNN: the one model registry --
+# the schema, validation and lensfinder.training.model all read it.
+CONVNEXT_MODELS = ("convnext_zepto_rms", "convnext_zepto_rms_ols", "convnext_atto", "convnext_atto_ols",
+                   "convnext_atto_rms", "convnext_femto", "convnext_femto_ols", "convnext_pico", "convnext_pico_ols",
+                   "convnext_nano", "convnext_nano_ols", "convnext_tiny", "convnext_tiny_hnf", "convnext_small",
+                   "convnext_base", "convnext_large", "convnext_large_mlp", "convnext_xlarge", "convnext_xxlarge")
+MODELS = (*CONVNEXT_MODELS, *SMALL_MODELS, STAMP_CNN)
 
 
 @dataclass(frozen=True)
@@ -69,9 +77,8 @@ class ModelConfig:
         if "widths" in d:
             d["widths"] = tuple(d["widths"])
         m = _build(cls, d, where)
-        if not (m.name.startswith("convnext") or m.name in SMALL_MODELS or m.name == STAMP_CNN):
-            raise ConfigError(f"{where}.name: {m.name!r} is neither a timm convnext_* model, nor {STAMP_CNN!r}, nor "
-                              f"one of the small CPU models {list(SMALL_MODELS)}")
+        if m.name not in MODELS:
+            raise ConfigError(f"{where}.name: {m.name!r} is not a known model; valid: {list(MODELS)}")
         if not m.widths or any(w < 1 for w in m.widths) or len(m.widths) > 6:
             raise ConfigError(f"{where}.widths: {list(m.widths)} must be 1 to 6 positive channel counts")
         return m
@@ -92,7 +99,14 @@ class LoaderConfig:
 
     @classmethod
     def from_dict(cls, d: dict | None, where: str = "loader", **fixed) -> "LoaderConfig":
-        return _build(cls, d, where, **fixed)
+        cfg = _build(cls, d, where, **fixed)
+        s = cfg.asinh_scale
+        if not isinstance(s, dict) or set(s) != set("grz") or not all(float(v) > 0 for v in s.values()):
+            raise ConfigError(f"{where}.asinh_scale: {s!r} must give a positive scale (nanomaggies) for each of g, r, z")
+        if cfg.batch_size < 1 or cfg.num_workers < 0:
+            raise ConfigError(f"{where}: batch_size must be >= 1 and num_workers >= 0 "
+                              f"(got {cfg.batch_size}, {cfg.num_workers})")
+        return cfg
 
 
 @dataclass(frozen=True)
@@ -140,7 +154,18 @@ class TrainConfig:
     def from_dict(cls, d: dict | None, where: str = "train") -> "TrainConfig":
         d = dict(d or {})
         es = _build(EarlyStopping, d.get("early_stopping"), f"{where}.early_stopping")
-        return _build(cls, {**d, "early_stopping": es}, where)
+        cfg = _build(cls, {**d, "early_stopping": es}, where)
+        checks = {"epochs": cfg.epochs >= 1, "lr": cfg.lr > 0, "min_lr": 0 <= cfg.min_lr <= cfg.lr,
+                  "warmup_frac": 0 <= cfg.warmup_frac < 1, "grad_clip": cfg.grad_clip >= 0,
+                  "ema_decay": 0 <= cfg.ema_decay < 1, "weight_decay": cfg.weight_decay >= 0,
+                  "focal_gamma": cfg.focal_gamma >= 0, "focal_alpha": 0 < cfg.focal_alpha < 1,
+                  "lr_reference_batch": cfg.lr_reference_batch >= 1}
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"{where}.{bad[0]}: {getattr(cfg, bad[0])!r} is impossible (need epochs >= 1, lr > 0, "
+                              "0 <= min_lr <= lr, 0 <= warmup_frac < 1, grad_clip >= 0, 0 <= ema_decay < 1, "
+                              "weight_decay >= 0, focal_gamma >= 0, 0 < focal_alpha < 1, lr_reference_batch >= 1)")
+        return cfg
 
 
 @dataclass(frozen=True)

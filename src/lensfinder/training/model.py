@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lensfinder.training.config import SMALL_MODELS, STAMP_CNN, ModelConfig
+from lensfinder.training.config import CONVNEXT_MODELS, MODELS, SMALL_MODELS, STAMP_CNN, ModelConfig
 
 
 class StampCNN(nn.Module):
@@ -50,7 +50,7 @@ class LensClassifier(nn.Module):
 
     def __init__(self, cfg: ModelConfig, n_meta: int = 6):
         super().__init__()
-        convnext = cfg.name.startswith("convnext")
+        convnext = cfg.name in CONVNEXT_MODELS
         if cfg.name == STAMP_CNN:
             self.trunk = StampCNN(cfg.widths)
         elif convnext or cfg.name in SMALL_MODELS:
@@ -60,8 +60,7 @@ class LensClassifier(nn.Module):
             self.trunk = timm.create_model(cfg.name, pretrained=False, num_classes=0, in_chans=3,
                                            drop_path_rate=cfg.drop_path_rate, **stem)
         else:
-            raise ValueError(f"model.name must be a timm convnext_* model, {STAMP_CNN!r} or one of {SMALL_MODELS}, "
-                             f"not {cfg.name!r}")
+            raise ValueError(f"model.name must be one of {MODELS}, not {cfg.name!r}")
         # pooled feature width; mobile networks end in a wider conv head after num_features
         width = getattr(self.trunk, "head_hidden_size", None) or self.trunk.num_features
         self.meta = None
