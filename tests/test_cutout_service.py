@@ -177,3 +177,15 @@ def test_a_job_losing_too_many_cutouts_or_writing_nothing_fails():
     check_job_skips({"n_rows": 0, "n_written": 0, "skipped": {}}, 0.05, "an empty shard")
     # a shard whose one row sits on a coverage gap wrote nothing, but its source is alive
     check_job_skips({"n_rows": 1, "n_written": 0, "skipped": {"zero_invvar": 1}}, 0.05, "a gap")
+
+
+def test_only_the_settings_that_decide_the_pixels_are_rule_params():
+    from lensfinder.sky.cutout_source import CutoutSourceConfig
+    a = CutoutSourceConfig.from_dict({"source": "service", "min_interval_s": 0.1, "max_retries": 5})
+    b = CutoutSourceConfig.from_dict({"source": "service", "min_interval_s": 1.0, "max_retries": 2, "timeout_s": 5.0,
+                                      "cache_dir": "/elsewhere", "max_failure_fraction": 0.5})
+    assert a.as_params() == b.as_params() and set(a.as_params()) == {"source", "url", "psf_url", "layer"}
+    assert CutoutSourceConfig.from_dict({"source": "service", "layer": "ls-dr9"}).as_params() != a.as_params()
+    # a job gets its politeness back from the config section
+    job = CutoutSourceConfig.for_job(a.as_params(), {"min_interval_s": 1.0, "max_retries": 2}, "res")
+    assert (job.min_interval_s, job.max_retries, job.cache_dir) == (1.0, 2, "res/cutout_cache")

@@ -551,6 +551,15 @@ def test_phase_4c_and_candidates_run_from_the_cutout_service_without_local_coadd
     (res / "real_lenses/gen3/stamps/part-1-of-1.parquet").unlink()
     snakemake(*args, cwd=tmp_path)  # cutouts again: all from the cache
     assert len(FakeViewer.requests) == n
+    # politeness cannot change a stamp, so changing it reruns nothing (issue 28)
+    polite = yaml.safe_load(svc.read_text())
+    polite["sky"]["cutouts"].update(min_interval_s=1.0, max_retries=2, timeout_s=30.0, max_concurrent=1,
+                                    cache_dir=str(tmp_path / "other_cache"), max_failure_fraction=0.2)
+    svc.write_text(yaml.safe_dump(polite))
+    assert planned_jobs(snakemake("-n", *args[2:], cwd=tmp_path)) == {}
+    polite["sky"]["cutouts"]["layer"] = "ls-dr9"  # other pixels: everything cut from the service reruns
+    svc.write_text(yaml.safe_dump(polite))
+    assert planned_jobs(snakemake("-n", *args[2:], cwd=tmp_path)).get("inject", 0) >= 2
 
 
 def test_a_past_false_positive_list_is_a_declared_input_of_the_manifest(tmp_path):

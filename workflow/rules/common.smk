@@ -180,7 +180,7 @@ def psf_dir_input(dataset):
 def psf_service_params(dataset):
     """The cutout-service settings, when the dataset's pixel PSFs come from the service."""
     pixel, d = _pixel_psf(dataset)
-    return dataclasses.asdict(CUTOUTS) if pixel and not d else {}
+    return dataclasses.replace(CUTOUTS, source="service").as_params() if pixel and not d else {}
 
 
 def coadd_inputs():

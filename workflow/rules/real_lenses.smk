@@ -43,7 +43,7 @@ rule real_lens_stamps:
     params:
         inject=inject_params(REAL_DATASET) if REAL_DATASET else {},
         coadd_dir=SKY.coadd_dir,
-        cutouts=canonical(dataclasses.asdict(dataclasses.replace(CUTOUTS, source="service"))),
+        cutouts=canonical(dataclasses.replace(CUTOUTS, source="service").as_params()),
     resources:
         mem_mb=6000,
     conda:

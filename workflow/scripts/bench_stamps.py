@@ -11,7 +11,8 @@ from lensfinder.sky.psf_images import open_psf_images
 sys.stderr = open(snakemake.log[0], "w")  # tracebacks land in the rule's log too
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 p = snakemake.params
-source = open_cutout_source(CutoutSourceConfig.from_dict(p.cutouts), p.coadd_dir)
+cutouts = CutoutSourceConfig.for_job(p.cutouts, snakemake.config["sky"].get("cutouts"), snakemake.config["results_dir"])
+source = open_cutout_source(cutouts, p.coadd_dir)
 index, n_shards = (int(x) for x in snakemake.wildcards.scatteritem.split("-of-"))  # "1-of-4"
 cfg = InjectConfig.from_dict(p.inject)
 report = inject_shard(snakemake.input.manifest, source, index - 1, n_shards, snakemake.output.stamps,

@@ -54,10 +54,22 @@ class CutoutSourceConfig:
             raise ValueError(f"sky.cutouts.max_failure_fraction: {cfg.max_failure_fraction!r} is not in [0, 1]")
         return cfg if cfg.cache_dir else dataclasses.replace(cfg, cache_dir=f"{results_dir}/cutout_cache")
 
+    IDENTITY = ("source", "url", "psf_url", "layer")
+    """The settings that decide a cutout's pixels. The others -- request rate, concurrency,
+    retries, timeouts, cache location, failure ceiling -- are politeness and robustness:
+    they cannot change a byte of a stamp (a retried or cached cutout is the same file)."""
+
     def as_params(self) -> dict:
-        """What the rules pass on: local cutouts depend on no service setting, so changing
-        one reruns nothing."""
-        return {"source": "local"} if self.source == "local" else dataclasses.asdict(self)
+        """What the rules pass as params: only :data:`IDENTITY` (local cutouts: none of it),
+        so changing a politeness setting reruns nothing; jobs read those from the config's
+        ``sky.cutouts`` section instead (:meth:`for_job`)."""
+        return {"source": "local"} if self.source == "local" else {k: getattr(self, k) for k in self.IDENTITY}
+
+    @classmethod
+    def for_job(cls, params: dict, section: dict | None, results_dir: str) -> "CutoutSourceConfig":
+        """A job's settings: its ``params`` (:meth:`as_params`) over the config's
+        ``sky.cutouts`` ``section`` (politeness; not params, by design -- issue 28)."""
+        return cls.from_dict({**(section or {}), **params}, results_dir)
 
     def service(self) -> CutoutService:
         return CutoutService(cache_dir=Path(self.cache_dir), base_url=self.url, psf_url=self.psf_url,
