@@ -457,3 +457,16 @@ def test_a_typo_in_the_service_layer_stops_phase_4c_instead_of_skipping_every_st
     with pytest.raises(PermanentServiceError, match=r"cutout\.fits\?.*layer=ls-dr10-typo.*'no such layer'"):
         inject_shard(m["unpaired"], service, 0, 1, tmp_path / "svc.parquet", tmp_path / "svc.json",
                      POPULATION["unpaired"])
+
+
+@pytest.mark.slow  # >= 5 s on 2 cores: left out of `make check`
+def test_the_render_batch_size_cannot_change_a_stamp(mock_sky, manifests, tmp_path):
+    """inject.batch is a memory setting: it is not a param of the rules (issue 32), because
+    the stamps are byte-identical whatever it is."""
+    m = manifests[1]["unlensed"]  # positives and unlensed-source controls: both batched paths
+    _, a = _run(m, mock_sky.coadd_dir, tmp_path / "a", n_shards=1, batch=256)
+    _, b = _run(m, mock_sky.coadd_dir, tmp_path / "b", n_shards=1, batch=5)
+    ta = pq.read_table(a[0])
+    assert ta.num_rows > 10 and pc.sum(ta["label"]).as_py() > 5
+    assert (ta["population"].to_numpy(zero_copy_only=False) == "unlensed_source").sum() > 5
+    assert a[0].read_bytes() == b[0].read_bytes()

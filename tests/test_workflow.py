@@ -145,6 +145,8 @@ def test_the_bench_reruns_what_it_should_and_nothing_upstream(tiny_run, tmp_path
     assert priors == {"bench_manifest": 1, "bench_stamps": 2, "bench_score": n_runs, "compare": 1}
     scoring = plan(lambda c: c["bench"].update(prevalence=1e-4, selection_fpr=0.1))
     assert scoring == {"bench_score": n_runs, "compare": 1}
+    # the render batch is a memory setting (stamps byte-identical whatever it is): no rerun (issue 32)
+    assert plan(lambda c: c["inject"].update(batch=7)) == {}
 
 
 def test_the_tiny_bench_holds_no_dataset_galaxy(tiny_run):

@@ -62,6 +62,9 @@ NO_LENS_REDSHIFT = "no_lens_redshift"
 """Skip reason of a positive whose lens has no redshift (``theta_e_model: velocity_dispersion``)."""
 
 
+COPY_SLOTS = 8  # random draws per unlensed copy kind; an SIE + shear has at most 5 images
+
+
 @dataclass(frozen=True)
 class InjectConfig:
     """Phase-4c settings (the ``inject`` config section)."""
@@ -89,6 +92,18 @@ class InjectConfig:
             raise ValueError("inject: supersample, core_supersample and batch must be >= 1 and exptime_s > 0 "
                              f"(got {cfg.supersample}, {cfg.core_supersample}, {cfg.batch}, {cfg.exptime_s})")
         return cfg
+
+    NOT_PARAMS = ("batch",)
+    """Settings that cannot change a stamp (rows are rendered in batches of ``batch``, and a
+    row's pixels do not depend on its batch: tests/test_inject.py), so they are not rule
+    params -- changing them reruns nothing (issue 32) -- and jobs read them from the config."""
+
+    @classmethod
+    def for_job(cls, params: dict, section: dict | None) -> "InjectConfig":
+        """A job's settings: its params over the config's ``inject`` section's
+        :data:`NOT_PARAMS`."""
+        extra = {k: v for k, v in (section or {}).items() if k in cls.NOT_PARAMS}
+        return cls.from_dict({**params, **extra})
 
 
 def shard_bricks(bricknames: np.ndarray, n_shards: int) -> list[list[str]]:
@@ -201,12 +216,16 @@ def unlensed_copies(p: dict[str, np.ndarray], rows: pa.Table, dx_pix, dy_pix, ke
         lx, ly = dx_pix[i] * PIXSCALE, dy_pix[i] * PIXSCALE
         r[i, :len(mu)] = np.hypot(x - lx, y - ly)
         w[i, :len(mu)] = np.abs(mu) / np.abs(mu).sum()
-    u = seeding.uniform(keys, 2 * max(k_max, 1))
+    if k_max > COPY_SLOTS:
+        raise ValueError(f"a system with {k_max} images: unlensed copies draw for at most {COPY_SLOTS}")
+    # a fixed number of draws per row: a row's copies must not depend on the other rows of
+    # its batch (they did when this was the batch's largest image count)
+    u = seeding.uniform(keys, 2 * COPY_SLOTS)
     out = np.zeros((n, len(BANDS), STAMP_SIZE, STAMP_SIZE))
     for k in range(k_max):
         j = np.flatnonzero(w[:, k] > 0)
         phi = 2 * np.pi * u[j, k]
-        scale = np.abs(np.array([images[i][2][k] for i in j])) ** (u[j, k_max + k] / 2)
+        scale = np.abs(np.array([images[i][2][k] for i in j])) ** (u[j, COPY_SLOTS + k] / 2)
         q = {name: v[j].copy() for name, v in p.items()}
         q["theta_e"][:], q["gamma1"][:], q["gamma2"][:] = 0.0, 0.0, 0.0  # no deflection
         q["src_x"], q["src_y"] = r[j, k] * np.cos(phi), r[j, k] * np.sin(phi)

@@ -133,9 +133,13 @@ def past_false_positives_input(name):
     return [path] if path else []
 
 
+NOT_INJECT_PARAMS = ("shards", "gallery_pairs", *InjectConfig.NOT_PARAMS)  # not pixels: no rerun
+
+
 def inject_params(name):
-    """Phase-4c settings of one dataset: the global inject section, overridden per dataset."""
-    merged = {k: v for k, v in config["inject"].items() if k not in ("shards", "gallery_pairs")}
+    """Phase-4c settings of one dataset: the global inject section, overridden per dataset,
+    less what cannot change a stamp (jobs read ``inject.batch`` from the config)."""
+    merged = {k: v for k, v in config["inject"].items() if k not in NOT_INJECT_PARAMS}
     merged.update(config["datasets"][name].get("inject", {}))
     return canonical(merged)
 
@@ -145,8 +149,10 @@ def inject_params(name):
 if SKY.mock:
     MockSkyConfig.from_dict(MOCK)
 for _name in DATASETS:
+    if set(config["datasets"][_name].get("inject", {})) & set(NOT_INJECT_PARAMS):
+        raise ValueError(f"datasets.{_name}.inject: {list(NOT_INJECT_PARAMS)} are global settings (inject.*)")
     try:
-        InjectConfig.from_dict(inject_params(_name))
+        InjectConfig.for_job(inject_params(_name), config["inject"])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"datasets.{_name} (inject settings): {exc}") from None
 
@@ -159,7 +165,7 @@ BENCH_CFG = BenchConfig.from_dict(config.get("bench"))
 BENCH_REGION_PARAMS = canonical(BENCH_CFG.region.as_params())
 BENCH_MANIFEST_PARAMS = canonical(BENCH_CFG.manifest_params())
 BENCH_SCORING_PARAMS = canonical({k: getattr(BENCH_CFG, k) for k in ("sky_rates", "prevalence", "selection_fpr")})
-BENCH_INJECT_PARAMS = canonical({k: v for k, v in config["inject"].items() if k not in ("shards", "gallery_pairs")})
+BENCH_INJECT_PARAMS = canonical({k: v for k, v in config["inject"].items() if k not in NOT_INJECT_PARAMS})
 if BENCH_INJECT_PARAMS.get("psf", {}).get("kind") == "pixel" and not BENCH_INJECT_PARAMS["psf"].get("pixel_dir"):
     raise ValueError("the test bench cuts its stamps with inject.psf; kind pixel needs a pixel_dir for it "
                      "(PSFs from the cutout service are not wired to the bench yet)")

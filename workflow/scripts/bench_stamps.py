@@ -14,7 +14,7 @@ p = snakemake.params
 cutouts = CutoutSourceConfig.for_job(p.cutouts, snakemake.config["sky"].get("cutouts"), snakemake.config["results_dir"])
 source = open_cutout_source(cutouts, p.coadd_dir)
 index, n_shards = (int(x) for x in snakemake.wildcards.scatteritem.split("-of-"))  # "1-of-4"
-cfg = InjectConfig.from_dict(p.inject)
+cfg = InjectConfig.for_job(p.inject, snakemake.config["inject"])  # batch: not a param
 report = inject_shard(snakemake.input.manifest, source, index - 1, n_shards, snakemake.output.stamps,
                       snakemake.output.report, Population(BenchConfig.from_dict(p.bench).priors, p.seed, NAME),
                       cfg, open_psf_images(cfg.psf, None))

@@ -17,7 +17,7 @@ source = open_cutout_source(CutoutSourceConfig.for_job(snakemake.params.cutouts,
                             snakemake.params.coadd_dir)
 index, n_shards = (int(x) for x in snakemake.wildcards.scatteritem.split("-of-"))  # "1-of-4"
 dataset = DatasetConfig.from_dict(snakemake.wildcards.dataset, snakemake.params.dataset)
-cfg = InjectConfig.from_dict(snakemake.params.inject)
+cfg = InjectConfig.for_job(snakemake.params.inject, snakemake.config["inject"])  # batch: not a param
 service = snakemake.params.psf_service
 psf_images = open_psf_images(cfg.psf, CutoutSourceConfig.for_job(service, cutout_section, results_dir) if service else None)
 report = inject_shard(snakemake.input.manifest, source, index - 1, n_shards, snakemake.output.stamps,

@@ -15,5 +15,5 @@ source = open_cutout_source(CutoutSourceConfig.for_job(snakemake.params.cutouts,
                             snakemake.params.coadd_dir)
 index, n_shards = (int(x) for x in snakemake.wildcards.get("scatteritem", "1-of-1").split("-of-"))  # "1-of-4"
 report = inject_shard(snakemake.input.manifest, source, index - 1, n_shards, snakemake.output.stamps,
-                      snakemake.output.report, None, InjectConfig.from_dict(snakemake.params.inject))  # no positives
+                      snakemake.output.report, None, InjectConfig.for_job(snakemake.params.inject, snakemake.config["inject"]))  # no positives
 logging.info("shard %d/%d: %d written, skipped %s", index, n_shards, report["n_written"], report["skipped"])
