@@ -1,8 +1,9 @@
 import numpy as np
+from astropy.coordinates import SkyCoord
 import pytest
 
 from lensfinder.sky.bricks import (
-    angular_separation_arcsec, brick_center, brick_wcs, brickname_at, coadd_path, sweep_box, sweep_name,
+    brick_center, brick_wcs, brickname_at, coadd_path, sweep_box, sweep_name,
 )
 
 
@@ -45,4 +46,5 @@ def test_brick_wcs_scale_and_orientation():
     np.testing.assert_allclose([ra0[0], dec0[0]], [150.125, 2.0], atol=1e-9)
     ra1, dec1 = w.all_pix2world([509.5], [499.5], 0)
     assert ra1[0] < ra0[0]  # east is left
-    np.testing.assert_allclose(angular_separation_arcsec(ra0, dec0, ra1, dec1), 10 * 0.262, rtol=1e-6)
+    sep = SkyCoord(ra0, dec0, unit="deg").separation(SkyCoord(ra1, dec1, unit="deg")).arcsec
+    np.testing.assert_allclose(sep, 10 * 0.262, rtol=1e-6)

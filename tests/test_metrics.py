@@ -70,5 +70,9 @@ def test_wilson_interval():
     lo, hi = wilson_interval(50, 100)
     assert lo < 0.5 < hi and hi - lo < 0.21
     assert wilson_interval(0, 10)[0] == 0.0
+    # Wilson, not Wald: Newcombe (1998) Table I, 0/10 -> [0, 0.2775] and 1/29 -> [0.0061, 0.1718]
+    # (Wald gives [0, 0] and [-0.032, 0.101])
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(1, 29) == pytest.approx((0.0061, 0.1718), abs=1e-4)
     with pytest.raises(ValueError):
         evaluate_scores(np.ones(5), np.ones(5))

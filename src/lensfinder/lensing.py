@@ -130,12 +130,6 @@ def deflection(x, y, sys: LensSystems):
     return _deflect(x, y, _lens_terms(sys))
 
 
-def sersic_surface_brightness(x, y, sys: LensSystems, flux=1.0):
-    """Source-plane surface brightness (flux per arcsec^2) of each system's elliptical
-    Sersic source of total ``flux`` at points (N, P) arcsec."""
-    return np.asarray(flux) * _surface_brightness(x, y, _source_terms(sys))
-
-
 def pixel_grid(size: int = STAMP_SIZE, pixscale: float = PIXSCALE, supersample: int = 4):
     """Sub-pixel centres (x, y), each (size*ss)^2 arcsec, of a stamp whose pixel
     (size//2, size//2) centre is the origin; row-major so a reshape to

@@ -52,6 +52,7 @@ import pyarrow as pa
 from astropy_healpix import HEALPix
 
 from lensfinder import PIXSCALE, seeding
+from lensfinder.balance import standardised_mean_differences
 from lensfinder.bench_region import BenchRegion, in_bench
 from lensfinder.population import MANIFEST_PARAMS, UNLENSED_SOURCE, Priors, draw_parameters
 from lensfinder.sky.bricks import brick_center
@@ -155,16 +156,6 @@ def _matched_controls(pos: pd.DataFrame, pool: pd.DataFrame, n_controls: int, ke
     with np.errstate(divide="ignore"):
         order_key = np.where(weight > 0, np.log(np.maximum(seeding.uniform(keys), 1e-300)) / weight, -np.inf)
     return np.argsort(-order_key, kind="stable")[: min(n_controls, int((weight > 0).sum()))]
-
-
-def standardised_mean_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per column of (N, F) arrays, (mean_a - mean_b) / sqrt((var_a + var_b) / 2), NaNs
-    ignored; 0 where that spread is 0 or either side is empty."""
-    if not len(a) or not len(b):
-        return np.zeros(a.shape[1])
-    pooled = np.sqrt((np.nanvar(a, axis=0) + np.nanvar(b, axis=0)) / 2)
-    diff = np.nanmean(a, axis=0) - np.nanmean(b, axis=0)
-    return np.where(pooled > 0, diff / np.where(pooled > 0, pooled, 1), 0.0)
 
 
 def _standardised_mean_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict:

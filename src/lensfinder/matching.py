@@ -32,7 +32,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestNeighbors
 
 from lensfinder.aperture_features import FEATURE_NAMES, FEATURES_DESCRIPTION, feature_columns, stamp_features
-from lensfinder.manifest import standardised_mean_differences
+from lensfinder.balance import standardised_mean_differences
 from lensfinder.stamps import ROW_GROUP_ROWS, open_stamps, read_row_group, writer_options
 from lensfinder.tables import ParquetStreamWriter, write_json
 

@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 import torch
+from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from lensfinder.contracts import FPR_TARGETS, TPR_TARGETS, fpr_key, metric_key
@@ -85,15 +86,13 @@ def partial_auc(fpr, tpr, max_fpr: float = PAUC_MAX_FPR) -> float:
     return float(np.trapezoid(y, x) / max_fpr)
 
 
-def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion k/n."""
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval (no continuity correction) of a binomial proportion k/n, from
+    scipy's ``binomtest(...).proportion_ci``; (0, 1) for n = 0."""
     if n == 0:
         return (0.0, 1.0)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
 def evaluate_scores(labels, scores, score_dtype: str = "logit_float32") -> dict:

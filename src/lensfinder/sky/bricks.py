@@ -143,10 +143,3 @@ def brick_wcs(brickname: str, size_pix: int, pixscale: float = PIXSCALE) -> WCS:
     header["CD2_1"] = 0.0
     header["CD2_2"] = pixscale / 3600.0
     return WCS(header)
-
-
-def angular_separation_arcsec(ra1, dec1, ra2, dec2):
-    """Great-circle separation in arcsec (haversine; inputs in degrees, broadcastable)."""
-    ra1, dec1, ra2, dec2 = (np.radians(np.asarray(a, dtype=np.float64)) for a in (ra1, dec1, ra2, dec2))
-    s = np.sin((dec2 - dec1) / 2) ** 2 + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2
-    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(s, 0, 1)))) * 3600.0
