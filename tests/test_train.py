@@ -219,3 +219,25 @@ def test_stamp_cnn_keeps_full_resolution_in_its_first_stage_and_pools_to_its_las
     assert model(torch.zeros(3, 3, 64, 64)).shape == (3,)
     with pytest.raises(ConfigError, match="widths"):
         ModelConfig.from_dict({"name": "stamp_cnn", "widths": [4, 0]})
+
+
+@pytest.mark.slow  # three short trainings
+def test_a_resume_with_another_thread_count_pins_the_checkpoints_and_matches(dataset, tmp_path, capfd):
+    """Issue 32 item 5: the thread count is in the checkpoint; a resume under another count
+    runs with the saved one, so the history equals the uninterrupted run's exactly."""
+    threads = torch.get_num_threads()
+    if threads < 2:
+        pytest.skip("needs 2 threads to change the count")
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    assert train_run(TINY, "tiny", 1, dataset, ref) == 0
+    killed = {**TINY, "train": {**TINY["train"], "stop_after_steps": 4}}
+    assert train_run(killed, "tiny", 1, dataset, run) == 75
+    assert torch.load(run / "ckpt/last.pt", weights_only=True)["torch_threads"] == threads
+    torch.set_num_threads(1)
+    try:
+        assert train_run(TINY, "tiny", 1, dataset, run) == 0
+        assert torch.get_num_threads() == threads  # pinned to the checkpoint's
+    finally:
+        torch.set_num_threads(threads)
+    assert f"written with {threads} torch threads, this process has 1" in capfd.readouterr().out
+    assert [h["train_loss"] for h in _history(ref)] == [h["train_loss"] for h in _history(run)]

@@ -71,7 +71,19 @@ class Checkpoints:
 
     def _identity(self) -> dict:
         return {"fingerprint": self.cfg.fingerprint(), "data_fingerprint": self.data_fp,
-                "config": json.dumps(asdict(self.cfg), default=str)}
+                "config": json.dumps(asdict(self.cfg), default=str), "torch_threads": torch.get_num_threads()}
+
+    def _pin_threads(self, ckpt: dict) -> None:
+        """Resume with the intra-op thread count the checkpoint was written with: CPU float
+        reductions are split over threads, so another count changes the sums' last digits and
+        the resumed history drifts from an uninterrupted run's (seen: --cores 2 then 1)."""
+        saved = ckpt.get("torch_threads")
+        if saved and saved != torch.get_num_threads():
+            if self.rt.is_main:
+                print(f"[{self.cfg.name}] the checkpoint was written with {saved} torch threads, this process has "
+                      f"{torch.get_num_threads()}: resuming with {saved} so the history matches an uninterrupted run "
+                      "(give the job as many cores as before to avoid oversubscribing them)", flush=True)
+            torch.set_num_threads(saved)
 
     def resume(self, learner: Learner, device: torch.device) -> TrainState:
         """The saved state, loaded into ``learner`` -- or a fresh one when there is none or
@@ -90,6 +102,7 @@ class Checkpoints:
             ckpt = None
         if ckpt is None:
             return TrainState()
+        self._pin_threads(ckpt)
         learner.load_state_dicts(ckpt)
         return TrainState.from_json(ckpt["state"], self.rt.rank)
 
