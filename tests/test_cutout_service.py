@@ -130,7 +130,7 @@ def test_fetch_many_counts_skips_per_reason_and_bounds_concurrency(server, tmp_p
     assert len(FakeViewer.requests) == 7
 
 
-def test_rate_limiter_spaces_requests():
+def test_rate_limiter_spaces_requests(tmp_path):
     now = [100.0]
     slept = []
 
@@ -138,7 +138,7 @@ def test_rate_limiter_spaces_requests():
         slept.append(dt)
         now[0] += dt
 
-    limiter = RateLimiter(0.5, clock=lambda: now[0], sleep=sleep)
+    limiter = RateLimiter(tmp_path / "clock", 0.5, clock=lambda: now[0], sleep=sleep)
     for _ in range(4):
         limiter.wait()
     assert slept == [0.5, 0.5, 0.5]
@@ -189,3 +189,34 @@ def test_only_the_settings_that_decide_the_pixels_are_rule_params():
     # a job gets its politeness back from the config section
     job = CutoutSourceConfig.for_job(a.as_params(), {"min_interval_s": 1.0, "max_retries": 2}, "res")
     assert (job.min_interval_s, job.max_retries, job.cache_dir) == (1.0, 2, "res/cutout_cache")
+
+
+def _fetch_in_process(url, cache, positions, min_interval_s):
+    client = CutoutService(cache_dir=cache, base_url=url + "cutout.fits", psf_url=url + "coadd-psf/",
+                           min_interval_s=min_interval_s, max_concurrent=4)
+    client.fetch_many(positions)
+
+
+def test_one_request_rate_for_every_process_of_a_run(server, tmp_path):
+    """Issue 28: three jobs (processes) fetching at once through one cache directory keep the
+    run's rate together -- before, each job had its own limiter and the viewer saw three
+    times the rate."""
+    import multiprocessing as mp
+
+    from viewer import FakeViewer
+    FakeViewer.requests, FakeViewer.times = [], []
+    interval = 0.2
+    jobs = [mp.get_context("fork").Process(target=_fetch_in_process,
+                                           args=(server, tmp_path / "cache",
+                                                 [(150.0 + 0.01 * i + j, 2.0) for i in range(5)], interval))
+            for j in range(3)]
+    for p in jobs:
+        p.start()
+    for p in jobs:
+        p.join(60)
+        assert p.exitcode == 0
+    t = np.sort(np.array(FakeViewer.times))
+    assert len(t) == 15
+    # never more than one request per interval (a little slack for the server's own clock)
+    assert np.diff(t).min() >= interval - 0.03, np.diff(t)
+    assert t[-1] - t[0] >= 14 * interval - 0.05

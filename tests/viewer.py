@@ -86,6 +86,7 @@ def viewer_coadd_psf(q: dict) -> bytes:
 class FakeViewer(BaseHTTPRequestHandler):
     plan: list = []  # what to do for the next requests, in order; then serve normally
     requests: list = []
+    times: list = []  # time.time() of each request, as it arrives
     sky = None  # (coadd_dir, bricknames): serve these bricks' pixels
     bricks: dict = {}
 
@@ -93,6 +94,7 @@ class FakeViewer(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         q = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         type(self).requests.append(q)
+        type(self).times.append(time.time())
         action = type(self).plan.pop(0) if type(self).plan else "ok"
         status, ctype, headers = 200, "application/fits", {}
         if q.get("layer") not in LAYERS:
@@ -128,7 +130,7 @@ class FakeViewer(BaseHTTPRequestHandler):
 @contextmanager
 def serve():
     """Run the imitation viewer on a free local port; yields its base URL (``.../viewer/``)."""
-    FakeViewer.plan, FakeViewer.requests = [], []
+    FakeViewer.plan, FakeViewer.requests, FakeViewer.times = [], [], []
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeViewer)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

@@ -27,6 +27,7 @@ is fetched again). Invalid coordinates are rejected before any request.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import http.client
 import io
@@ -74,23 +75,45 @@ class NoData(CutoutServiceError):
     no CCDs): a counted skip, never cached."""
 
 
-class RateLimiter:
-    """Allow at most one request per ``min_interval_s`` seconds (thread-safe)."""
+RATE_FILE = ".request_clock"  # in the cache directory: the run-wide rate limiter's state
 
-    def __init__(self, min_interval_s: float, clock: Callable[[], float] = time.monotonic,
+
+class RateLimiter:
+    """At most one request per ``min_interval_s`` seconds over every thread *and process*
+    that shares ``path``: the next allowed time (Unix seconds) lives in that file, read and
+    advanced under an exclusive ``flock`` (held while waiting, so callers queue). The jobs of
+    a run share the cutout cache directory, where the service keeps this file, so the run as
+    a whole keeps the configured rate however many jobs fetch at once (issue 28: with one
+    limiter per job, 64 shards asked the public viewer for up to ~128 requests/s)."""
+
+    def __init__(self, path, min_interval_s: float, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep):
-        self.min_interval_s = min_interval_s
+        self.path, self.min_interval_s = Path(path), min_interval_s
         self._clock, self._sleep = clock, sleep
-        self._next = 0.0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # flock is per open file: threads queue here first
 
     def wait(self) -> None:
+        if self.min_interval_s <= 0:
+            return
         with self._lock:
-            now = self._clock()
-            if now < self._next:
-                self._sleep(self._next - now)
-                now = self._next
-            self._next = now + self.min_interval_s
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a+") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                try:
+                    f.seek(0)
+                    text = f.read().strip()
+                    now = self._clock()
+                    # a time further ahead than one interval is a clock step, not a queue
+                    nxt = min(float(text) if text else 0.0, now + self.min_interval_s)
+                    if now < nxt:
+                        self._sleep(nxt - now)
+                        now = nxt
+                    f.seek(0)
+                    f.truncate()
+                    f.write(repr(now + self.min_interval_s))
+                    f.flush()
+                finally:
+                    fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -180,7 +203,7 @@ class CutoutService:
 
     def __post_init__(self):
         self.cache_dir = Path(self.cache_dir)
-        self._limiter = RateLimiter(self.min_interval_s, sleep=self.sleep)
+        self._limiter = RateLimiter(self.cache_dir / RATE_FILE, self.min_interval_s, sleep=self.sleep)
         self._count = threading.Lock()
         self._slots = threading.BoundedSemaphore(max(1, self.max_concurrent))
 
