@@ -57,8 +57,8 @@ def desitarget_cuts():
     return pytest.importorskip("desitarget.cuts")
 
 
-def desitarget_is_lrg(cuts, cols: dict[str, np.ndarray]) -> np.ndarray:
-    """desitarget's isLRG(south=True) on sweep columns, through its own de-reddening path
+def desitarget_is_lrg(cuts, cols: dict[str, np.ndarray], south: bool = True) -> np.ndarray:
+    """desitarget's isLRG(south=...) on sweep columns, through its own de-reddening path
     (as set_target_bits uses it)."""
     n = len(cols["FLUX_R"])
     rec = np.zeros(n, dtype=[(k, np.asarray(cols[k]).dtype) for k in ADVERSARIAL_COLUMNS]
@@ -73,7 +73,7 @@ def desitarget_is_lrg(cuts, cols: dict[str, np.ndarray]) -> np.ndarray:
         zfiberflux=ext["ZFIBERFLUX"], rfluxivar=cols["FLUX_IVAR_R"], zfluxivar=cols["FLUX_IVAR_Z"],
         w1fluxivar=cols["FLUX_IVAR_W1"], gaiagmag=cols["GAIA_PHOT_G_MEAN_MAG"], gnobs=cols["NOBS_G"],
         rnobs=cols["NOBS_R"], znobs=cols["NOBS_Z"], maskbits=cols["MASKBITS"],
-        zfibertotflux=cols["FIBERTOTFLUX_Z"], south=True,
+        zfibertotflux=cols["FIBERTOTFLUX_Z"], south=south,
     )
 
 
@@ -85,6 +85,24 @@ def test_identical_to_desitarget_isLRG_south(desitarget_cuts):
     ours = is_lrg(cols)
     assert 200 < ours.sum() < 11_000  # the table exercises both outcomes
     np.testing.assert_array_equal(ours, desitarget_is_lrg(desitarget_cuts, cols))
+
+
+def test_north_rows_get_desitargets_north_cuts(desitarget_cuts):
+    """Issue 28: BASS/MzLS rows (a northern RELEASE, e.g. DR9's 9011) are selected with
+    desitarget's isLRG(south=False), south rows in the same chunk with south=True."""
+    from lensfinder.select import is_south
+    cols = adversarial_table(12_000, seed=1)
+    north = np.arange(12_000) % 3 == 0
+    cols["RELEASE"] = np.where(north, 9011, 10000).astype(np.int16)
+    ours = is_lrg(cols)
+    expected = np.where(north, desitarget_is_lrg(desitarget_cuts, cols, south=False),
+                        desitarget_is_lrg(desitarget_cuts, cols, south=True))
+    np.testing.assert_array_equal(ours, expected)
+    # the cuts differ on these rows: south cuts on north rows would select others
+    assert (desitarget_is_lrg(desitarget_cuts, cols, south=True)[north] != expected[north]).any()
+    assert is_south(np.array([10000, 9010, 9011])).tolist() == [True, True, False]
+    with pytest.raises(ValueError, match=r"RELEASE \[1234\] is not a known"):
+        is_south(np.array([1234]))
 
 
 def test_identical_to_desitarget_on_the_mock_sweeps(desitarget_cuts, mock_sky):
@@ -126,6 +144,9 @@ def test_select_sweep_streams_chunks_and_counts(mock_sky, tmp_path):
     assert a.to_pandas().equals(b.to_pandas()) and a.schema.equals(PARENT_SCHEMA)  # NaN z_spec: pandas equality
     assert s1 == json.loads((tmp_path / "a.json").read_text())
     assert {k: v for k, v in s1.items()} == s2
+    # the mock sky is DR10 DECaLS: every row of the southern system, counted as such
+    assert s1["photometric_system"] == {"S": {"n_rows": s1["n_rows"], "n_selected": s1["n_selected"]},
+                                        "N": {"n_rows": 0, "n_selected": 0}}
     # cascade ends at the selection; per-criterion counts match a direct evaluation
     raw = read_sweep(sweep)
     cols = {c: raw[c].to_numpy(zero_copy_only=False) for c in raw.column_names}

@@ -1,8 +1,10 @@
 """Phase 3: the DESI LRG parent sample from DR10 sweep files.
 
-The selection is the DESI main-survey LRG selection for DECaLS ("south"), identical to
-``desitarget.cuts.isLRG(south=True)`` applied to extinction-corrected fluxes as
-``desitarget.cuts.set_target_bits`` does (tests compare the two on 10^4+ varied rows).
+The selection is the DESI main-survey LRG selection, identical to
+``desitarget.cuts.isLRG`` applied to extinction-corrected fluxes as
+``desitarget.cuts.set_target_bits`` does (tests compare the two on 10^4+ varied rows): the
+DECaLS ("south") cuts for rows of a southern RELEASE, the BASS/MzLS ("north") cuts for rows
+of a northern one, as desitarget decides per row from RELEASE (counted in the summary).
 It is re-implemented here rather than imported because desitarget is a heavy,
 test-only dependency and because the report needs the count cut by each criterion,
 which desitarget does not expose. Arithmetic deliberately stays in float32 like
@@ -28,6 +30,25 @@ from lensfinder.sky.columns import MASKBITS, MOCK_POPULATION_COLUMN
 from lensfinder.sky.false_positives import UNLABELLED
 from lensfinder.sky.sweeps import SweepError, has_column, iter_sweep
 from lensfinder.tables import ParquetStreamWriter, write_json
+
+# desitarget.io.releasedict (desitarget 2.x): Legacy Surveys RELEASE -> photometric system,
+# "N" = BASS/MzLS (north), "S" = DECam (south). DR10 DECaLS rows are 10000.
+RELEASE_PHOTSYS = {3000: "S", 4000: "N", 5000: "S", 6000: "N", 7000: "S", 7999: "S", 8000: "S", 8001: "N",
+                   9000: "S", 9001: "N", 9002: "S", 9003: "N", 9004: "S", 9005: "N", 9006: "S", 9007: "N",
+                   9008: "S", 9009: "N", 9010: "S", 9011: "N", 9012: "S", 9013: "N", 10000: "S"}
+
+
+def is_south(release, where: str = "sweep") -> np.ndarray:
+    """(N,) bool: rows whose RELEASE is of the southern (DECam) photometric system. An
+    unknown RELEASE is an error naming it (desitarget refuses them too)."""
+    release = np.asarray(release)
+    unknown = sorted(set(np.unique(release).tolist()) - set(RELEASE_PHOTSYS))
+    if unknown:
+        raise SweepError(f"{where}: RELEASE {unknown} is not a known Legacy Surveys release "
+                         f"(known: {sorted(RELEASE_PHOTSYS)}; desitarget.io.releasedict)")
+    south = np.array([r for r, s in RELEASE_PHOTSYS.items() if s == "S"])
+    return np.isin(release, south)
+
 
 DEFAULT_MASKBITS = ("BRIGHT", "GALAXY", "CLUSTER")
 """Legacy Surveys MASKBITS that veto an LRG (desitarget's default imaging mask)."""
@@ -96,8 +117,11 @@ def lrg_criteria(cols: dict[str, np.ndarray], maskbits: Iterable[str] = DEFAULT_
     """Pass (True) / fail per criterion of :data:`CRITERIA` for every row.
 
     ``cols`` maps upper-case sweep column names to arrays (float32 fluxes as in the
-    sweeps). A row is an LRG iff it passes every criterion.
+    sweeps). A row is an LRG iff it passes every criterion. The colour cuts are the south's
+    or the north's per row (``RELEASE``; all south without that column). Each is computed
+    with scalar constants, as desitarget does, so float32 boundary cases agree bit for bit.
     """
+    south = is_south(cols["RELEASE"]) if "RELEASE" in cols else np.ones(len(cols["FLUX_R"]), bool)
     f = extinction_corrected(cols)
     # desitarget clips at 1e-7 nanomaggies before taking logs (the quality cuts already
     # require positive flux, so the clip only affects rows that fail anyway).
@@ -117,9 +141,11 @@ def lrg_criteria(cols: dict[str, np.ndarray], maskbits: Iterable[str] = DEFAULT_
             "nobs": (cols["NOBS_G"] > 0) & (cols["NOBS_R"] > 0) & (cols["NOBS_Z"] > 0),
             "maskbits": (cols["MASKBITS"] & bits) == 0,
             "nonstellar": z - w1 > 0.8 * (r - z) - 0.6,
-            "zfiber_faint": zfib < 21.6,
-            "lowz": (g - w1 > 2.9) | (r - w1 > 1.8),
-            "sliding": ((r - w1 > (w1 - 17.14) * 1.8) & (r - w1 > (w1 - 16.33) * 1.0)) | (r - w1 > 3.3),
+            "zfiber_faint": np.where(south, zfib < 21.6, zfib < 21.61),
+            "lowz": np.where(south, g - w1 > 2.9, g - w1 > 2.97) | (r - w1 > 1.8),
+            "sliding": np.where(south,
+                                ((r - w1 > (w1 - 17.14) * 1.8) & (r - w1 > (w1 - 16.33) * 1.0)) | (r - w1 > 3.3),
+                                ((r - w1 > (w1 - 17.13) * 1.83) & (r - w1 > (w1 - 16.31) * 1.0)) | (r - w1 > 3.4)),
         }
 
 
@@ -206,6 +232,8 @@ def _empty_summary(maskbits) -> dict:
         "cascade": {k: 0 for k in CRITERIA},
         "lens_redshift": {"spec": 0, "photo": 0, "none": 0},
         "populations": {},
+        # rows and selected rows per photometric system (the cuts differ: desitarget's isLRG)
+        "photometric_system": {"S": {"n_rows": 0, "n_selected": 0}, "N": {"n_rows": 0, "n_selected": 0}},
     }
 
 
@@ -250,7 +278,11 @@ def select_sweep(sweep_path: str | os.PathLike, out_path: str | os.PathLike,
             if pz_chunks is not None:
                 cols.update(_photoz_chunk(pz_chunks, chunk, start, sweep_path, photoz_path))
             start += chunk.num_rows
-            crit = lrg_criteria(cols, maskbits)
+            try:
+                crit = lrg_criteria(cols, maskbits)
+            except SweepError as exc:
+                raise SweepError(f"{sweep_path}: rows {start - chunk.num_rows}-{start - 1}: {exc}") from None
+            south = is_south(cols["RELEASE"])
             running = np.ones(chunk.num_rows, dtype=bool)
             for name, ok in crit.items():
                 summary["criteria"][name]["n_fail"] += int(np.count_nonzero(~ok))
@@ -261,6 +293,9 @@ def select_sweep(sweep_path: str | os.PathLike, out_path: str | os.PathLike,
                 [np.isfinite(cols[c]) for c in flux_cols])))
             summary["n_rows"] += chunk.num_rows
             summary["n_selected"] += int(np.count_nonzero(running))
+            for sys_, rows_ in (("S", south), ("N", ~south)):
+                summary["photometric_system"][sys_]["n_rows"] += int(rows_.sum())
+                summary["photometric_system"][sys_]["n_selected"] += int((running & rows_).sum())
             rows = _parent_rows(cols, running, sweep)
             _count_redshifts(summary["lens_redshift"], rows)
             _count_values(summary["populations"], rows["population"])
@@ -299,6 +334,9 @@ def gather_parent(part_paths: Iterable[str | os.PathLike], summaries: Iterable[d
             total["lens_redshift"][k] += v
         for k, v in s["populations"].items():
             total["populations"][k] = total["populations"].get(k, 0) + v
+        for sys_, counts in s.get("photometric_system", {}).items():
+            for k, v in counts.items():
+                total["photometric_system"][sys_][k] += v
         for name in CRITERIA:
             total["criteria"][name]["n_fail"] += s["criteria"][name]["n_fail"]
             total["cascade"][name] += s["cascade"][name]
