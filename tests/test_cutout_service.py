@@ -220,3 +220,16 @@ def test_one_request_rate_for_every_process_of_a_run(server, tmp_path):
     # never more than one request per interval (a little slack for the server's own clock)
     assert np.diff(t).min() >= interval - 0.03, np.diff(t)
     assert t[-1] - t[0] >= 14 * interval - 0.05
+
+
+def test_a_fits_cut_short_under_a_matching_content_length_is_retried(server, tmp_path):
+    """Issue 28: the body is truncated but the header agrees with it, so only the FITS
+    parse sees it -- before, that was a final service error; now it is fetched again."""
+    FakeViewer.plan = ["cut-short"]
+    client, sleeps = _client(server, tmp_path)
+    c = client.fetch(150.25, 2.5)
+    assert c.image.shape == (3, 64, 64) and client.n_requests == 2 and len(sleeps) == 1
+    FakeViewer.plan = ["cut-short"] * 3
+    client, _ = _client(server, tmp_path / "b", max_retries=2)
+    with pytest.raises(CutoutServiceError, match="not a complete FITS file.*after 3 attempts"):
+        client.fetch(150.26, 2.5)

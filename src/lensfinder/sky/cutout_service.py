@@ -70,6 +70,10 @@ class PermanentServiceError(CutoutServiceError):
     first line, instead of skipping every stamp."""
 
 
+class IncompleteResponse(CutoutServiceError):
+    """A FITS payload cut short (its HDUs end past the bytes received): fetched again."""
+
+
 class NoData(CutoutServiceError):
     """The service answered, but there are no pixels there (outside the footprint, all NaN,
     no CCDs): a counted skip, never cached."""
@@ -145,7 +149,7 @@ def read_fits(where: str, payload: bytes) -> fits.HDUList:
         hdul = fits.open(io.BytesIO(payload), lazy_load_hdus=False)
         for h in hdul:
             if h.fileinfo()["datLoc"] + h.size > len(payload):
-                raise CutoutServiceError(f"{where}: response is not a complete FITS file (HDU {h.name} ends "
+                raise IncompleteResponse(f"{where}: response is not a complete FITS file (HDU {h.name} ends "
                                          f"past the {len(payload)} bytes received)")
             h.data  # noqa: B018 -- read every HDU now
         return hdul
@@ -329,8 +333,15 @@ class CutoutService:
                 raise
             except CutoutServiceError:
                 path.unlink(missing_ok=True)  # corrupt entry (e.g. a disk filled mid-write): fetch again
-        payload = self._download(url)
-        result = parse(url, payload)
+        for attempt in range(self.max_retries + 1):
+            payload = self._download(url)
+            try:
+                result = parse(url, payload)
+                break
+            except IncompleteResponse as exc:  # cut short under a matching Content-Length
+                if attempt == self.max_retries:
+                    raise CutoutServiceError(f"{exc} (after {self.max_retries + 1} attempts)") from exc
+                self.sleep(self.backoff_s * 2**attempt)
         with atomic_path(path) as tmp:
             tmp.write_bytes(payload)
         return result
