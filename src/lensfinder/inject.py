@@ -60,6 +60,9 @@ NOT_RECOGNISABLE = "not_recognisable"
 recognisable as a lens."""
 NO_LENS_REDSHIFT = "no_lens_redshift"
 """Skip reason of a positive whose lens has no redshift (``theta_e_model: velocity_dispersion``)."""
+NO_EINSTEIN_RADIUS = "no_einstein_radius"
+"""Skip reason of a positive whose lens has a redshift but no finite Einstein radius (e.g. a
+source drawn behind no lens, or photometry the mass model cannot use)."""
 
 
 COPY_SLOTS = 8  # random draws per unlensed copy kind; an SIE + shear has at most 5 images
@@ -428,7 +431,10 @@ def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Populatio
     if not drawn.any():  # e.g. the candidates' parent-sample cutouts
         return rows, image.astype(np.float32), _empty_diagnostics(rows.num_rows), counts
     has_mass = ~drawn | np.isfinite(rows["theta_e"].to_numpy(zero_copy_only=False))
-    skipped[NO_LENS_REDSHIFT] = int((~has_mass).sum())
+    no_z = ~np.isfinite(rows["z_lens"].to_numpy(zero_copy_only=False).astype(float)) if "z_lens" in rows.column_names \
+        else np.ones(rows.num_rows, bool)
+    skipped[NO_LENS_REDSHIFT] = int((~has_mass & no_z).sum())
+    skipped[NO_EINSTEIN_RADIUS] = int((~has_mass & ~no_z).sum())
     if pixel_psfs is not None:  # one kernel per drawn row, in row order
         pixel_psfs = pixel_psfs[has_mass[drawn]]
     rows, image, invvar, dx, dy = _take(has_mass, rows, image, invvar, dx, dy)
@@ -447,7 +453,7 @@ def inject_brick(rows: pa.Table, brick, cfg: InjectConfig, population: Populatio
     return rows.take(pa.array(kept)), image[kept].astype(np.float32), diag, counts
 
 
-SKIP_REASONS = (*FLAG_NAMES.values(), *PSF_SKIP_REASONS, NO_LENS_REDSHIFT, NOT_RECOGNISABLE)
+SKIP_REASONS = (*FLAG_NAMES.values(), *PSF_SKIP_REASONS, NO_LENS_REDSHIFT, NO_EINSTEIN_RADIUS, NOT_RECOGNISABLE)
 
 
 def _zero_counts() -> dict:
@@ -488,7 +494,7 @@ def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int
             try:
                 brick = source.brick(name)
             except CoaddError as exc:
-                raise CoaddError(f"shard {shard}: {exc}") from exc
+                raise CoaddError(f"{out_path} (shard {shard + 1} of {n_shards}): {exc}") from exc
             # The brick's manifest rows stream in batches of at most ROW_GROUP_ROWS: memory is
             # one brick's coadds plus one batch of stamps, whatever the number of rows.
             # (single-threaded scan: batches come in file order, so stamps are reproducible)
