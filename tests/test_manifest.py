@@ -247,6 +247,8 @@ def test_invalid_dataset_config_is_rejected():
         cfg(control="twins", split="sky")
     with pytest.raises(ValueError, match="split_fractions"):
         cfg(control="paired", split="sky", split_fractions={"train": 0.9, "val": 0.2, "test": 0.1})
+    with pytest.raises(ValueError, match=r"split_fractions .*must each be > 0"):  # the one check (was also in common.smk)
+        cfg(control="paired", split="sky", split_fractions={"train": 0.9, "val": 0.1, "test": 0.0})
 
 
 def test_a_split_without_both_classes_fails_phase_4a_naming_the_dataset():

@@ -102,8 +102,11 @@ class DatasetConfig:
                              "hard_negative_fraction needs an unpaired control strategy")
         if cfg.split not in SPLIT_SCHEMES:
             raise ValueError(f"dataset {name}: split must be one of {SPLIT_SCHEMES}")
-        if abs(sum(cfg.split_fractions.values()) - 1) > 1e-9 or set(cfg.split_fractions) != set(SPLITS):
-            raise ValueError(f"dataset {name}: split_fractions must give train, val, test summing to 1")
+        fr = cfg.split_fractions
+        # every split must get rows: an empty val split ends training after its first epoch,
+        # an empty test split ends evaluation (both long after phase 4c)
+        if set(fr) != set(SPLITS) or any(fr[s] <= 0 for s in SPLITS) or abs(sum(fr.values()) - 1) > 1e-6:
+            raise ValueError(f"datasets.{name}.split_fractions {fr}: train, val and test must each be > 0 and sum to 1")
         return cfg
 
 

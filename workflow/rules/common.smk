@@ -55,17 +55,6 @@ def workdir_relative(path):
 KNOWN_LENSES = workdir_relative("resources/known_lenses.csv.gz")
 
 
-def check_split_fractions(name, d):
-    """Every split must get rows: an empty val split ends training after its first epoch,
-    an empty test split ends evaluation (both long after phase 4c)."""
-    fr = d.get("split_fractions")
-    if fr is None:
-        return
-    empty = [s for s in ("train", "val", "test") if fr[s] <= 0]
-    if empty or abs(sum(fr.values()) - 1) > 1e-6:
-        raise ValueError(f"datasets.{name}.split_fractions {fr}: train, val and test must each be > 0 and sum to 1")
-
-
 def check_sky_splits(name, d):
     """On the mock sky the footprint is known before anything runs: a sky split with no
     HEALPix pixel inside it would reach phase 4a empty."""
@@ -91,7 +80,7 @@ def check_lens_redshifts(name, d):
 
 
 for _name, _d in config["datasets"].items():
-    check_split_fractions(_name, _d)
+    DatasetConfig.from_dict(_name, _d)  # split fractions, strategy, priors: checked where they live
     check_sky_splits(_name, _d)
     check_lens_redshifts(_name, _d)
 
