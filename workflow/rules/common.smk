@@ -194,14 +194,18 @@ def coadd_inputs():
 # The gen2 study (workflow/rules/gen2.smk) exists when the config has a `compare` section;
 # its ablations (gen3 with one gen2 setting on) are runs like any other.
 # A run that names several `seeds` trains once per seed: the first seed under the run's
-# own name, the k-th as <run>_rep<k> (lensfinder.gen2.ablations.seed_replicates).
-from lensfinder.gen2.ablations import ablation_runs, comparison_rows, seed_replicates
+# own name, the k-th as <run>_rep<k> (lensfinder.training.config.seed_replicates). Without a
+# `compare` section nothing of lensfinder.gen2 is imported.
+from lensfinder.training.config import seed_replicates
 
 COMPARE = config.get("compare")
 _CONFIGURED_RUNS = dict(config.get("runs", {}))
+COMPARE_ROWS = []
 if COMPARE:
+    from lensfinder.gen2.ablations import ablation_runs, comparison_rows
+
     _CONFIGURED_RUNS.update(ablation_runs(_CONFIGURED_RUNS, COMPARE))
-COMPARE_ROWS = comparison_rows(COMPARE) if COMPARE else []
+    COMPARE_ROWS = comparison_rows(COMPARE)
 RUN_CONFIGS, REPLICATES = seed_replicates(_CONFIGURED_RUNS, config["seed"])
 RUNS = list(RUN_CONFIGS)
 

@@ -230,3 +230,26 @@ def load_run_config(path) -> tuple[RunConfig, dict]:
         raise ConfigError(f"{path}: recorded fingerprint {rec.get('fingerprint')} is not {cfg.fingerprint()} "
                           "computed from its settings; rerun its run_config rule")
     return cfg, rec
+
+
+def replicate_name(run: str, k: int) -> str:
+    """The k-th seed (1-based) of ``run``: the first keeps the run's own name."""
+    return run if k == 1 else f"{run}_rep{k}"
+
+
+def seed_replicates(runs: dict, default_seed: int) -> tuple[dict, dict]:
+    """Expand ``runs.<run>.seeds`` into one trained run per seed.
+
+    Returns ({instance name: run config with its ``seed``}, {run: [instance names]}). A run
+    without ``seeds`` trains once with ``default_seed`` (the config's ``seed``). The seeds
+    themselves (distinct integers, at least one) are checked by the config schema."""
+    configs, replicates = {}, {}
+    for run, cfg in runs.items():
+        seeds = cfg.get("seeds", [default_seed])
+        base = {k: v for k, v in cfg.items() if k != "seeds"}
+        replicates[run] = [replicate_name(run, k) for k in range(1, len(seeds) + 1)]
+        for name, seed in zip(replicates[run], seeds):
+            if name in configs or (name != run and name in runs):
+                raise ValueError(f"runs.{run}.seeds: replicate name {name!r} is already a run")
+            configs[name] = {**base, "seed": seed}
+    return configs, replicates
