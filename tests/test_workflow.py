@@ -149,6 +149,23 @@ def test_the_bench_reruns_what_it_should_and_nothing_upstream(tiny_run, tmp_path
     assert plan(lambda c: c["inject"].update(batch=7)) == {}
 
 
+def test_a_lost_stamp_shard_is_rebuilt_by_the_next_run(tiny_run):
+    """Issue 32 item 4: deleting a shard the run trained on makes `train_gen3` rebuild it
+    (before: "Nothing to be done" with a listed product missing)."""
+    work, config = tiny_run
+    shard = work / "results/datasets/v5_unpaired/matched/part-2-of-2.parquet"
+    data, st = shard.read_bytes(), shard.stat()
+    shard.unlink()
+    try:
+        jobs = planned_jobs(snakemake("-n", "train_gen3", "--configfile", DEMO, str(config), cwd=work))
+        assert jobs.get("match_controls") == 1, jobs
+        jobs = planned_jobs(snakemake("-n", "stamps", "--configfile", DEMO, str(config), cwd=work))
+        assert jobs.get("match_controls") == 1, jobs
+    finally:
+        shard.write_bytes(data)
+        os.utime(shard, ns=(st.st_atime_ns, st.st_mtime_ns))  # as it was: later plans see no change
+
+
 def test_the_tiny_bench_holds_no_dataset_galaxy(tiny_run):
     work, _ = tiny_run
     bench = pq.read_table(work / "results/bench/manifest.parquet", columns=["galaxy_id", "bench_kind"]).to_pandas()

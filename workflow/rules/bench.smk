@@ -106,6 +106,9 @@ for _run in RUNS:
         input:
             expand(rules.evaluate.output, run=REPLICATES.get(_run, [_run])),  # every seed
             expand(rules.bench_score.output, run=REPLICATES.get(_run, [_run])),  # ... on the test bench
+            # the stamp shards it trained on: a shard deleted since is rebuilt (and the run
+            # retrained), where a target of the run's products alone would see nothing to do
+            run_stamps(_run),
             # what the run trained on, to look at: stamps report, galleries (lenses next to
             # controls; controls by population), injection figure
             expand(rules.stamps_report.output.report, dataset=RUN_CONFIGS[_run]["dataset"]),

@@ -213,6 +213,8 @@ rule stamps:
         expand(rules.injection_figure.output.png, dataset=DATASETS),
         expand(rules.population_gallery.output.png, dataset=DATASETS),
         [rules.match_controls.output.audit.format(dataset=d) for d in DATASETS if matched_after_injection(d)],
+        # every shard a dataset's runs read, so a lost one is rebuilt
+        [stamps_of(d) for d in DATASETS],
 
 
 rule flux_baseline:
