@@ -187,3 +187,21 @@ def test_negatives_by_population_hand_example():
     assert ring["n"] == 3 and ring["fpr@tpr0.9"] == pytest.approx(2 / 3) and ring["fpr@tpr0.5"] == pytest.approx(2 / 3)
     assert ordinary["fpr@tpr0.9"] == pytest.approx(1 / 3) and ordinary["fpr@tpr0.5"] == 0.0
     assert ring["logit_max"] == 19.5 and ordinary["logit_p50"] == 2.0
+
+
+def test_features_of_no_stamps_and_no_empty_row_groups(tmp_path):
+    """A brick whose every row was skipped gave phase 4c an empty row group, and phase 4d's
+    features failed on it ("cannot reshape array of size 0"), ending the science run."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lensfinder.aperture_features import FEATURE_NAMES, flux_features
+    from lensfinder.tables import ParquetStreamWriter
+
+    assert flux_features(np.zeros((0, 3, 64, 64), np.float32)).shape == (0, len(FEATURE_NAMES))
+    schema = pa.schema([("x", pa.int64())])
+    with ParquetStreamWriter(tmp_path / "t.parquet", schema) as w:
+        w.write(pa.table({"x": pa.array([], pa.int64())}))
+        w.write(pa.table({"x": [1, 2]}))
+    md = pq.read_metadata(tmp_path / "t.parquet")
+    assert [md.row_group(i).num_rows for i in range(md.num_row_groups)] == [2]

@@ -35,7 +35,7 @@ def flux_features(stamps: np.ndarray) -> np.ndarray:
     flux = np.einsum("nbyx,ayx->nba", stamps.astype(np.float32), masks)  # (N, 3, 5)
     mag = np.arcsinh(flux / 0.1)
     colours = np.concatenate([mag[:, 0] - mag[:, 1], mag[:, 1] - mag[:, 2]], axis=1)
-    feats = np.concatenate([mag.reshape(len(stamps), -1), colours], axis=1)
+    feats = np.concatenate([mag.reshape(mag.shape[0], mag.shape[1] * mag.shape[2]), colours], axis=1)
     return np.nan_to_num(feats, nan=0.0, posinf=0.0, neginf=0.0)
 
 

@@ -60,6 +60,8 @@ class ParquetStreamWriter:
         self.n_rows = 0
 
     def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return  # an empty row group only trips readers that batch by row group
         self._writer.write_table(table)
         self.n_rows += table.num_rows
 
