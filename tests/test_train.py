@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -241,3 +242,24 @@ def test_a_resume_with_another_thread_count_pins_the_checkpoints_and_matches(dat
         torch.set_num_threads(threads)
     assert f"written with {threads} torch threads, this process has 1" in capfd.readouterr().out
     assert [h["train_loss"] for h in _history(ref)] == [h["train_loss"] for h in _history(run)]
+
+
+def test_a_second_trainer_of_a_run_fails_at_once_naming_the_holder(dataset, tmp_path):
+    """Issue 32 item 1: while one process trains a run (holds runs/<run>/train.lock), another
+    trainer of it fails before touching the checkpoint or the published files."""
+    import fcntl
+    import socket
+
+    from lensfinder.training.run_lock import RunLock, RunLocked
+
+    run = tmp_path / "run"
+    with RunLock(run, "tiny"):  # this process plays the first trainer
+        (run / "history.json").write_text("published by the first trainer")
+        with pytest.raises(RunLocked, match=rf"already being trained by pid {os.getpid()} on {socket.gethostname()}"):
+            train_run(TINY, "tiny", 1, dataset, run)
+        assert (run / "history.json").read_text() == "published by the first trainer"
+        assert not (run / "ckpt").exists()
+    # released (as the kernel does when a holder dies): the next trainer runs
+    assert train_run(TINY, "tiny", 1, dataset, run) == 0
+    with open(run / "train.lock") as f:  # and let go of it when done
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

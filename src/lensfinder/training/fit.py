@@ -28,6 +28,7 @@ from lensfinder.training.inference import scores_table
 from lensfinder.training.learner import Learner, build_learner
 from lensfinder.training.loop import train_one_epoch, validate
 from lensfinder.training.preemption import SigtermFlag
+from lensfinder.training.run_lock import RunLock
 from lensfinder.training.state import TrainState
 
 
@@ -82,6 +83,11 @@ def train(cfg: RunConfig, stamp_paths, out_dir) -> dict:
     paths = sorted(str(p) for p in stamp_paths)
     if not paths:
         raise FileNotFoundError(f"{cfg.name}: no stamp files given")
+    with RunLock(out_dir, cfg.name, active=rt.is_main):  # one trainer per run directory
+        return _train(cfg, paths, out_dir, rt)
+
+
+def _train(cfg: RunConfig, paths: list[str], out_dir, rt) -> dict:
     lrn = build_learner(cfg, paths, rt)
     ck = Checkpoints(cfg, out_dir, data_fingerprint(paths), rt)
     state = ck.resume(lrn, rt.device)
