@@ -191,35 +191,42 @@ def test_only_the_settings_that_decide_the_pixels_are_rule_params():
     assert (job.min_interval_s, job.max_retries, job.cache_dir) == (1.0, 2, "res/cutout_cache")
 
 
-def _fetch_in_process(url, cache, positions, min_interval_s):
+def _fetch_in_process(url, cache, positions, min_interval_s, log):
     client = CutoutService(cache_dir=cache, base_url=url + "cutout.fits", psf_url=url + "coadd-psf/",
                            min_interval_s=min_interval_s, max_concurrent=4)
+    wait = client._limiter.wait
+
+    def logged():  # when each request was let through, as the shared clock granted it
+        wait()
+        with open(log, "a") as f:
+            f.write(f"{client._limiter.last_granted!r}\n")
+    client._limiter.wait = logged
     client.fetch_many(positions)
 
 
 def test_one_request_rate_for_every_process_of_a_run(server, tmp_path):
     """Issue 28: three jobs (processes) fetching at once through one cache directory keep the
     run's rate together -- before, each job had its own limiter and the viewer saw three
-    times the rate."""
+    times the rate. The times are those at which the limiters let requests through (the
+    server's arrival times jitter with the machine's load: a timed test would be flaky)."""
     import multiprocessing as mp
 
     from viewer import FakeViewer
-    FakeViewer.requests, FakeViewer.times = [], []
+    FakeViewer.requests = []
     interval = 0.2
+    logs = [tmp_path / f"job{j}.log" for j in range(3)]
     jobs = [mp.get_context("fork").Process(target=_fetch_in_process,
                                            args=(server, tmp_path / "cache",
-                                                 [(150.0 + 0.01 * i + j, 2.0) for i in range(5)], interval))
+                                                 [(150.0 + 0.01 * i + j, 2.0) for i in range(5)], interval, logs[j]))
             for j in range(3)]
     for p in jobs:
         p.start()
     for p in jobs:
-        p.join(60)
+        p.join(120)
         assert p.exitcode == 0
-    t = np.sort(np.array(FakeViewer.times))
-    assert len(t) == 15
-    # never more than one request per interval (a little slack for the server's own clock)
-    assert np.diff(t).min() >= interval - 0.03, np.diff(t)
-    assert t[-1] - t[0] >= 14 * interval - 0.05
+    t = np.sort([float(x) for log in logs for x in log.read_text().split()])
+    assert len(t) == 15 and len(FakeViewer.requests) == 15
+    assert np.diff(t).min() >= interval - 1e-9, np.diff(t)  # never two within one interval, across jobs
 
 
 def test_a_fits_cut_short_under_a_matching_content_length_is_retried(server, tmp_path):

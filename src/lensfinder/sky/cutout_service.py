@@ -95,6 +95,7 @@ class RateLimiter:
         self.path, self.min_interval_s = Path(path), min_interval_s
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()  # flock is per open file: threads queue here first
+        self.last_granted: float | None = None  # when the last request was let through
 
     def wait(self) -> None:
         if self.min_interval_s <= 0:
@@ -111,7 +112,8 @@ class RateLimiter:
                     nxt = min(float(text) if text else 0.0, now + self.min_interval_s)
                     if now < nxt:
                         self._sleep(nxt - now)
-                        now = nxt
+                        now = max(self._clock(), nxt)  # a sleep may overrun: count from when we go
+                    self.last_granted = now
                     f.seek(0)
                     f.truncate()
                     f.write(repr(now + self.min_interval_s))
