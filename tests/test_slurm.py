@@ -28,9 +28,9 @@ PROFILE = REPO / "workflow/profiles/slurm-gh200"
 CPU_NODE = ["--slurm-status-command", "squeue", "--slurm-no-account", "--slurm-keep-successful-logs", "--jobs", "4",
             "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "2",
             "--default-resources", "slurm_partition=debug", "runtime=30", "mem_mb=1500", "cpus_per_task=1",
-            "--set-threads", "train=2", "evaluate=2"]
-CPU_RESOURCES = ["train:gpu=0", "evaluate:gpu=0", "train:mem_mb=3000", "evaluate:mem_mb=3000",
-                 "manifest:mem_mb=2000"]
+            "--set-threads", "train=2", "evaluate=2", "bench_score=2"]
+CPU_RESOURCES = ["train:gpu=0", "evaluate:gpu=0", "bench_score:gpu=0", "train:mem_mb=3000", "evaluate:mem_mb=3000",
+                 "bench_score:mem_mb=3000", "manifest:mem_mb=2000"]
 
 
 @pytest.fixture(scope="module")
