@@ -168,11 +168,9 @@ def bench_metrics(labels, scores, kind, population, pos_columns: dict, sky_rates
     labels, scores, kind = np.asarray(labels), np.asarray(scores, float), np.asarray(kind)
     population = np.asarray(population, dtype=object)
     lens, sky, hard = kind == 1, kind == 0, kind == 2
-    w = prevalence_weights(population[sky], sky_rates)
-    rows = lens | sky
-    neg_weight = np.zeros(len(labels))
-    neg_weight[sky] = w
-    lab, sc, nw = labels[rows], scores[rows], neg_weight[rows]
+    rows, nw = bench_rows_for_comparison(kind, population, sky_rates)
+    w = nw[kind[rows] == 0]  # the sky rows' weights
+    lab, sc = labels[rows], scores[rows]
     fpr, tpr, thr = weighted_roc(lab, sc, nw)
     cut = threshold_at_fpr(fpr, thr, tpr, selection_fpr)
     neg = sky | hard
