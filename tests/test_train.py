@@ -263,3 +263,28 @@ def test_a_second_trainer_of_a_run_fails_at_once_naming_the_holder(dataset, tmp_
     assert train_run(TINY, "tiny", 1, dataset, run) == 0
     with open(run / "train.lock") as f:  # and let go of it when done
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_evaluation_reads_the_checkpoint_under_the_run_lock(dataset, tmp_path):
+    """Issue 32 item 1: scoring reads best.pt under a shared lock on the run -- it fails at
+    once while the run is being trained, and a trainer fails at once while it reads; readers
+    do not block each other; the SHA-256 recorded is that of the bytes it scored."""
+    import hashlib
+    import socket
+
+    from lensfinder.training.inference import SelectedModel
+    from lensfinder.training.run_lock import RunLock, RunLocked
+
+    run = tmp_path / "run"
+    assert train_run(TINY, "tiny", 1, dataset, run) == 0
+    cfg, best = run / "run_config.json", run / "best.pt"
+    with RunLock(run, "tiny"):
+        with pytest.raises(RunLocked, match=rf"being trained by pid {os.getpid()} on {socket.gethostname()}.*"
+                                            "Evaluate it after"):
+            SelectedModel(cfg, best)
+    with RunLock(run, "tiny", shared=True):  # an evaluation is reading
+        sel = SelectedModel(cfg, best)  # a second reader is welcome
+        with pytest.raises(RunLocked, match="is being evaluated"):
+            train_run(TINY, "tiny", 1, dataset, run)
+    assert sel.provenance()["checkpoint_sha256"] == hashlib.sha256(best.read_bytes()).hexdigest()
+    assert (run / "train.lock").read_text() == ""  # a finished trainer is named by no later refusal

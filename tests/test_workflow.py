@@ -6,12 +6,15 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import torch
 import yaml
 
 from conftest import DEMO, REPO, snakemake
@@ -389,6 +392,65 @@ def test_changed_run_setting_retrains_reevaluates_and_records_the_new_fingerprin
     # and back: the first configuration is trained again, never reported from stale files
     jobs = planned_jobs(snakemake("-n", "train_gen3", "--configfile", DEMO, str(config), cwd=run))
     assert jobs == {"run_config": 1, "train": 1, "evaluate": 1, "bench_score": 1, "train_gen3": 1}
+
+
+def _held(lock) -> bool:
+    """Whether some process holds ``lock`` (a run's train.lock) exclusively."""
+    import fcntl
+    if not lock.exists():
+        return False
+    with open(lock) as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+
+def test_a_second_train_job_beside_a_live_one_fails_and_nothing_published_is_lost(tiny_run, tmp_path):
+    """Issue 32 item 1, the interleaving as found: gen3 trains in one invocation; a short
+    target run to completion beside it makes Snakemake 9 drop every lock of the directory;
+    asking for gen3's history again starts a second train job. It must fail at once naming
+    the first trainer (before reading its live checkpoint), and the first must publish
+    complete products that no later plan wants to rebuild."""
+    work, config = tiny_run
+    run = _copy_run(work, tmp_path)
+    epochs = 3
+    changed = _stacked(tmp_path, config, lambda c: c["runs"]["gen3"].setdefault("train", {}).update(epochs=epochs))
+    history = "results/runs/gen3/history.json"
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(run), history,
+           "--cores", "2", "--configfile", DEMO, changed]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lock, t0 = run / "results/runs/gen3/train.lock", time.monotonic()
+    try:
+        while not _held(lock):
+            assert first.poll() is None and time.monotonic() - t0 < 300, "the first trainer never started"
+            time.sleep(0.05)
+        while not lock.read_text():
+            time.sleep(0.05)
+        trainer = json.loads(lock.read_text())["pid"]
+        os.kill(trainer, signal.SIGSTOP)  # it keeps the lock, and the two start-ups beside it take their time
+        try:
+            snakemake("results/datasets/v5_unpaired/flux_baseline.json", "--forcerun", "flux_baseline",
+                      "--cores", "1", "--configfile", DEMO, changed, cwd=run)
+            second = snakemake(history, "--cores", "1", "--configfile", DEMO, changed, cwd=run, check=False)
+        finally:
+            os.kill(trainer, signal.SIGCONT)
+        out = second.stdout + second.stderr
+        assert second.returncode != 0 and "Error in rule train" in out, out[-3000:]
+        assert f"already being trained by pid {trainer}" in (run / "results/logs/train/gen3.log").read_text()
+        first_out, _ = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, first_out[-3000:]
+    rc = json.loads((run / "results/runs/gen3/run_config.json").read_text())
+    hist = json.loads((run / history).read_text())
+    assert hist["fingerprint"] == rc["fingerprint"] and len(hist["epochs"]) == epochs
+    state = torch.load(run / "results/runs/gen3/best.pt", weights_only=True)
+    assert state["fingerprint"] == rc["fingerprint"]
+    assert planned_jobs(snakemake("-n", history, "--configfile", DEMO, changed, cwd=run)) == {}
 
 
 def _counts(run, dataset, shards, stamps="stamps"):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from lensfinder.training.launch import launch
 
-sys.stderr = open(snakemake.log[0], "w")  # tracebacks land in the rule's log too
+sys.stderr = open(snakemake.log[0], "a")  # tracebacks land in the rule's log too; "a": a refused second job must not wipe a live trainer's log
 sys.stdout = sys.stderr
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 status = launch(snakemake.input.run_config, snakemake.input.stamps, Path(snakemake.output.best).parent)

@@ -6,6 +6,8 @@ what a run *stores* (gen2: bf16 probabilities) is :mod:`lensfinder.metrics`'s bu
 from __future__ import annotations
 
 import hashlib
+import io
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -15,6 +17,7 @@ from lensfinder.training.config import RunConfig, load_run_config, require_same_
 from lensfinder.training.data import StampStream, stamp_loader
 from lensfinder.training.distributed import Runtime, autocast, autocast_dtype, gather_objects
 from lensfinder.training.model import build_model
+from lensfinder.training.run_lock import RunLock
 
 
 @torch.no_grad()
@@ -52,14 +55,6 @@ def scores_table(sid, labels, logits) -> pa.Table:
                      "logit": pa.array(logits, pa.float32())})
 
 
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class SelectedModel:
     """A run's published model: its settings, the network with ``best.pt``'s weights on
     the best device, and where it came from. Refuses a checkpoint written by another
@@ -69,7 +64,12 @@ class SelectedModel:
         self.cfg, _ = load_run_config(run_config_path)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.best_path = best_path
-        self.checkpoint = torch.load(best_path, map_location=self.device, weights_only=True)
+        # Read once, under the run's shared lock: the bytes hashed are the bytes scored, and
+        # no trainer of this run can replace them meanwhile (nor start while they are read).
+        with RunLock(Path(best_path).parent, self.cfg.name, shared=True):
+            raw = Path(best_path).read_bytes()
+        self.sha256 = hashlib.sha256(raw).hexdigest()
+        self.checkpoint = torch.load(io.BytesIO(raw), map_location=self.device, weights_only=True)
         require_same_run(best_path, self.checkpoint["fingerprint"], self.cfg, run_config_path)
         self.model = build_model(self.cfg.model).to(self.device)
         self.model.load_state_dict(self.checkpoint["model"])
@@ -91,5 +91,5 @@ class SelectedModel:
         """What a product scored with this model came from: configuration fingerprint,
         checkpoint file, its SHA-256 and epoch."""
         return {"fingerprint": self.cfg.fingerprint(), "data_fingerprint": self.data_fingerprint,
-                "checkpoint": str(self.best_path), "checkpoint_sha256": file_sha256(self.best_path),
+                "checkpoint": str(self.best_path), "checkpoint_sha256": self.sha256,
                 "checkpoint_epoch": self.epoch}
