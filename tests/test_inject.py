@@ -11,7 +11,7 @@ import pytest
 from astropy.io import fits
 
 from lensfinder.gallery import pick_pairs, write_gallery, write_injection_figure
-from lensfinder.inject import InjectConfig, gather_reports, inject_brick, inject_shard, shard_bricks
+from lensfinder.inject import InjectConfig, empty_shard_note, gather_reports, inject_brick, inject_shard, shard_bricks
 from lensfinder.sky.cutout_source import LocalCoadds
 from lensfinder.manifest import DatasetConfig, write_manifest
 from lensfinder.population import DRAWN_COLUMNS, Population, Priors
@@ -79,6 +79,19 @@ def test_shards_are_balanced_by_rows_whatever_the_brick_order():
     assert all(s for s in shard_bricks(np.array(["a", "b", "c", "d"] + ["e"] * 40), 2))
 
 
+def test_shards_beyond_the_bricks_are_counted_and_named_with_the_fix(mock_sky, manifests, tmp_path):
+    """Issue 28: dr10.yaml's 64 shards over a handful of bricks made most phase-4c jobs empty
+    without a word; the dataset report counts them and says what to set."""
+    root, m = manifests
+    n_bricks = len(set(pq.read_table(m["paired"], columns=["brickname"])["brickname"].to_pylist()))
+    n_shards = n_bricks + 3
+    reports, _ = _run(m["paired"], mock_sky.coadd_dir, tmp_path, n_shards=n_shards)
+    total = gather_reports(reports, tmp_path / "report.json")
+    assert (total["n_bricks"], total["n_empty_shards"]) == (n_bricks, 3)
+    assert empty_shard_note(total) == (f"3 of {n_shards} phase-4c shards held no brick (the manifest spans "
+                                       f"{n_bricks} bricks): set inject.shards to at most {n_bricks} for this sky")
+
+
 def test_stamps_controls_are_raw_cutouts_and_positives_carry_arcs(mock_sky, manifests, tmp_path):
     root, m = manifests
     reports, parts = _run(m["paired"], mock_sky.coadd_dir, tmp_path, write_npz=True)
@@ -87,6 +100,8 @@ def test_stamps_controls_are_raw_cutouts_and_positives_carry_arcs(mock_sky, mani
     assert total["n_rows"] == manifest.num_rows
     assert total["n_written"] + total["n_skipped"] == total["n_rows"] and total["n_skipped"] > 0
     assert sum(total["skipped"].values()) >= total["n_skipped"]
+    assert total["n_bricks"] == len(set(manifest["brickname"].to_pylist())) and total["n_empty_shards"] == 0
+    assert empty_shard_note(total) is None
     brick = CoaddBrick(mock_sky.coadd_dir, SMALL_SKY.bricks[0])
     n_checked = 0
     for path in parts:

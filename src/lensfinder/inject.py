@@ -525,6 +525,16 @@ def inject_shard(manifest_path, source: LocalCoadds | ServiceCutouts, shard: int
     return report
 
 
+def empty_shard_note(total: dict) -> str | None:
+    """A line for the console where some shards held no brick (:func:`shard_bricks` never
+    splits a brick, so shards beyond the manifest's bricks are jobs that start, read the
+    manifest and write nothing: seconds each, on a small part of the sky)."""
+    if not total["n_empty_shards"]:
+        return None
+    return (f"{total['n_empty_shards']} of {total['n_shards']} phase-4c shards held no brick (the manifest spans "
+            f"{total['n_bricks']} bricks): set inject.shards to at most {max(total['n_bricks'], 1)} for this sky")
+
+
 def gather_reports(reports: list[dict], out_path) -> dict:
     """Sum shard reports into one dataset report (written to ``out_path``)."""
     total = {"n_shards": len(reports), "n_rows": 0, "n_written": 0, "n_positives_written": 0,
@@ -535,6 +545,8 @@ def gather_reports(reports: list[dict], out_path) -> dict:
         _add_counts(total, r)
     if total["n_written"] + total["n_skipped"] != total["n_rows"]:
         raise RuntimeError(f"shard reports do not add up: {total}")
+    total["n_bricks"] = sum(len(r["bricks"]) for r in reports)
+    total["n_empty_shards"] = sum(not r["bricks"] for r in reports)
     total["per_shard"] = reports
     write_json(total, out_path)
     return total
