@@ -90,6 +90,12 @@ def test_shards_beyond_the_bricks_are_counted_and_named_with_the_fix(mock_sky, m
     assert (total["n_bricks"], total["n_empty_shards"]) == (n_bricks, 3)
     assert empty_shard_note(total) == (f"3 of {n_shards} phase-4c shards held no brick (the manifest spans "
                                        f"{n_bricks} bricks): set inject.shards to at most {n_bricks} for this sky")
+    nothing = [dict(r, n_written=0, n_positives_written=0, n_unlensed_controls_written=0, n_skipped=r["n_rows"],
+                    skipped={k: 0 for k in r["skipped"]} | {"not_recognisable": r["n_rows"]}) for r in reports]
+    with pytest.raises(RuntimeError, match=r"empty.json: no shard wrote a stamp \(\d+ manifest rows; skipped: "
+                                           r"\{'not_recognisable': \d+"):
+        gather_reports(nothing, tmp_path / "empty.json")
+    assert not (tmp_path / "empty.json").exists()
 
 
 def test_stamps_controls_are_raw_cutouts_and_positives_carry_arcs(mock_sky, manifests, tmp_path):

@@ -536,7 +536,8 @@ def empty_shard_note(total: dict) -> str | None:
 
 
 def gather_reports(reports: list[dict], out_path) -> dict:
-    """Sum shard reports into one dataset report (written to ``out_path``)."""
+    """Sum shard reports into one dataset report (written to ``out_path``); fails where
+    no shard wrote a stamp, naming the skips."""
     total = {"n_shards": len(reports), "n_rows": 0, "n_written": 0, "n_positives_written": 0,
              "n_unlensed_controls_written": 0, "n_skipped": 0, **_zero_counts(), "seconds": 0.0}
     for r in reports:
@@ -545,6 +546,9 @@ def gather_reports(reports: list[dict], out_path) -> dict:
         _add_counts(total, r)
     if total["n_written"] + total["n_skipped"] != total["n_rows"]:
         raise RuntimeError(f"shard reports do not add up: {total}")
+    if total["n_written"] == 0:  # nothing downstream may train or score on an empty dataset
+        reasons = {k: v for k, v in total["skipped"].items() if v}
+        raise RuntimeError(f"{out_path}: no shard wrote a stamp ({total['n_rows']} manifest rows; skipped: {reasons})")
     total["n_bricks"] = sum(len(r["bricks"]) for r in reports)
     total["n_empty_shards"] = sum(not r["bricks"] for r in reports)
     total["per_shard"] = reports
