@@ -1,4 +1,4 @@
-"""Every shell command in the README's bash blocks runs as written, in a copy of this
+"""Every shell command in the bash blocks of the README and of docs/*.md runs as written, in a copy of this
 checkout (dry-run, ``-n``, where the real run takes minutes; real DR10 commands against a
 mock sky written in the DR10 tree layout under ``$LEGACY_SURVEY_DIR``)."""
 
@@ -16,15 +16,22 @@ from conftest import REPO
 pytestmark = pytest.mark.workflow
 
 
-def readme_commands() -> list[str]:
-    text = (REPO / "README.md").read_text()
-    blocks = re.findall(r"^[ \t]*```bash\n(.*?)^[ \t]*```", text, re.S | re.M)
-    lines = [line.strip() for block in blocks for line in block.splitlines()]
-    return [line for line in lines if line and not line.startswith("#")]
+GUIDE = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def readme_commands(pages=GUIDE) -> list[str]:
+    """The commands of ``pages``' bash blocks, in order, each once."""
+    cmds: dict[str, str] = {}  # the command without its comment -> as first written
+    for page in pages:
+        blocks = re.findall(r"^[ \t]*```bash\n(.*?)^[ \t]*```", page.read_text(), re.S | re.M)
+        for line in (line.strip() for block in blocks for line in block.splitlines()):
+            if line and not line.startswith("#"):
+                cmds.setdefault(" ".join(line.split(" #")[0].split()), line)
+    return list(cmds.values())
 
 
 # Commands whose real run takes minutes or more: executed with Snakemake's dry run.
-LONG = ("make demo", "compare report", "--profile workflow/profiles/slurm-gh200", "real_lenses")
+LONG = ("make demo", "make check", "compare report", "--profile workflow/profiles/slurm-gh200", "real_lenses")
 
 
 def as_run(cmd: str) -> str:
@@ -32,16 +39,20 @@ def as_run(cmd: str) -> str:
     if not any(key in cmd for key in LONG):
         return cmd
     bare = cmd.split(" #")[0].rstrip()
+    if bare.startswith("make check"):  # its tests run in `make test`; the target is checked with make's dry run
+        return "make -n check"
     if bare.startswith("make demo"):
         return f"{bare} SNAKEMAKE_FLAGS=-n"
     return f"{bare} -n"
 
 
 def test_the_readme_has_the_commands_we_run():
-    cmds = readme_commands()
-    assert cmds[:2] == ["make demo   # creates .venv, installs, runs `snakemake --cores all train_gen3` on the mock sky",
-                        "make test   # same install, then the test suite (pytest)"]
+    cmds = readme_commands([REPO / "README.md"])
+    assert cmds[:3] == ["make demo   # creates .venv, installs, runs `snakemake --cores all train_gen3` on the mock sky",
+                        "make test   # same install, then the test suite (pytest)",
+                        "make check  # between edits: the workflow lint and the fast tests (not marked slow or workflow)"]
     assert any("--configfile config/dr10.yaml" in c for c in cmds)
+    assert len((REPO / "README.md").read_text().splitlines()) <= 250  # a guide; the detail lives in docs/
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """lensfinder: strong-lens finding in DESI Legacy Imaging Surveys DR10 (DECaLS).
 
-Modules in data-flow order (a module imports only earlier ones); the README's module
+Modules in data-flow order (a module imports only earlier ones); docs/architecture.md's module
 table says what each holds:
 
     tables, photometry, psf, noise
