@@ -47,7 +47,7 @@ from lensfinder.sky.cutout_source import LocalCoadds, ServiceCutouts, check_job_
 from lensfinder.sky.psf_images import PSF_SKIP_REASONS, LocalPsfImages, ServicePsfImages
 from lensfinder.sky.psf_images import psf_kernels as survey_psf_kernels
 from lensfinder.sky.shapes import ellipticity
-from lensfinder.stamps import DIAGNOSTIC_FIELDS, ROW_GROUP_ROWS, encode_npz, encode_stamps, stamp_schema, writer_options
+from lensfinder.stamps import DIAGNOSTIC_FIELDS, ROW_GROUP_ROWS, STAMP_CODECS, encode_npz, encode_stamps, stamp_schema, writer_options
 from lensfinder.tables import ParquetStreamWriter, write_json
 
 ZEROPOINT_ELECTRONS = {"g": 26.610, "r": 26.818, "z": 26.484}
@@ -89,6 +89,8 @@ class InjectConfig:
         d["psf"] = psf.PsfConfig.from_dict(d.get("psf"))
         d["recognisable"] = Criteria.from_dict(d.get("recognisable"))
         cfg = cls(**d)
+        if cfg.stamp_compression not in STAMP_CODECS:
+            raise ValueError(f"inject.stamp_compression: {cfg.stamp_compression!r} is not one of {list(STAMP_CODECS)}")
         if set(cfg.zeropoint) != set(BANDS):
             raise ValueError(f"inject.zeropoint: bands {sorted(cfg.zeropoint)} must be exactly {list(BANDS)}")
         if cfg.supersample < 1 or cfg.core_supersample < 1 or cfg.exptime_s <= 0 or cfg.batch < 1:

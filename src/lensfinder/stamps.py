@@ -29,6 +29,9 @@ STAMP_TYPE = pa.binary(STAMP_BYTES)
 ROW_GROUP_ROWS = 1024  # ~50 MB of raw stamps per row group: streamable, yet large reads
 
 
+STAMP_CODECS = ("none", "zstd", "lz4", "snappy", "gzip")  # Parquet codecs pyarrow writes everywhere
+
+
 def writer_options(schema: pa.Schema, stamp_compression: str = "none") -> dict:
     """Parquet writer options for a stamp file: every column zstd and dictionary-encoded
     except ``stamp``, which is stored with ``stamp_compression`` and no dictionary. Sky-noise

@@ -26,6 +26,9 @@ from lensfinder.sky.cutout_service import DEFAULT_PSF_URL, DEFAULT_URL, LAYER, C
 REASON_FLAGS = {"no_data": FLAG_NO_DATA, "service_error": FLAG_SERVICE_ERROR, "invalid_position": FLAG_OFF_BRICK}
 
 
+CUTOUT_SOURCES = ("local", "service")  # local coadd bricks, or the Legacy Surveys viewer
+
+
 @dataclass(frozen=True)
 class CutoutSourceConfig:
     """The ``sky.cutouts`` config section. ``cache_dir`` empty: ``<results_dir>/cutout_cache``."""
@@ -48,8 +51,8 @@ class CutoutSourceConfig:
         if unknown:
             raise ValueError(f"sky.cutouts: unknown key(s) {unknown}")
         cfg = cls(**d)
-        if cfg.source not in ("local", "service"):
-            raise ValueError(f"sky.cutouts.source: {cfg.source!r} is not one of ['local', 'service']")
+        if cfg.source not in CUTOUT_SOURCES:
+            raise ValueError(f"sky.cutouts.source: {cfg.source!r} is not one of {list(CUTOUT_SOURCES)}")
         if not 0.0 <= cfg.max_failure_fraction <= 1.0:
             raise ValueError(f"sky.cutouts.max_failure_fraction: {cfg.max_failure_fraction!r} is not in [0, 1]")
         return cfg if cfg.cache_dir else dataclasses.replace(cfg, cache_dir=f"{results_dir}/cutout_cache")

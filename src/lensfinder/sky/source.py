@@ -44,9 +44,14 @@ def resolve_mock_bricks(sky: dict) -> None:
             raise ValueError(f"sky.mock.bricks {box}: no brick of the grid is centred in that box")
 
 
+SKY_SOURCES = ("mock", "dr10")  # the built-in mock sky, or DR10 files on disk
+
+
 def sky_layout(sky: dict, results_dir: str = "results") -> SkyLayout:
     """Resolve the ``sky`` config section. For ``source: dr10`` with no explicit ``sweeps``
     list, every ``sweep-*.fits`` in ``sweep_dir`` is used (checked at workflow start)."""
+    if sky["source"] not in SKY_SOURCES:
+        raise ValueError(f"sky.source: {sky['source']!r} is not one of {list(SKY_SOURCES)}")
     if sky["source"] == "mock":
         root = f"{results_dir}/mock_sky"
         names = mock_sweep_names(sky["mock"]["bricks"])
