@@ -37,10 +37,12 @@ def test_a_valid_history_reads_back(tmp_path):
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda h: h["epochs"][0].pop("auc"), "epochs[0]: missing key(s) ['auc']"),
+    (lambda h: h["epochs"][0].pop("auc"), ".epochs[0]: missing key(s) ['auc']"),
     (lambda h: h["epochs"][0].update({"AUC": h["epochs"][0].pop("auc")}), "missing key(s) ['auc']"),
-    (lambda h: h["epochs"][0].update({"tpr@fpr0.001": "0.5"}), "'tpr@fpr0.001' = '0.5' is not float"),
-    (lambda h: h.update({"best_epoch": True}), "'best_epoch' = True"),
+    (lambda h: h["epochs"][0].update({"tpr@fpr0.001": "0.5"}), ".epochs[0].tpr@fpr0.001 = '0.5': '0.5' is not of type 'number'"),
+    (lambda h: h.update({"best_epoch": True}), ".best_epoch = True"),
+    (lambda h: h["epochs"][0].update({"n_pos": 50.5}), ".epochs[0].n_pos = 50.5"),
+    (lambda h: h["epochs"][0].update({"tpr@fpr1e-4_ci95": [0.1, "x"]}), ".epochs[0].tpr@fpr1e-4_ci95[1] = 'x'"),
     (lambda h: h.pop("fingerprint"), "missing key(s) ['fingerprint']"),
 ])
 def test_a_renamed_or_mistyped_field_fails_naming_file_and_key(tmp_path, mutate, message):

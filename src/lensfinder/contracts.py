@@ -1,6 +1,7 @@
 """The JSON products that pass between rules, typed: ``history.json`` (training),
 ``metrics.json`` (evaluation), ``diagnostics.json`` and ``comparison.json`` (the gen2
-study). Each is a TypedDict; :func:`read` validates a file against one when it is read,
+study). Each is a TypedDict; :func:`read` validates a file against one when it is read
+(jsonschema, with the schema derived from the TypedDict),
 so a renamed or missing field fails naming the file and key -- in the unit tests, not at
 the last rule of a long run. Torch-free: the Snakefile imports it to check a config's
 metric names before any job runs.
@@ -10,11 +11,14 @@ Metric names come from one place, :func:`metric_key` / :func:`fpr_key`.
 
 from __future__ import annotations
 
+import functools
 import json
 import types
 import typing
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
+
+import jsonschema
 
 FPR_TARGETS = (1e-4, 1e-3)
 TPR_TARGETS = (0.50, 0.70, 0.85)
@@ -107,48 +111,49 @@ class ContractError(ValueError):
     """A JSON product that does not hold what its contract says; names the file and key."""
 
 
-def _matches(tp, value) -> bool:
+def json_schema(tp) -> dict:
+    """The JSON Schema of a contract type (a TypedDict above, or one of its field types):
+    the TypedDicts stay the one statement of each product, and jsonschema validates it."""
     if tp is Any:
-        return True
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    origin = typing.get_origin(tp)
-    if origin in (types.UnionType, typing.Union):
-        return any(_matches(t, value) for t in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
+        return {}
     if typing.is_typeddict(tp):
-        return isinstance(value, dict)
+        hints = typing.get_type_hints(tp)
+        return {"type": "object", "required": sorted(tp.__required_keys__),
+                "properties": {k: json_schema(v) for k, v in hints.items()}}
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (types.UnionType, typing.Union):
+        return {"anyOf": [json_schema(t) for t in args]}
     if (origin or tp) is list:
-        return isinstance(value, (list, tuple))  # a tuple written to JSON reads back as a list
-    return isinstance(value, origin or tp)
+        return {"type": "array", **({"items": json_schema(args[0])} if args else {})}
+    if (origin or tp) is dict:
+        return {"type": "object", **({"additionalProperties": json_schema(args[1])} if args else {})}
+    return {"type": _JSON_TYPES[tp]}
+
+
+_JSON_TYPES = {float: "number", int: "integer", str: "string", bool: "boolean", type(None): "null"}
+# a tuple written to JSON reads back as an array: products checked before writing may hold them
+_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "array", lambda _, v: isinstance(v, (list, tuple)))
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPES)
+
+
+@functools.cache
+def _validator(contract):
+    return _Validator(json_schema(contract))
 
 
 def check(contract, obj, where: str) -> None:
-    """Raise :class:`ContractError` unless ``obj`` has every required key of TypedDict
-    ``contract`` with a value of its type (nested TypedDicts and list items checked too)."""
-    if not isinstance(obj, dict):
-        raise ContractError(f"{where}: expected an object, got {type(obj).__name__}")
-    missing = [k for k in contract.__required_keys__ if k not in obj]
-    if missing:
-        raise ContractError(f"{where}: missing key(s) {missing}")
-    for key, tp in typing.get_type_hints(contract).items():
-        if key not in obj:
-            continue
-        value, here = obj[key], f"{where}: {key!r}"
-        if not _matches(tp, value):
-            raise ContractError(f"{here} = {value!r:.60} is not {getattr(tp, '__name__', tp)}")
-        if typing.is_typeddict(tp):
-            check(tp, value, f"{where}.{key}")
-        item = typing.get_args(tp)[0] if typing.get_origin(tp) is list else None
-        if item is not None:
-            for i, v in enumerate(value):
-                if typing.is_typeddict(item):
-                    check(item, v, f"{where}.{key}[{i}]")
-                elif not _matches(item, v):
-                    raise ContractError(f"{here}[{i}] = {v!r:.60} is not {getattr(item, '__name__', item)}")
+    """Raise :class:`ContractError` unless ``obj`` holds TypedDict ``contract``: every
+    required key, every value of its type (nested objects and list items too). The message
+    names ``where`` and the key path of the first error, the shallowest first."""
+    errors = sorted(_validator(contract).iter_errors(obj), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
+    if errors:
+        err = errors[0]
+        path = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in err.absolute_path)
+        if err.validator == "required":
+            missing = [k for k in err.validator_value if k not in err.instance]
+            raise ContractError(f"{where}{path}: missing key(s) {missing}")
+        raise ContractError(f"{where}{path} = {err.instance!r:.60}: {err.message:.200}")
 
 
 def read(contract, path):
