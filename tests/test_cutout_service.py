@@ -57,6 +57,13 @@ def test_retries_with_exponential_backoff_and_a_capped_retry_after(server, tmp_p
     assert len(FakeViewer.requests) == 4 and sleeps == [0.5, 1.0, 30.0]
 
 
+def test_a_retry_after_given_as_an_http_date_is_obeyed(server, tmp_path):
+    FakeViewer.plan = ["retry-after-date"]  # 20 s from now
+    client, sleeps = _client(server, tmp_path, backoff_s=0.5, max_retry_after_s=30.0)
+    client.fetch(10.0, -1.0)
+    assert len(FakeViewer.requests) == 2 and 17.0 <= sleeps[0] <= 21.0  # not the 0.5 s backoff
+
+
 def test_gives_up_with_a_clear_error_and_client_errors_are_not_retried(server, tmp_path):
     FakeViewer.plan = [503] * 3
     client, sleeps = _client(server, tmp_path, max_retries=2, backoff_s=0.1)

@@ -12,6 +12,7 @@ import io
 import threading
 import time
 from contextlib import contextmanager
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -103,6 +104,8 @@ class FakeViewer(BaseHTTPRequestHandler):
             status, body, ctype = action, b"busy", "text/plain"
         elif action == "retry-after-day":
             status, body, headers = 429, b"slow down", {"Retry-After": "86400"}
+        elif action == "retry-after-date":  # RFC 9110 allows an HTTP date as well as seconds
+            status, body, headers = 503, b"maintenance", {"Retry-After": formatdate(time.time() + 20, usegmt=True)}
         elif action == "html":
             body, ctype = b"<html>oops</html>", "text/html"
         elif url.path.endswith("coadd-psf/"):

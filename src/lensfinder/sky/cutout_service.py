@@ -47,6 +47,8 @@ from typing import Callable
 import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
+from urllib3.exceptions import InvalidHeader
+from urllib3.util import Retry
 
 from lensfinder import PIXSCALE, STAMP_SIZE
 from lensfinder.tables import atomic_path
@@ -237,9 +239,14 @@ class CutoutService:
         return self.cache_dir / key[:2] / f"{key}.fits"
 
     def _retry_delay(self, exc: urllib.error.HTTPError, attempt: int) -> float:
+        """Seconds before the next attempt: the server's ``Retry-After`` (seconds or an HTTP
+        date, parsed by urllib3) up to ``max_retry_after_s``, else exponential backoff."""
         retry_after = exc.headers.get("Retry-After") if exc.headers else None
-        if retry_after and retry_after.strip().isdigit():
-            return min(float(retry_after), self.max_retry_after_s)
+        if retry_after:
+            try:
+                return min(Retry().parse_retry_after(retry_after), self.max_retry_after_s)
+            except InvalidHeader:
+                pass
         return self.backoff_s * 2**attempt
 
     def _read(self, resp, url: str) -> bytes:
@@ -255,6 +262,9 @@ class CutoutService:
         return body
 
     def _download(self, url: str) -> bytes:
+        # The attempt loop is ours, not urllib3's Retry loop: every attempt, retries included,
+        # must queue on the run-wide rate limiter and take a concurrency slot, which a retry
+        # inside urllib3 would bypass. urllib3 parses Retry-After (:meth:`_retry_delay`).
         last = None
         for attempt in range(self.max_retries + 1):
             self._limiter.wait()
