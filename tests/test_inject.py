@@ -79,6 +79,7 @@ def test_shards_are_balanced_by_rows_whatever_the_brick_order():
     assert all(s for s in shard_bricks(np.array(["a", "b", "c", "d"] + ["e"] * 40), 2))
 
 
+@pytest.mark.slow  # >= 5 s on 2 cores: left out of `make check`
 def test_shards_beyond_the_bricks_are_counted_and_named_with_the_fix(mock_sky, manifests, tmp_path):
     """Issue 28: dr10.yaml's 64 shards over a handful of bricks made most phase-4c jobs empty
     without a word; the dataset report counts them and says what to set."""
