@@ -15,6 +15,11 @@ def test_model_names_come_from_the_one_registry():
         assert ModelConfig.from_dict({"name": name}).name == name
 
 
+def test_every_validated_model_name_has_a_builder():
+    from lensfinder.training.model import TRUNKS
+    assert set(TRUNKS) == set(MODELS)
+
+
 def test_every_registered_convnext_exists_in_timm():
     timm = pytest.importorskip("timm")
     assert set(CONVNEXT_MODELS) <= set(timm.list_models("convnext_*"))

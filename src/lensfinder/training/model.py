@@ -45,22 +45,28 @@ class StampCNN(nn.Module):
         return self.features(x).mean(dim=(2, 3))
 
 
+def _timm_trunk(cfg: ModelConfig) -> nn.Module:
+    import timm  # imported here: it costs ~3 s per job (torchvision, torch._dynamo), stamp_cnn needs none
+
+    convnext = cfg.name in CONVNEXT_MODELS  # ConvNeXt's stem settings do not apply to the others
+    stem = {"patch_size": cfg.patch_size, "output_stride": cfg.output_stride} if convnext else {}
+    return timm.create_model(cfg.name, pretrained=False, num_classes=0, in_chans=3,
+                             drop_path_rate=cfg.drop_path_rate, **stem)
+
+
+# The model registry: name -> trunk builder, for every name validation accepts
+# (lensfinder.training.config.MODELS, torch-free; tests/test_config_guards.py checks they agree).
+TRUNKS = {STAMP_CNN: lambda cfg: StampCNN(cfg.widths), **{n: _timm_trunk for n in (*CONVNEXT_MODELS, *SMALL_MODELS)}}
+
+
 class LensClassifier(nn.Module):
-    """timm trunk -> pooled features (+ metadata MLP) -> dropout -> 1 logit."""
+    """trunk (:data:`TRUNKS`) -> pooled features (+ metadata MLP) -> dropout -> 1 logit."""
 
     def __init__(self, cfg: ModelConfig, n_meta: int = 6):
         super().__init__()
-        convnext = cfg.name in CONVNEXT_MODELS
-        if cfg.name == STAMP_CNN:
-            self.trunk = StampCNN(cfg.widths)
-        elif convnext or cfg.name in SMALL_MODELS:
-            import timm  # imported here: it costs ~3 s per job (torchvision, torch._dynamo), stamp_cnn needs none
-
-            stem = {"patch_size": cfg.patch_size, "output_stride": cfg.output_stride} if convnext else {}
-            self.trunk = timm.create_model(cfg.name, pretrained=False, num_classes=0, in_chans=3,
-                                           drop_path_rate=cfg.drop_path_rate, **stem)
-        else:
+        if cfg.name not in TRUNKS:
             raise ValueError(f"model.name must be one of {MODELS}, not {cfg.name!r}")
+        self.trunk = TRUNKS[cfg.name](cfg)
         # pooled feature width; mobile networks end in a wider conv head after num_features
         width = getattr(self.trunk, "head_hidden_size", None) or self.trunk.num_features
         self.meta = None
