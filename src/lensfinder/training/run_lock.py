@@ -7,7 +7,8 @@ training process therefore holds an exclusive ``flock`` on ``<run dir>/train.loc
 long as it trains; a second trainer fails at once, naming the holder's pid and host. The
 kernel releases the lock when the holder dies, so a killed run never leaves it behind.
 
-Evaluation holds the same lock *shared* while it reads ``best.pt`` (:func:`reading_run`):
+Scoring holds the same lock *shared* while it reads ``best.pt``
+(:class:`lensfinder.training.inference.SelectedModel`):
 readers do not block each other, but a trainer cannot start while a checkpoint is being
 read, and a reader fails at once while a trainer holds the run -- the file it would score
 may be replaced under it.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 
 class RunLocked(RuntimeError):
-    """Another process is training this run."""
+    """Another process is training this run (or, to a trainer, reading its checkpoint)."""
 
 
 def _trainer(holder: str) -> str | None:
