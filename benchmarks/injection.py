@@ -11,7 +11,10 @@ uses its default adaptive sampling; lenstronomy a full grid at supersampling 4, 
 "Equal accuracy" compares with the cheapest lenstronomy setting that is at least as
 accurate as ours (or its most accurate one, flagged). Also timed: solving the lens
 equation for the images of each source centre (lensfinder.detectability).
-Usage: python benchmarks/injection.py [--n 40]
+With ``--baseline REV`` the same systems are also rendered and solved by the package as it
+was at git revision REV (extracted with ``git archive``, run in its own process), and the
+JSON reports this tree's speed-up over it, measured in one run on one machine.
+Usage: python benchmarks/injection.py [--n 40] [--baseline REV]
 """
 
 from __future__ import annotations
@@ -23,7 +26,11 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -105,9 +112,40 @@ def timed(fn, *args, repeat=2):
     return best, out
 
 
+REPO = Path(__file__).resolve().parents[1]
+# Run with the baseline package first on PYTHONPATH: renders and solves the saved systems.
+BASELINE_CHILD = """
+import json, sys
+import numpy as np
+sys.path.append(sys.argv[2])  # this benchmark's helpers, after the baseline package
+import injection as b
+from lensfinder.lensing import LensSystems
+d = np.load(sys.argv[1])
+s = LensSystems(**{k: d[k] for k in d.files if k != "ref"})
+t_render, img = b.timed(b.ours, s)
+t_solve, _ = b.timed(b.solve_images, s)
+err = b.errors(img, d["ref"])
+print(json.dumps({"ms_per_stamp": round(1e3 * t_render / len(s), 3), "max_err_of_peak": err[0], "max_flux_err": err[1],
+                  "image_solver_ms_per_system": round(1e3 * t_solve / len(s), 3)}))
+"""
+
+
+def baseline(rev: str, s: LensSystems, ref: np.ndarray) -> dict:
+    """Render and solve ``s`` with the package at git revision ``rev``, in a fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src"], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        np.savez(Path(tmp) / "systems.npz", ref=ref, **s.__dict__)
+        proc = subprocess.run([sys.executable, "-c", BASELINE_CHILD, str(Path(tmp) / "systems.npz"),
+                               str(Path(__file__).parent)], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(tmp) / "src")})
+    return {"revision": rev, **json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--baseline", help="git revision whose package renders and solves the same systems too")
     args = ap.parse_args()
     s = draw(args.n)
     ref = blur_crop(lensed_images(s, SIZE, supersample=32, refine_threshold=0.0, cusp_spread=np.inf, batch=1))
@@ -117,7 +155,7 @@ def main():
     result = {"benchmark": "injection_vs_lenstronomy", "n_systems": args.n, "threads": 1,
               "grid": f"{SIZE}x{SIZE} traced, Moffat PIXEL kernel {psf.KERNEL_SIZE}x{psf.KERNEL_SIZE}, cropped to 64",
               "lensfinder": {"ms_per_stamp": round(1e3 * t_ours / args.n, 3), "max_err_of_peak": ours_err[0],
-                             "max_flux_err": ours_err[1], "sampling": "adaptive 4x, 32x on source cores",
+                             "max_flux_err": ours_err[1], "sampling": "adaptive 4x, 32x spacing on curved sub-pixels of source cores",
                              "image_solver_ms_per_system": round(1e3 * t_solve / args.n, 3)},
               "lenstronomy": {}}
     for ss in (4, 8, 16):
@@ -125,6 +163,11 @@ def main():
         e = errors(img, ref)
         result["lenstronomy"][f"supersampling_{ss}"] = {"ms_per_stamp": round(1e3 * t / args.n, 3),
                                                        "max_err_of_peak": e[0], "max_flux_err": e[1]}
+    if args.baseline:
+        old = baseline(args.baseline, s, ref)
+        result["baseline"] = {**old, "speedup_render": round(old["ms_per_stamp"] / result["lensfinder"]["ms_per_stamp"], 2),
+                              "speedup_solver": round(old["image_solver_ms_per_system"]
+                                                      / result["lensfinder"]["image_solver_ms_per_system"], 2)}
     as_good = [(k, v) for k, v in result["lenstronomy"].items()
                if v["max_err_of_peak"] <= ours_err[0] and v["max_flux_err"] <= max(ours_err[1], 1e-3)]
     key, match = as_good[0] if as_good else list(result["lenstronomy"].items())[-1]

@@ -8,7 +8,11 @@ With ``--loader-workers``, the phase-5 loader then streams the largest shard (it
 samples/s and peak RSS in a fresh process); with ``--npz-rows`` a shard is also written
 with the legacy ``stamp_npz`` column for the disk comparison; throughput is extrapolated
 to ``--target`` stamps on ``--target-cores`` cores (shards are independent jobs).
-Prints JSON. Usage: python benchmarks/shard_memory.py [--rows 5000 20000]
+With ``--baseline REV`` the largest shard is also injected by the package as it was at
+git revision REV (extracted with ``git archive``, run in its own process on the same
+manifest and coadds), and the JSON reports the speed ratio of this tree to it, measured in
+one run on one machine.
+Prints JSON. Usage: python benchmarks/shard_memory.py [--rows 5000 20000] [--baseline REV]
   scale test: python benchmarks/shard_memory.py --rows 20000 100000 --npz-rows 5000 --loader-workers 2
 """
 
@@ -70,6 +74,7 @@ def main():
     ap.add_argument("--loader-workers", type=int, default=0)
     ap.add_argument("--target", type=int, default=1_300_000)
     ap.add_argument("--target-cores", type=int, default=64)
+    ap.add_argument("--baseline", help="git revision whose package injects the largest shard too, for the speed ratio")
     args = ap.parse_args()
     cfg = MockSkyConfig(seed=5, bricks=("1501p020", "1503p020"), brick_size_pix=1200)  # on the survey-bricks grid
     results = []
@@ -86,12 +91,15 @@ def main():
         write_manifest(tmp / "parent.parquet", DatasetConfig.from_dict("bench", {"control": "paired", "split": "galaxy"}),
                        1, REPO / "resources/known_lenses.csv.gz", tmp / "manifest.parquet", tmp / "audit.json")
         base = pq.read_table(tmp / "manifest.parquet")
-        def run_shard(n, npz):
+        def run_shard(n, npz, src=REPO / "src", tag=""):
             mpath = tmp / f"manifest_{n}.parquet"
-            pq.write_table(tiled(base, n), mpath)
-            out = tmp / f"out_{n}_{int(npz)}.parquet"
+            if not mpath.exists():
+                pq.write_table(tiled(base, n), mpath)
+            out = tmp / f"out_{n}_{int(npz)}{tag}.parquet"
+            env = {**os.environ, "PYTHONPATH": str(src)}  # which package version injects
             proc = subprocess.run([sys.executable, "-c", CHILD, str(mpath), str(tmp / "coadd"), str(out),
-                                   str(tmp / "out.json"), "1" if npz else "0"], capture_output=True, text=True, check=True)
+                                   str(tmp / "out.json"), "1" if npz else "0"], capture_output=True, text=True, check=True,
+                                  env=env)
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             return out, {"rows": n, "stamps_written": r["n_written"], "peak_rss_mb": round(r["vmhwm_kb"] / 1024, 1),
                          "seconds": r["seconds"], "stamps_per_s_per_core": round(r["n_written"] / r["seconds"], 1),
@@ -118,6 +126,15 @@ def main():
                                   capture_output=True, text=True, check=True)
             extra["loader"] = {"workers": args.loader_workers, "split": split,
                                **json.loads(proc.stdout.strip().splitlines()[-1])}
+        if args.baseline:
+            old_src = tmp / "baseline"
+            old_src.mkdir()
+            archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline, "src"], capture_output=True,
+                                     check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(old_src)], input=archive, check=True)
+            _, old = run_shard(args.rows[-1], False, old_src / "src", "_baseline")
+            extra["baseline"] = {"revision": args.baseline, **old,
+                                 "speedup": round(results[-1]["stamps_per_s_per_core"] / old["stamps_per_s_per_core"], 2)}
         rate = results[-1]["stamps_per_s_per_core"]
         extra["extrapolation"] = {
             "target_stamps": args.target, "cores": args.target_cores,

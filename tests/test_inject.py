@@ -212,6 +212,27 @@ def _systems(n: int = 24):
     return p, rows, kern, arcs, mu, cfg
 
 
+def test_a_redraw_solves_the_lens_equation_only_where_every_other_criterion_passes():
+    """Redraws (``every=False``) skip the image solver for systems already failing another
+    criterion: the same systems are recognisable, with the same images, as when every
+    system is solved (first draws, whose failures are counted per criterion)."""
+    from lensfinder.inject import assess
+    p, rows, kern, arcs, mu, cfg = _systems(40)
+    rows = rows.append_column("nobs_g", pa.array(np.full(40, 3))).append_column(
+        "nobs_r", pa.array(np.full(40, 3))).append_column("nobs_z", pa.array(np.full(40, 3)))
+    invvar = np.broadcast_to(np.geomspace(0.3, 3e3, 40)[:, None, None, None], arcs.shape)  # S/N from ~1 to ~100
+    zero = np.zeros(40)
+    every = assess(p, rows, zero, zero, arcs, mu, invvar, cfg, every=True)
+    some = assess(p, rows, zero, zero, arcs, mu, invvar, cfg, every=False)
+    assert 5 < every.ok.sum() < 35 and np.array_equal(every.ok, some.ok)
+    solved = np.array([len(m) > 0 for m in some.image_mu])
+    other = np.any([v for k, v in every.failed.items() if k != "multiple_images"], axis=0)
+    assert np.array_equal(solved, ~other) and every.failed["arc_snr"].any()
+    for i in np.flatnonzero(solved):
+        np.testing.assert_array_equal(some.image_mu[i], every.image_mu[i])
+    assert not some.failed["multiple_images"][~solved].any()
+
+
 def _mean_radius(img: np.ndarray) -> np.ndarray:
     """(N,) flux-weighted mean distance from the stamp centre (arcsec) of (N, 64, 64) images."""
     yy, xx = np.mgrid[: img.shape[-1], : img.shape[-1]]

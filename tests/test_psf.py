@@ -90,6 +90,18 @@ def test_convolving_a_point_returns_the_kernel_centred():
     np.testing.assert_allclose(out.sum(axis=(2, 3)), 1.0, rtol=1e-9)
 
 
+def test_the_interior_of_a_circular_convolution_equals_the_padded_one():
+    """convolve_interior (what phase 4c blurs arcs with) equals convolve cropped by the
+    kernel's half-width: the circular wrap-around never reaches the interior."""
+    rng = np.random.default_rng(3)
+    img = rng.normal(size=(4, 3, 96, 96))
+    k = psf.kernels("moffat", np.full((4, 3), 1.3))
+    h = psf.KERNEL_SIZE // 2
+    inner = psf.convolve_interior(img, k)
+    assert inner.shape == (4, 3, 96 - 2 * h, 96 - 2 * h)
+    np.testing.assert_allclose(inner, psf.convolve(img, k)[..., h:-h, h:-h], atol=1e-12)
+
+
 def test_config_rejects_unknown_kind_and_infinite_flux_beta():
     with pytest.raises(ValueError, match="kind"):
         psf.PsfConfig.from_dict({"kind": "airy"})

@@ -58,8 +58,8 @@ class Criteria:
         return cls(**(d or {}))
 
 
-def _source_position(x, y, sys: LensSystems):
-    ax, ay = deflection(x, y, sys)
+def _source_position(x, y, sys: LensSystems, dtype=np.float64):
+    ax, ay = deflection(x, y, sys, dtype)
     return x - ax, y - ay
 
 
@@ -73,38 +73,52 @@ def _jacobian(x, y, sys: LensSystems):
     return (bxp - bxm) / (2 * h), (bxq - bxn) / (2 * h), (byp - bym) / (2 * h), (byq - byn) / (2 * h)
 
 
+def _cells_around_origin(bx: np.ndarray, by: np.ndarray) -> np.ndarray:
+    """(N, G-1, G-1) bool: grid cells whose four source-plane corners (``bx``, ``by`` (N, G,
+    G), relative to the source) straddle the source in both coordinates -- the only cells
+    one of whose triangles can contain it (a triangle lies within its cell's corners)."""
+    out = None
+    for v in (bx, by):
+        for side in (v >= 0, v <= 0):
+            anyc = side[:, :-1, :-1] | side[:, :-1, 1:] | side[:, 1:, :-1] | side[:, 1:, 1:]
+            out = anyc if out is None else out & anyc
+    return out
+
+
 def _triangle_hits(sys: LensSystems, half_width: np.ndarray):
     """Image-plane first guesses: (system index, x, y) of every grid triangle whose source-
-    plane image contains the source centre."""
+    plane image contains the source centre. The grid is traced in float32 (a first guess;
+    Newton refines in float64) and the triangle test runs only on cells around the source."""
     n = len(sys)
     t = np.linspace(-1.0, 1.0, _GRID)
     gx = sys.lens_x[:, None, None] + half_width[:, None, None] * t[None, None, :]
     gy = sys.lens_y[:, None, None] + half_width[:, None, None] * t[None, :, None]
     gx, gy = np.broadcast_to(gx, (n, _GRID, _GRID)), np.broadcast_to(gy, (n, _GRID, _GRID))
-    bx, by = _source_position(gx.reshape(n, -1), gy.reshape(n, -1), sys)
-    bx = bx.reshape(n, _GRID, _GRID) - sys.src_x[:, None, None]
-    by = by.reshape(n, _GRID, _GRID) - sys.src_y[:, None, None]
+    f32 = np.float32
+    bx, by = _source_position(gx.reshape(n, -1).astype(f32), gy.reshape(n, -1).astype(f32), sys, f32)
+    bx = bx.reshape(n, _GRID, _GRID) - sys.src_x[:, None, None].astype(f32)
+    by = by.reshape(n, _GRID, _GRID) - sys.src_y[:, None, None].astype(f32)
+    k, i, j = np.nonzero(_cells_around_origin(bx, by))  # row-major, as the full test's hits were
     hits = []
     # the two triangles of each cell: (00, 01, 10) and (11, 10, 01) as (row, col) corners
-    for (a, b, c) in (((0, 0), (0, 1), (1, 0)), ((1, 1), (1, 0), (0, 1))):
-        corner = [(slice(r, _GRID - 1 + r), slice(q, _GRID - 1 + q)) for r, q in (a, b, c)]
-        px = [bx[(slice(None),) + s] for s in corner]
-        py = [by[(slice(None),) + s] for s in corner]
+    for corners in (((0, 0), (0, 1), (1, 0)), ((1, 1), (1, 0), (0, 1))):
+        px = [bx[k, i + r, j + c] for r, c in corners]
+        py = [by[k, i + r, j + c] for r, c in corners]
         # the origin (the source) is inside when the three edge cross products agree in sign
-        d = [px[i] * py[(i + 1) % 3] - py[i] * px[(i + 1) % 3] for i in range(3)]
+        d = [px[a] * py[(a + 1) % 3] - py[a] * px[(a + 1) % 3] for a in range(3)]
         inside = ((d[0] >= 0) & (d[1] >= 0) & (d[2] >= 0)) | ((d[0] <= 0) & (d[1] <= 0) & (d[2] <= 0))
-        k, i, j = np.nonzero(inside)
-        ix = gx[(slice(None),) + corner[0]][k, i, j] / 3 + gx[(slice(None),) + corner[1]][k, i, j] / 3 \
-            + gx[(slice(None),) + corner[2]][k, i, j] / 3
-        iy = gy[(slice(None),) + corner[0]][k, i, j] / 3 + gy[(slice(None),) + corner[1]][k, i, j] / 3 \
-            + gy[(slice(None),) + corner[2]][k, i, j] / 3
-        hits.append((k, ix, iy))
+        ki, ii, ji = k[inside], i[inside], j[inside]
+        ix = sum(gx[ki, ii + r, ji + c] / 3 for r, c in corners)
+        iy = sum(gy[ki, ii + r, ji + c] / 3 for r, c in corners)
+        hits.append((ki, ix, iy))
     return tuple(np.concatenate(parts) for parts in zip(*hits))
 
 
 def solve_images(sys: LensSystems) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Images of each system's source centre: per system (x, y, magnification), arrays of
     the images found (arcsec; signed magnification 1/det A), in order of decreasing |mu|."""
+    if not len(sys):
+        return []
     beta = np.hypot(sys.src_x - sys.lens_x, sys.src_y - sys.lens_y)
     half_width = 2.5 * sys.theta_e + beta
     levels = [_triangle_hits(sys, half_width / _ZOOM**i) for i in range(_LEVELS)]

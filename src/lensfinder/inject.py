@@ -183,9 +183,9 @@ def make_arcs(p: dict[str, np.ndarray], rows: pa.Table, dx_pix, dy_pix, kernels:
     flux = flux[:, :, :1 + k]
     comp = source_components(systems, _knots(p, systems, k), STAMP_SIZE + 2 * pad, PIXSCALE, cfg.supersample,
                              cfg.core_supersample)  # (N, 1 + k, H, W), unit flux each
-    blurred = psf.convolve(np.einsum("nbc,nchw->nbhw", flux, comp), kernels)
+    blurred = psf.convolve_interior(np.einsum("nbc,nchw->nbhw", flux, comp), kernels)  # (N, 3, 64, 64)
     mu_total = np.einsum("nc,nc->n", flux[:, 1], comp.sum(axis=(2, 3))) / flux[:, 1].sum(axis=1)
-    return blurred[..., pad:pad + STAMP_SIZE, pad:pad + STAMP_SIZE], mu_total
+    return blurred, mu_total
 
 
 def needs_system(rows: pa.Table) -> np.ndarray:
@@ -274,16 +274,25 @@ class Assessment:
     ok: np.ndarray
 
 
-def assess(p, rows, dx_pix, dy_pix, arcs, mu_total, invvar, cfg: InjectConfig) -> Assessment:
-    """Is each system recognisable by ``cfg.recognisable``? (Resolution in the r band.)"""
-    images = solve_images(_lens_systems(p, dx_pix, dy_pix))
-    n_images = np.array([len(mu) for _, _, mu in images])
+def assess(p, rows, dx_pix, dy_pix, arcs, mu_total, invvar, cfg: InjectConfig, every: bool = True) -> Assessment:
+    """Is each system recognisable by ``cfg.recognisable``? (Resolution in the r band.)
+    The lens equation is solved for every system with ``every`` (a first draw: each
+    criterion's failures are counted), else only for those that pass every other criterion
+    (a redraw: the rest fail anyway; a system not solved has 0 images and its
+    ``multiple_images`` failure is not counted)."""
     snr = arc_snr(arcs, invvar, electrons_per_nanomaggy(rows, cfg), cfg.noise_lag1)
     fwhm = rows["psfsize_r"].to_numpy()
     res = resolved(p["theta_e"], p["src_re"], fwhm)
     clear = clear_of_lens(p["theta_e"], fwhm, cfg.recognisable)
-    failed = failures(n_images, mu_total, snr, res, cfg.recognisable, clear)
-    ok = ~np.any(list(failed.values()), axis=0)
+    others = failures(np.full(len(snr), cfg.recognisable.min_images), mu_total, snr, res, cfg.recognisable, clear)
+    solve = np.ones(len(snr), bool) if every else ~np.any(list(others.values()), axis=0)
+    images = [(np.zeros(0), np.zeros(0), np.zeros(0))] * len(snr)
+    for i, found in zip(np.flatnonzero(solve), solve_images(_lens_systems({k: v[solve] for k, v in p.items()},
+                                                                          dx_pix[solve], dy_pix[solve]))):
+        images[i] = found
+    n_images = np.array([len(mu) for _, _, mu in images])
+    failed = {**others, "multiple_images": solve & (n_images < cfg.recognisable.min_images)}
+    ok = solve & ~np.any(list(failed.values()), axis=0)
     return Assessment(n_images, [mu for _, _, mu in images], images, mu_total, snr, res, failed, ok)
 
 
@@ -364,7 +373,7 @@ def inject_positives(rows: pa.Table, image, invvar, dx, dy, cfg: InjectConfig, p
             j = pending[live[start:start + cfg.batch]]
             idx, sub, pj = pos[j], rows.take(pa.array(pos[j])), {k: v[j] for k, v in p.items()}
             arcs, mu = make_arcs(pj, sub, dx[idx], dy[idx], kern[j], cfg)
-            a = assess(pj, sub, dx[idx], dy[idx], arcs, mu, invvar[idx], cfg)
+            a = assess(pj, sub, dx[idx], dy[idx], arcs, mu, invvar[idx], cfg, every=attempt == 0)
             if attempt == 0:  # the rendered draws passed the geometric criteria
                 for k, v in a.failed.items():
                     first[k] += int(v.sum())

@@ -36,6 +36,13 @@ from lensfinder.sky.shapes import E_MAX_LENSING, axis_ratio_angle
 # by ~1e-4 relative, far below every tolerance here.
 Q_MAX = 1.0 - 1e-4
 
+# A cusp pixel's sub-pixel is traced again where its curvature exceeds this x cusp_spread x
+# the peak: 1/8 leaves the 30 systems of tests/test_lensing.py's convergence test exactly as
+# accurate (0.38% of the peak, 0.18% in flux, against a full 32x32 grid) as tracing the whole
+# cusp pixel on the fine grid did, with ~40% fewer rays (1/4: 0.56%, 1/1: 1.2%).
+CUSP_CURVATURE = 1 / 8
+
+
 
 def sersic_bn(n):
     """Exact Sersic b_n: the half-light radius encloses half the light."""
@@ -124,10 +131,52 @@ def _surface_brightness(x, y, t):
     return _col(t["amp"]) * np.exp(-_col(t["bn"]) * ((np.maximum(r, 1e-5) / _col(t["re"])) ** (1 / _col(t["n"])) - 1))
 
 
-def deflection(x, y, sys: LensSystems):
+# Points per block of the tracing: every temporary of a block stays in the CPU cache, which
+# makes numpy's ~30 whole-array passes per point 2.5x faster than over a whole batch
+# (measured on 300 x 14,400 float32 points: 24 -> 10 ns per point).
+_BLOCK = 32768
+
+
+def _row_blocks(shape: tuple[int, int]) -> list[slice]:
+    """Row slices of an (N, P) point array holding about ``_BLOCK`` points each."""
+    n, p = shape
+    step = max(1, _BLOCK // max(p, 1))
+    return [slice(a, min(a + step, n)) for a in range(0, n, step)]
+
+
+def _rows(t: dict[str, np.ndarray], sl: slice) -> dict[str, np.ndarray]:
+    return {k: v[sl] for k, v in t.items()}
+
+
+def _trace(x, y, lens, src, beta: bool = False):
+    """Surface brightness of ``src`` at image-plane points ``x``, ``y`` (N, P) traced
+    through ``lens`` (per-row constants, (N,) each), in cache-sized row blocks; with
+    ``beta`` also the source-plane positions (bx, by)."""
+    sb = np.empty(x.shape, x.dtype)
+    bx, by = (np.empty(x.shape, x.dtype), np.empty(x.shape, x.dtype)) if beta else (None, None)
+    for sl in _row_blocks(x.shape):
+        part = _rows(lens, sl)
+        if part["b"].any() or part["g1"].any() or part["g2"].any():
+            ax, ay = _deflect(x[sl], y[sl], part)
+            u, v = x[sl] - ax, y[sl] - ay
+        else:  # no lens (an unlensed control's copies): nothing to deflect
+            u, v = x[sl], y[sl]
+        sb[sl] = _surface_brightness(u, v, _rows(src, sl))
+        if beta:
+            bx[sl], by[sl] = u, v
+    return (sb, bx, by) if beta else sb
+
+
+def deflection(x, y, sys: LensSystems, dtype=np.float64):
     """SIE + external shear deflection (alpha_x, alpha_y) in arcsec at image-plane points
-    ``x``, ``y`` of shape (N, P) arcsec, one row per lens system."""
-    return _deflect(x, y, _lens_terms(sys))
+    ``x``, ``y`` of shape (N, P) arcsec, one row per lens system, computed in ``dtype``
+    (float32: 2-3x faster, 1e-7 relative, for first guesses)."""
+    x, y = np.broadcast_arrays(np.asarray(x, dtype), np.asarray(y, dtype))
+    t = {k: np.asarray(v, dtype) for k, v in _lens_terms(sys).items()}
+    ax, ay = np.empty(x.shape, dtype), np.empty(x.shape, dtype)
+    for sl in _row_blocks(x.shape):
+        ax[sl], ay[sl] = _deflect(x[sl], y[sl], _rows(t, sl))
+    return ax, ay
 
 
 def pixel_grid(size: int = STAMP_SIZE, pixscale: float = PIXSCALE, supersample: int = 4):
@@ -145,8 +194,27 @@ def _trace_subpixels(px, py, sx, sy, lens, src, stamp):
     traced through the lens of its stamp: (M, len(sx))."""
     x = px[:, None] + sx[None, :]
     y = py[:, None] + sy[None, :]
-    ax, ay = _deflect(x, y, {k: v[stamp] for k, v in lens.items()})
-    return _surface_brightness(x - ax, y - ay, {k: v[stamp] for k, v in src.items()})
+    return _trace(x, y, {k: v[stamp] for k, v in lens.items()}, {k: v[stamp] for k, v in src.items()})
+
+
+def _cusp_pixels(vals, px, py, fx, fy, lens, src, stamp, tol, pixscale):
+    """Mean surface brightness of pixels holding a source core: ``vals`` (M, ss, ss) their
+    sub-pixel samples around centres (px, py). A centre sample's error is set by the
+    profile's curvature across its sub-pixel (a linear gradient averages out), so every
+    sub-pixel whose second differences to its neighbours sum to more than ``tol`` (M,) is
+    replaced by the mean of the ``fx``, ``fy`` offsets (arcsec, within a sub-pixel) around
+    it: the fine grid's accuracy at the core, at a fraction of its rays."""
+    m, ss = len(vals), vals.shape[1]
+    edge = np.pad(vals, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    curvature = (np.abs(edge[:, :-2, 1:-1] + edge[:, 2:, 1:-1] - 2 * vals)
+                 + np.abs(edge[:, 1:-1, :-2] + edge[:, 1:-1, 2:] - 2 * vals))
+    c, i, j = np.nonzero(curvature > tol[:, None, None])
+    if c.size:
+        off = ((np.arange(ss) + 0.5) / ss - 0.5) * pixscale
+        vals = vals.copy()
+        vals[c, i, j] = _trace_subpixels(px[c] + off[j].astype(px.dtype), py[c] + off[i].astype(py.dtype), fx, fy,
+                                         lens, src, stamp[c]).mean(axis=1)
+    return vals.reshape(m, -1).mean(axis=1)
 
 
 def lensed_images(sys: LensSystems, size: int = STAMP_SIZE, pixscale: float = PIXSCALE,
@@ -160,10 +228,13 @@ def lensed_images(sys: LensSystems, size: int = STAMP_SIZE, pixscale: float = PI
     supersampling: every pixel centre is traced, then pixels that matter -- brighter than
     ``refine_threshold`` x the stamp's brightest pixel, or whose centre maps within
     3 R_e + 2 pixels of the source centre, and their neighbours -- are replaced by the mean
-    of a ``supersample``^2 sub-pixel grid, and pixels holding an unresolved source core are
-    traced once more on a ``core_supersample``^2 grid. Elsewhere the profile is smooth and faint, and a
-    centre sample is accurate to far below the tolerances tested against lenstronomy; the
-    refinement is what makes this >10x faster per core than full supersampling.
+    of a ``supersample``^2 sub-pixel grid, and in pixels holding an unresolved source core
+    (sub-samples spreading by more than ``cusp_spread`` x the peak) the curved sub-pixels
+    are traced once more, on the ``core_supersample``^2 grid's spacing. Elsewhere the
+    profile is smooth and faint, and a centre sample is accurate to far below the
+    tolerances tested against lenstronomy; the refinement is what makes this >10x faster
+    per core than full supersampling. Points are traced in cache-sized blocks; ``batch``
+    systems at a time bound the memory.
     """
     ss = supersample
     # float32 throughout the tracing: numpy's float32 transcendentals are 3-6x faster and
@@ -172,7 +243,8 @@ def lensed_images(sys: LensSystems, size: int = STAMP_SIZE, pixscale: float = PI
     gx, gy = (a.astype(f32) for a in pixel_grid(size, pixscale, 1))
     sub = (np.arange(ss) + 0.5) / ss - 0.5  # sub-pixel offsets, pixel units
     sx, sy = [(a.ravel() * pixscale).astype(f32) for a in np.meshgrid(sub, sub)]
-    sub2 = (np.arange(core_supersample) + 0.5) / core_supersample - 0.5
+    m = max(core_supersample // ss, 1)  # a cusp pixel's steep sub-pixels get m x m rays each
+    sub2 = ((np.arange(m) + 0.5) / m - 0.5) / ss
     sx2, sy2 = [(a.ravel() * pixscale).astype(f32) for a in np.meshgrid(sub2, sub2)]
     out = np.empty((len(sys), size, size))
     area = pixscale**2
@@ -183,9 +255,7 @@ def lensed_images(sys: LensSystems, size: int = STAMP_SIZE, pixscale: float = PI
         src = {k: v.astype(f32) for k, v in _source_terms(part).items()}
         x = np.broadcast_to(gx, (n, gx.size))
         y = np.broadcast_to(gy, (n, gy.size))
-        ax, ay = _deflect(x, y, lens)
-        bx, by = x - ax, y - ay
-        sb = _surface_brightness(bx, by, src)
+        sb, bx, by = _trace(x, y, lens, src, beta=True)
         near = np.hypot(bx - _col(src["x0"]), by - _col(src["y0"])) < _col(3 * src["re"]) + 2 * pixscale
         refine = (near | (sb > refine_threshold * sb.max(axis=1, keepdims=True))).reshape(n, size, size)
         grown = refine.copy()  # dilate by one pixel (8-connected)
@@ -202,10 +272,11 @@ def lensed_images(sys: LensSystems, size: int = STAMP_SIZE, pixscale: float = PI
             # the stamp's peak holds an unresolved, bright source core (the Sersic cusp of a
             # compact source); only those few pixels are traced again on a finer grid.
             peak = np.maximum(sb.max(axis=1), 0.0)
-            cusp = (vals.max(axis=1) - vals.min(axis=1)) > cusp_spread * peak[stamp]
-            if cusp.any():
-                sb[stamp[cusp], pix[cusp]] = _trace_subpixels(
-                    gx[pix[cusp]], gy[pix[cusp]], sx2, sy2, lens, src, stamp[cusp]).mean(axis=1)
+            cusp = np.flatnonzero((vals.max(axis=1) - vals.min(axis=1)) > cusp_spread * peak[stamp])
+            if cusp.size:
+                sb[stamp[cusp], pix[cusp]] = _cusp_pixels(vals[cusp].reshape(-1, ss, ss), gx[pix[cusp]], gy[pix[cusp]],
+                                                          sx2, sy2, lens, src, stamp[cusp],
+                                                          cusp_spread * peak[stamp[cusp]] * CUSP_CURVATURE, pixscale)
         out[start:start + n] = sb.reshape(n, size, size) * area
     return out
 

@@ -139,6 +139,22 @@ def convolve(images: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return full[..., h:h + n_y, h:h + n_x]
 
 
+def convolve_interior(images: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Convolve (N, B, H, W) images with per-image kernels (N, B, K, K), K odd, and keep
+    the interior (N, B, H - K + 1, W - K + 1): the pixels at least K//2 from every edge,
+    which see the whole kernel. A circular FFT of the image's own size is exact there (its
+    wrap-around reaches only K//2 pixels in), so this needs (H, W) transforms where
+    :func:`convolve` needs (H + K - 1, W + K - 1): ~2x faster for a 64-px stamp padded by 16."""
+    n_y, n_x = images.shape[-2:]
+    h = kernel.shape[-1] // 2
+    k = kernel.shape[-1]
+    padded = np.zeros(kernel.shape[:-2] + (n_y, n_x))
+    padded[..., :k, :k] = kernel
+    # the kernel's centre moved to pixel (0, 0), as a circular convolution wants it
+    spec = scipy.fft.rfft2(images) * scipy.fft.rfft2(np.roll(padded, (-h, -h), axis=(-2, -1)))
+    return scipy.fft.irfft2(spec, s=(n_y, n_x))[..., h:n_y - h, h:n_x - h]
+
+
 @lru_cache(maxsize=8)
 def moffat_mixture(beta: float, n_components: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """A circular Moffat of index ``beta`` and alpha = 1 as a mixture of circular Gaussians:
