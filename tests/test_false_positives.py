@@ -77,6 +77,24 @@ def test_feature_light_sits_where_each_population_puts_it():
         assert np.allclose(np.bincount(comps["host"], comps["flux"][b], minlength=n), extra[b])
 
 
+def test_tidal_hosts_show_tails_or_interleaved_shells():
+    """About half the tidal-feature hosts get shells: three thin arcs at radii growing by
+    ~1.5x, on alternate sides of the host, each spanning 100-160 deg (before projection)."""
+    from lensfinder.sky.false_positives import SHELL_FRACTION, _shells, _tidal_tails
+    c = _tidal_tails(np.random.default_rng(4), 400)
+    per_host = np.bincount(c.host, minlength=400)
+    assert set(per_host) == {28, 36}  # two tails of 14 knots, or three shells of 12
+    assert abs((per_host == 36).mean() - SHELL_FRACTION) < 0.08
+    s = _shells(np.random.default_rng(5), 200)
+    # undo the projection's rotation: knots of one shell share a radius in the host's frame
+    r = np.hypot(s.dx, s.dy).reshape(200, 3, 12)
+    inner, outer = np.median(r[:, 0], axis=1), np.median(r[:, 2], axis=1)
+    assert (outer > 1.6 * inner).all() and (inner >= 0.7 * 1.5).all() and (outer <= 2.5 * 1.6**2 * 1.05).all()
+    side = np.arctan2(s.dy, s.dx).reshape(200, 3, 12)[:, :, 6]  # each shell's middle knot
+    opposite = np.abs(np.angle(np.exp(1j * (side[:, 1] - side[:, 0]))))
+    assert np.median(opposite) > np.radians(150)  # the second shell lies on the other side
+
+
 def test_edge_on_disks_are_tangential():
     c = _edge_on_disk(np.random.default_rng(0), 500)
     radial = np.arctan2(-c.dx, c.dy)  # position angle of the offset, East of North

@@ -193,7 +193,21 @@ def _edge_on_disk(rng, n: int) -> Components:
                       g_r=rng.normal(0.4, 0.15, n), r_z=rng.normal(0.3, 0.15, n))
 
 
-def _tidal_tails(rng, n: int, per_tail: int = 14) -> Components:
+SHELL_FRACTION = 0.5
+"""Fraction of the tidal-feature hosts showing shells rather than tails. Deep surveys of
+early types find shells and tails/streams at comparable rates (Atkinson et al. 2013, ApJ
+765, 28; Tal et al. 2009, AJ 138, 1417); half each is our estimate."""
+
+
+def _concat(parts: list[tuple[np.ndarray, Components]]) -> Components:
+    """One Components from (hosts, components) pairs, each part's host index mapped through
+    its ``hosts`` (the part's hosts among all)."""
+    fields = Components.__dataclass_fields__
+    return Components(**{k: np.concatenate([hosts[c.host] if k == "host" else getattr(c, k) for hosts, c in parts])
+                         for k in fields})
+
+
+def _tails(rng, n: int, per_tail: int = 14) -> Components:
     """Two curved tidal tails of a merger, from ~1" out to 5-8", diffuse (knots r_e
     0.3-0.5", overlapping) and of intermediate colour (old stars with some star formation)."""
     t = np.linspace(0, 1, per_tail)[None, :]
@@ -204,6 +218,32 @@ def _tidal_tails(rng, n: int, per_tail: int = 14) -> Components:
     weight = np.concatenate([np.exp(-1.0 * t)] * 2, axis=1) * (1 + 0.2 * rng.random((n, 2 * per_tail)))
     return _chain(rng, n, radius, phi, rng.uniform(0.6, 1.0, n), rng.uniform(0, 2 * np.pi, n), weight,
                   rng.uniform(0.3, 0.5, (n, 2 * per_tail)), rng.normal(0.7, 0.15, n), rng.normal(0.45, 0.1, n))
+
+
+def _shells(rng, n: int, n_shells: int = 3, per_shell: int = 12) -> Components:
+    """Three concentric shells of a radial minor merger (type I: interleaved on alternate
+    sides of the host along one axis; Quinn 1984, ApJ 279, 596): thin arcs (knots r_e
+    0.25-0.35" at one radius each) spanning 100-160 deg, at radii growing by ~1.5x from
+    1.5-2.5" to ~3-6.4", the outer ones fainter, red as the host's old stars. At DECaLS
+    resolution a shell is a short, sharp-edged arc at the distance of a lens's arcs -- the
+    look-alike the tails are not."""
+    j = np.repeat(np.arange(n_shells), per_shell)[None, :]  # (1, K) shell index of each knot
+    t = np.tile(np.linspace(-0.5, 0.5, per_shell), n_shells)[None, :]  # position along the shell
+    radius = rng.uniform(1.5, 2.5, (n, 1)) * rng.uniform(1.4, 1.6, (n, 1)) ** j
+    radius = radius * (1 + rng.normal(0, 0.01, radius.shape))
+    phi = np.pi * j + np.radians(rng.uniform(100, 160, (n, n_shells)))[:, j[0]] * t
+    weight = 0.7 ** j * (1 + 0.2 * rng.random((n, n_shells * per_shell)))
+    return _chain(rng, n, radius, phi, rng.uniform(0.7, 1.0, n), rng.uniform(0, 2 * np.pi, n), weight,
+                  rng.uniform(0.25, 0.35, (n, n_shells * per_shell)), rng.normal(0.8, 0.1, n),
+                  rng.normal(0.45, 0.1, n))
+
+
+def _tidal_tails(rng, n: int) -> Components:
+    """Tidal features: two tails (:func:`_tails`) or, for :data:`SHELL_FRACTION` of the hosts,
+    shells (:func:`_shells`). (The population keeps its configured name, ``tidal_tails``.)"""
+    shell = rng.random(n) < SHELL_FRACTION
+    tails, shells = np.flatnonzero(~shell), np.flatnonzero(shell)
+    return _concat([(tails, _tails(rng, tails.size)), (shells, _shells(rng, shells.size))])
 
 
 _DRAW = {"blue_companion": _blue_companion, "chance_alignment": _chance_alignment, "ring": _ring,
