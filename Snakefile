@@ -32,6 +32,7 @@ report: "workflow/report/workflow.rst"
 
 
 RESULTS = config["results_dir"]
+TORCH_THREADS = config["torch_threads"]  # threads of each training / scoring job
 LOGS = f"{RESULTS}/logs"  # per-job logs and benchmark TSVs live with the results they explain
 BENCH = f"{RESULTS}/benchmarks"
 SKY = sky_layout(config["sky"], RESULTS)

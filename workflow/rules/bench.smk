@@ -85,7 +85,7 @@ rule bench_score:
         ),
     params:
         scoring=BENCH_SCORING_PARAMS,
-    threads: 2
+    threads: TORCH_THREADS
     conda:
         "../../envs/lensfinder.yaml"
     log:

@@ -76,7 +76,7 @@ rule candidates:
     params:
         n_gallery=CANDIDATES["gallery_size"],
         mock=SKY.mock,
-    threads: 2
+    threads: TORCH_THREADS
     conda:
         "../../envs/lensfinder.yaml"
     log:

@@ -80,7 +80,7 @@ rule real_lenses:
         real_lenses=real_lens_params(REAL, "n_boot", "gallery_size"),
         seed=config["seed"],
         mock=SKY.mock,
-    threads: 2
+    threads: TORCH_THREADS
     conda:
         "../../envs/lensfinder.yaml"
     log:

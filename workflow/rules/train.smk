@@ -40,7 +40,7 @@ rule train:
             subcategory="{run}",
         ),
         val_scores=f"{RESULTS}/runs/{{run}}/val_scores.parquet",
-    threads: 2
+    threads: TORCH_THREADS
     resources:
         mem_mb=8000,
     conda:
@@ -89,7 +89,7 @@ rule evaluate:
             category="Phase 5: evaluation",
             subcategory="{run}",
         ),
-    threads: 2
+    threads: TORCH_THREADS
     conda:
         "../../envs/lensfinder.yaml"
     log:
