@@ -43,7 +43,6 @@ Q_MAX = 1.0 - 1e-4
 CUSP_CURVATURE = 1 / 8
 
 
-
 def sersic_bn(n):
     """Exact Sersic b_n: the half-light radius encloses half the light."""
     return gammaincinv(2.0 * np.asarray(n, dtype=np.float64), 0.5)
