@@ -22,8 +22,9 @@ def _train_ids(paths):
     return sorted(t.loc[t.split == "train", "sample_id"])
 
 
-def _epoch_ids(paths, world, workers, legacy=False, epoch=0):
-    cfg = LoaderConfig(batch_size=7, num_workers=workers, legacy_sharding=legacy, augment=False)
+def _epoch_ids(paths, world, workers, legacy=False, epoch=0, fraction=1.0):
+    cfg = LoaderConfig(batch_size=7, num_workers=workers, legacy_sharding=legacy, augment=False,
+                       train_fraction=fraction)
     ids = []
     for rank in range(world):
         ds = StampStream(paths, "train", cfg, seed=3, train=True, rank=rank, world_size=world)
@@ -44,6 +45,26 @@ def test_legacy_sharding_reproduces_the_gen2_duplication(files, world, workers):
     counts = Counter(_epoch_ids(files, world, workers, legacy=True))
     assert set(counts) == set(_train_ids(files))
     assert set(counts.values()) == {workers}  # each sample num_workers times per epoch
+
+
+def test_a_train_fraction_reads_nested_subsets_of_the_training_split_only(files):
+    """Learning curves: train_fraction f reads ~f of the training rows, each exactly once per
+    epoch, whatever the workers; a smaller fraction's rows are a subset of a larger one's;
+    the counts the loop records (n_rows, n_positives) are those of the rows read, and the
+    validation split is read whole."""
+    every = set(_train_ids(files))
+    quarter, half = (set(_epoch_ids(files, 1, w, fraction=f)) for w, f in ((0, 0.25), (3, 0.5)))
+    assert quarter < half < every
+    assert abs(len(quarter) / len(every) - 0.25) < 0.12 and abs(len(half) / len(every) - 0.5) < 0.15
+    assert sorted(_epoch_ids(files, 2, 3, fraction=0.25)) == sorted(quarter)  # once each, any sharding
+    cfg = LoaderConfig(train_fraction=0.25)
+    ds = StampStream(files, "train", cfg, seed=3, train=True)
+    t = pq.read_table(files, columns=["sample_id", "label"]).to_pandas().set_index("sample_id")
+    assert ds.n_rows() == len(quarter) and ds.n_positives() == int(t.loc[sorted(quarter), "label"].sum())
+    val = StampStream(files, "val", cfg, seed=3, train=False)
+    assert val.n_rows() == int((pq.read_table(files, columns=["split"]).to_pandas().split == "val").sum())
+    with pytest.raises(ValueError, match="train_fraction"):
+        LoaderConfig.from_dict({"train_fraction": 0.0})
 
 
 def test_order_changes_with_epoch_and_is_reproducible(files):

@@ -153,6 +153,27 @@ def test_the_bench_reruns_what_it_should_and_nothing_upstream(tiny_run, tmp_path
     assert plan(lambda c: c["inject"].update(batch=7)) == {}
 
 
+def test_a_learning_curve_trains_nested_shares_and_scores_each_on_the_bench(tiny_run, tmp_path):
+    """Issue 31 item 2: `learning_curve` adds gen3 on half its training split, plans only
+    that run (trained, scored on the bench) and the curve -- nothing upstream, gen3 as it
+    is -- and writes both points with their training lenses, bench metrics and epochs."""
+    work, config = tiny_run
+    cfg = yaml.safe_load(config.read_text())
+    cfg["learning_curve"] = {"run": "gen3", "fractions": [0.5]}
+    lc = tmp_path / "lc.yaml"
+    lc.write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(snakemake("-n", "learning_curve", "--configfile", DEMO, str(lc), cwd=work))
+    assert jobs == {"run_config": 1, "train": 1, "bench_score": 1, "learning_curve": 1}, jobs
+    snakemake("--cores", "2", "learning_curve", "--configfile", DEMO, str(lc), cwd=work)
+    curve = json.loads((work / "results/learning_curve/learning_curve.json").read_text())
+    half, whole = curve["points"]
+    assert (half["fraction"], whole["fraction"], half["runs"], whole["runs"]) == (0.5, 1.0, ["gen3_lc1"], ["gen3"])
+    assert 0 < half["n_train_lenses"][0] < whole["n_train_lenses"][0]
+    assert half["n_train_samples"][0] < 0.7 * whole["n_train_samples"][0]
+    assert half["bench_n_pos"] == whole["bench_n_pos"] > 0 and all(0 <= v <= 1 for v in half["bench"]["auc"])
+    assert len(half["val_by_epoch"][0]) >= 1 and (work / "results/learning_curve/learning_curve.png").stat().st_size > 0
+
+
 def test_a_lost_stamp_shard_is_rebuilt_by_the_next_run(tiny_run):
     """Issue 32 item 4: deleting a shard the run trained on makes `train_gen3` rebuild it
     (before: "Nothing to be done" with a listed product missing)."""

@@ -58,6 +58,7 @@ ScoreMetrics = TypedDict("ScoreMetrics", _score_fields())
 # one epoch of history.json (lensfinder.training.loop.validate + the selection)
 EpochRecord = TypedDict("EpochRecord", {
     **_score_fields(), "epoch": int, "train_loss": float, "samples_seen_epoch": int, "n_train": int,
+    "n_train_pos": NotRequired[int],  # histories written before learning curves lack it
     "duplication_factor": float, "samples_seen": int, "n_skipped_nonfinite": int, "lr": float, "seconds": float,
     "mean_abs_logit_pos": float | None, "mean_abs_logit_neg": float | None, "max_logit_neg": float | None,
     "best_epoch": int | None,

@@ -116,3 +116,32 @@ for _run in RUNS:
             expand(rules.population_gallery.output.png, dataset=RUN_CONFIGS[_run]["dataset"]),
             expand(rules.injection_figure.output.png, dataset=RUN_CONFIGS[_run]["dataset"]),
         default_target: False
+
+
+if LEARNING_CURVE:
+    # the curve's points in fraction order, the run itself (fraction 1) last
+    LC_POINTS = [(point_name(LEARNING_CURVE["run"], k), float(f)) for k, f in enumerate(LEARNING_CURVE["fractions"], 1)]
+    LC_POINTS.append((LEARNING_CURVE["run"], 1.0))
+
+    rule learning_curve:
+        """Bench metrics of the run trained on nested shares of its training split, against the
+        number of training lenses, and validation AUC per epoch: JSON and a figure."""
+        input:
+            bench_metrics=[f"{RESULTS}/runs/{r}/bench_metrics.json" for p, _ in LC_POINTS for r in REPLICATES[p]],
+            histories=[f"{RESULTS}/runs/{r}/history.json" for p, _ in LC_POINTS for r in REPLICATES[p]],
+        output:
+            json=f"{RESULTS}/learning_curve/learning_curve.json",
+            png=report(
+                f"{RESULTS}/learning_curve/learning_curve.png",
+                caption="../report/learning_curve.rst",
+                category="Test bench",
+            ),
+        params:
+            run=LEARNING_CURVE["run"],
+            points=[{"fraction": f, "runs": REPLICATES[p]} for p, f in LC_POINTS],
+        conda:
+            "../../envs/lensfinder.yaml"
+        log:
+            f"{LOGS}/learning_curve.log",
+        script:
+            "../scripts/learning_curve.py"

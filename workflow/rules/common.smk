@@ -206,6 +206,13 @@ if COMPARE:
 
     _CONFIGURED_RUNS.update(ablation_runs(_CONFIGURED_RUNS, COMPARE))
     COMPARE_ROWS = comparison_rows(COMPARE)
+# A `learning_curve` section adds the run trained on nested shares of its training split
+# (<run>_lc<k>, lensfinder.learning_curve), each scored on the bench like every run.
+LEARNING_CURVE = config.get("learning_curve")
+if LEARNING_CURVE:
+    from lensfinder.learning_curve import learning_curve_runs, point_name
+
+    _CONFIGURED_RUNS.update(learning_curve_runs(_CONFIGURED_RUNS, LEARNING_CURVE))
 RUN_CONFIGS, REPLICATES = seed_replicates(_CONFIGURED_RUNS, config["seed"])
 RUNS = list(RUN_CONFIGS)
 

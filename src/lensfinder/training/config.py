@@ -95,6 +95,9 @@ class LoaderConfig:
     asinh_scale: dict = field(default_factory=lambda: {"g": 0.01, "r": 0.015, "z": 0.03})  # nanomaggies
     augment: bool = True  # random flips and 90-degree rotations (training only)
     metadata: bool = False  # deliver PSF size / depth features for the fusion head
+    # the share of the training split trained on (learning curves); the subset is drawn by
+    # sample_id alone, so a smaller fraction's rows are a subset of a larger one's
+    train_fraction: float = 1.0
     CHOICES = {"normalize": ("asinh", "none")}
 
     @classmethod
@@ -103,6 +106,8 @@ class LoaderConfig:
         s = cfg.asinh_scale
         if not isinstance(s, dict) or set(s) != set("grz") or not all(float(v) > 0 for v in s.values()):
             raise ConfigError(f"{where}.asinh_scale: {s!r} must give a positive scale (nanomaggies) for each of g, r, z")
+        if not 0 < cfg.train_fraction <= 1:
+            raise ConfigError(f"{where}.train_fraction: {cfg.train_fraction!r} must lie in (0, 1]")
         if cfg.batch_size < 1 or cfg.num_workers < 0:
             raise ConfigError(f"{where}: batch_size must be >= 1 and num_workers >= 0 "
                               f"(got {cfg.batch_size}, {cfg.num_workers})")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import signal
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -106,17 +107,32 @@ class StampStream(IterableDataset):
         state.pop("_open_files", None)  # a DataLoader worker started by spawn opens its own
         return state
 
+    def _subset(self, sample_id: np.ndarray) -> np.ndarray:
+        """(N,) bool: the rows read -- all, but for training with ``train_fraction`` < 1 a
+        uniform draw per sample_id below it. The draw ignores the run's seed, so a smaller
+        fraction trains on a subset of a larger one's rows (a learning curve's points nest)."""
+        if not self.train or self.cfg.train_fraction >= 1:
+            return np.ones(len(sample_id), bool)
+        return seeding.uniform(seeding.row_keys(0, "train-subset", sample_id)) < self.cfg.train_fraction
+
     def _rows_in_split(self) -> dict:
         if not hasattr(self, "_split_rows"):
-            self._split_rows = {}
+            self._split_rows, self._split_pos = {}, {}
             for path, rg, _ in self.units:
-                col = read_row_group(self._file(path), path, rg, ["split"])["split"]
-                self._split_rows[(path, rg)] = int(pc.sum(pc.equal(col, self.split)).as_py() or 0)
+                t = read_row_group(self._file(path), path, rg, ["split", "label", "sample_id"])
+                read = np.asarray(pc.equal(t["split"], self.split)) & self._subset(t["sample_id"].to_numpy())
+                self._split_rows[(path, rg)] = int(read.sum())
+                self._split_pos[(path, rg)] = int((read & (t["label"].to_numpy() == 1)).sum())
         return self._split_rows
 
     def n_rows(self) -> int:
-        """Rows of this split over all stamp files (from the split column only)."""
+        """Rows of this split read over all stamp files (metadata columns only)."""
         return sum(self._rows_in_split().values())
+
+    def n_positives(self) -> int:
+        """Positives (label 1) among them."""
+        self._rows_in_split()
+        return sum(self._split_pos.values())
 
     def n_batches(self, rank: int, num_workers: int) -> int:
         """Batches that ``rank`` yields this epoch (over all its workers); from metadata."""
@@ -167,6 +183,7 @@ class StampStream(IterableDataset):
         cols = ["sample_id", "label", "split", "stamp"] + (list(META_COLUMNS) if self.cfg.metadata else [])
         table = read_row_group(self._file(path), path, rg, cols)
         table = table.filter(pc.equal(table["split"], self.split))
+        table = table.filter(pa.array(self._subset(table["sample_id"].to_numpy())))
         if table.num_rows == 0:
             return None
         try:

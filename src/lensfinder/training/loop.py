@@ -104,7 +104,8 @@ def validate(lrn: Learner, state: TrainState, paths, cfg: RunConfig, rt: Runtime
     n_train = lrn.train_ds.n_rows()
     seen = int(totals[1])
     rec = {"epoch": state.epoch, "train_loss": float(totals[0] / max(totals[1], 1)),
-           "samples_seen_epoch": seen, "n_train": n_train, "duplication_factor": float(totals[1]) / max(n_train, 1),
+           "samples_seen_epoch": seen, "n_train": n_train, "n_train_pos": lrn.train_ds.n_positives(),
+           "duplication_factor": float(totals[1]) / max(n_train, 1),
            "samples_seen": state.samples_seen + seen, "n_skipped_nonfinite": int(totals[2]),
            "lr": float(lrn.sched.get_last_lr()[0]), "seconds": round(time.perf_counter() - seconds_since, 2),
            **_logit_scale(lab, lgt)}
