@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from lensfinder.contracts import TPR_KEYS
 from lensfinder.plots import write_png
@@ -103,8 +104,6 @@ def write_learning_curve(points: list[CurvePoint], run: str, out_json, out_png) 
 
 
 def _figure(result: dict, path) -> None:
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(10, 4))
     ax, bx = fig.subplots(1, 2)
     for m, colour in zip(CURVE_METRICS, ("k", "C0", "C3")):
