@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from lensfinder.contracts import ContractError
+from lensfinder.metrics import evaluate_scores
 from lensfinder.learning_curve import CurvePoint, learning_curve_runs, trend, write_learning_curve
 
 
@@ -26,8 +28,14 @@ def _files(tmp_path, name, lenses, auc, tpr3):
     m, h = tmp_path / f"{name}_m.json", tmp_path / f"{name}_h.json"
     m.write_text(json.dumps({"sky_prevalence": {"auc": auc, "tpr@fpr0.001": tpr3, "tpr@fpr1e-4": tpr3 / 2,
                                                 "n_pos": 50, "n_neg": 900}}))
-    h.write_text(json.dumps({"best_epoch": 1, "epochs": [
-        {"epoch": e, "n_train": 3 * lenses, "n_train_pos": lenses, "auc": auc - 0.1 / (e + 1)} for e in range(3)]}))
+    scores = evaluate_scores([1, 0, 1, 0], [2.0, 0.0, 1.0, -1.0])  # every score field a history holds
+    epochs = [{**scores, "epoch": e, "train_loss": 0.3, "samples_seen_epoch": 3 * lenses, "n_train": 3 * lenses,
+               "n_train_pos": lenses, "duplication_factor": 1.0, "samples_seen": 3 * lenses * (e + 1),
+               "n_skipped_nonfinite": 0, "lr": 1e-3, "seconds": 1.0, "mean_abs_logit_pos": 1.0,
+               "mean_abs_logit_neg": 1.0, "max_logit_neg": 1.0, "best_epoch": 1, "auc": auc - 0.1 / (e + 1)}
+              for e in range(3)]
+    h.write_text(json.dumps({"run": name, "fingerprint": "f", "data_fingerprint": "d", "best_epoch": 1,
+                             "stopped_early": False, "epochs": epochs}))
     return str(m), str(h)
 
 
@@ -48,5 +56,10 @@ def test_the_curve_gathers_every_point_and_labels_its_trend_an_extrapolation(tmp
     assert "extrapolation" in t["assumes"]
     assert json.loads((tmp_path / "lc.json").read_text())["simulation"] is True
     assert (tmp_path / "lc.png").stat().st_size > 0
+    bad = tmp_path / "bad_h.json"
+    bad.write_text(json.dumps({"run": "x", "epochs": []}))
+    with pytest.raises(ContractError, match="bad_h.json"):  # a malformed history is named, not a KeyError
+        write_learning_curve([CurvePoint(1.0, ["x"], [pts[0].bench_metrics[0]], [str(bad)])], "gen3",
+                             tmp_path / "x.json", tmp_path / "x.png")
     assert trend(out["points"][:2], "auc") is None  # two points: no trend
     assert np.isclose(out["trend"]["auc"]["per_decade"], 0.10)

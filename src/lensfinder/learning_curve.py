@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from lensfinder import contracts
 from lensfinder.contracts import TPR_KEYS
 from lensfinder.plots import write_png
 from lensfinder.tables import write_json
@@ -59,8 +61,8 @@ class CurvePoint:
 
 
 def _point(p: CurvePoint) -> dict:
-    bench = [json.loads(open(f).read())["sky_prevalence"] for f in p.bench_metrics]
-    hist = [json.loads(open(f).read()) for f in p.histories]
+    bench = [json.loads(Path(f).read_text())["sky_prevalence"] for f in p.bench_metrics]
+    hist = [contracts.read(contracts.History, f) for f in p.histories]  # a malformed history is named
     lenses = [h["epochs"][0].get("n_train_pos") for h in hist]
     return {
         "fraction": p.fraction, "runs": p.runs, "n_train_lenses": lenses,

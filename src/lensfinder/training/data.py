@@ -115,12 +115,16 @@ class StampStream(IterableDataset):
             return np.ones(len(sample_id), bool)
         return seeding.uniform(seeding.row_keys(0, "train-subset", sample_id)) < self.cfg.train_fraction
 
+    def _read(self, table) -> np.ndarray:
+        """(N,) bool: the rows of ``table`` (split, sample_id columns) this stream reads."""
+        return np.asarray(pc.equal(table["split"], self.split)) & self._subset(table["sample_id"].to_numpy())
+
     def _rows_in_split(self) -> dict:
         if not hasattr(self, "_split_rows"):
             self._split_rows, self._split_pos = {}, {}
             for path, rg, _ in self.units:
                 t = read_row_group(self._file(path), path, rg, ["split", "label", "sample_id"])
-                read = np.asarray(pc.equal(t["split"], self.split)) & self._subset(t["sample_id"].to_numpy())
+                read = self._read(t)
                 self._split_rows[(path, rg)] = int(read.sum())
                 self._split_pos[(path, rg)] = int((read & (t["label"].to_numpy() == 1)).sum())
         return self._split_rows
@@ -182,8 +186,7 @@ class StampStream(IterableDataset):
         order and augmented: a batch dict of any length (None if the split has no row here)."""
         cols = ["sample_id", "label", "split", "stamp"] + (list(META_COLUMNS) if self.cfg.metadata else [])
         table = read_row_group(self._file(path), path, rg, cols)
-        table = table.filter(pc.equal(table["split"], self.split))
-        table = table.filter(pa.array(self._subset(table["sample_id"].to_numpy())))
+        table = table.filter(pa.array(self._read(table)))
         if table.num_rows == 0:
             return None
         try:
