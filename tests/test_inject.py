@@ -162,6 +162,35 @@ def test_every_positive_is_recognisable_and_redraws_are_reproducible(manifests, 
     np.testing.assert_array_equal(kept_first.theta_e, first.loc[kept_first.index, "theta_e"])
 
 
+def test_several_systems_of_one_galaxy_are_different_lenses_whose_redraws_reproduce(mock_sky, manifests, tmp_path):
+    """systems_per_galaxy: each of a galaxy's systems is its own recognisable lens on the
+    same cutout (different arcs), and a redrawn system is the population's draw for (seed,
+    dataset, galaxy, attempt, system)."""
+    root = manifests[0]
+    c = DatasetConfig.from_dict("multi", {"control": "unpaired", "split": "galaxy", "priors": BRIGHT,
+                                          "unlensed_controls": 1.0, "systems_per_galaxy": 3, "max_galaxies": 60})
+    write_manifest(root / "parent.parquet", c, 3, REPO / "resources/known_lenses.csv.gz", tmp_path / "multi.parquet",
+                   tmp_path / "multi.json")
+    population = Population(Priors.from_dict(BRIGHT), 3, "multi")
+    inject_shard(tmp_path / "multi.parquet", LocalCoadds(mock_sky.coadd_dir), 0, 1, tmp_path / "s.parquet",
+                 tmp_path / "s.json", population, InjectConfig())
+    t = pq.read_table(tmp_path / "s.parquet")
+    d = t.drop_columns(["stamp"]).to_pandas()
+    stamps = decode_stamps(t["stamp"])
+    assert d.sample_id.is_unique and set(d.system) == {0, 1, 2}
+    pos = d[d.label == 1]
+    multi = pos.groupby("galaxy_id").filter(lambda g: len(g) > 1)
+    assert multi.galaxy_id.nunique() >= 3
+    for _, g in multi.groupby("galaxy_id"):
+        a, b = stamps[g.index[0]], stamps[g.index[1]]
+        assert np.abs(a - b).max() > 0 and g.src_x.nunique() == len(g)
+    redrawn = pos[pos.draw_attempt > 0]
+    assert len(redrawn) and (redrawn.system > 0).any()
+    for attempt, rows in redrawn.groupby("draw_attempt"):
+        again = population.draw(rows, int(attempt))
+        np.testing.assert_allclose(rows.src_x.to_numpy(float), again["src_x"].astype(np.float32).astype(float), rtol=1e-6)
+
+
 def test_positives_follow_their_lens_and_some_have_knots(unpaired_local):
     """theta_E is each LRG's own (velocity dispersion and source redshift stored with it),
     and a quarter of the sources are smooth (0 of 0..3 knots)."""

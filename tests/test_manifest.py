@@ -112,6 +112,42 @@ def test_unlensed_source_controls_are_other_easy_galaxies_with_their_own_draws()
         cfg(control="unpaired", split="sky", unlensed_controls=-1)
 
 
+def test_several_systems_per_galaxy_are_independent_draws_with_unique_ids():
+    """systems_per_galaxy k: k rows per positive and unlensed-control galaxy, each with its
+    own draws and sample_id, in the galaxy's split; system 0 is the k = 1 draw; the pool
+    grows with the positive rows, so a galaxy budget yields more lenses."""
+    from lensfinder.manifest import SYSTEM_SHIFT
+    from lensfinder.population import UNLENSED_SOURCE
+
+    base = dict(control="matched_after_injection", split="sky", unlensed_controls=1.0, match_pool_factor=1.5)
+    m1, a1 = build_manifest(fake_parent(1200), cfg(**base), 1, NO_LENSES)
+    m3, a3 = build_manifest(fake_parent(1200), cfg(**base, systems_per_galaxy=3), 1, NO_LENSES)
+    assert "system" not in m1 and m1.sample_id.is_unique
+    assert m3.sample_id.is_unique and a3["systems_per_galaxy"] == 3
+    drawn = m3[m3.population.eq(UNLENSED_SOURCE) | m3.label.eq(1)]
+    assert (drawn.groupby(["galaxy_id", "label"]).system.agg(sorted).map(tuple) == (0, 1, 2)).all()
+    assert (m3[~m3.index.isin(drawn.index)].system == 0).all()
+    np.testing.assert_array_equal(m3.sample_id.to_numpy() >> SYSTEM_SHIFT, m3.system.to_numpy())
+    assert (m3.groupby("galaxy_id").split.nunique() == 1).all()
+    # each system its own draw: no two systems of a galaxy share a source position or magnitude
+    assert drawn.groupby("galaxy_id").src_x.nunique().eq(3).all()
+    assert drawn.groupby("galaxy_id").src_mag_r.nunique().eq(3).all()
+    # candidates per positive row: 1.5 (pool + unlensed rows), one row per pool galaxy
+    n_pos1, n_pos3 = ((m.label == 1).sum() for m in (m1, m3))
+    assert n_pos3 > 2 * n_pos1
+    assert abs((m3.label == 0).sum() / n_pos3 - 1.5) < 0.05
+    # system 0 of a galaxy is drawn exactly as with k = 1
+    c1 = cfg(**base)
+    from lensfinder.population import draw_parameters
+    s0 = drawn[drawn.system == 0]
+    ref = draw_parameters(c1.priors, 1, c1.name, s0.drop(columns="system"))
+    np.testing.assert_array_equal(s0.src_x.to_numpy(float), ref["src_x"])
+    with pytest.raises(ValueError, match="systems_per_galaxy"):
+        cfg(control="paired", split="row", systems_per_galaxy=2)
+    with pytest.raises(ValueError, match="systems_per_galaxy"):
+        cfg(control="unpaired", split="sky", systems_per_galaxy=0)
+
+
 def test_galaxies_near_known_lenses_are_never_controls():
     parent = fake_parent()
     known = pd.DataFrame({"ra": parent.ra.iloc[:5] + 3 / 3600, "dec": parent.dec.iloc[:5]})  # 3" away

@@ -27,6 +27,10 @@ Unlensed-source controls
     construction, so after matching even a flux classifier that uses every feature jointly
     (gradient-boosted trees) is near chance, and only the arc's shape tells the classes
     apart.
+Several systems per galaxy
+    ``systems_per_galaxy`` k (unpaired strategies): every positive and unlensed-control galaxy
+    gets k independently drawn lens systems, one row each (column ``system``), so the same
+    sky yields up to k times the lenses; a galaxy's rows share its split.
 Hard negatives
     ``hard_negative_fraction`` of the controls (or of the candidate pool) come from galaxies
     of a false-positive population: the mock's look-alikes, and on any sky the galaxies of a
@@ -65,6 +69,10 @@ PAST_FALSE_POSITIVE = "past_false_positive"
 EASY_POPULATIONS = (ORDINARY, UNLABELLED)  # every other population is a hard negative
 SPLIT_SCHEMES = ("row", "galaxy", "sky")
 SPLITS = ("train", "val", "test")
+# sample_id = galaxy_id << 1 | label, plus the system number from this bit up: galaxy ids are
+# < 2^56 (lensfinder.select.galaxy_id: a release < 2^14 above bit 42), so bits 57-61 are free
+SYSTEM_SHIFT = 57
+MAX_SYSTEMS = 32
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,7 @@ class DatasetConfig:
     unlensed_controls: float = 0.0   # unlensed-source controls per positive (unpaired strategies)
     past_false_positives: str | None = None  # CSV of past false positives (galaxy_id or ra, dec)
     max_galaxies: int | None = None
+    systems_per_galaxy: int = 1      # lens systems drawn per positive / unlensed-control galaxy
     priors: Priors = Priors()
 
     @classmethod
@@ -100,6 +109,9 @@ class DatasetConfig:
         if cfg.control == "paired" and cfg.hard_negative_fraction > 0:
             raise ValueError(f"dataset {name}: paired controls are the positives' own galaxies; "
                              "hard_negative_fraction needs an unpaired control strategy")
+        if not 1 <= cfg.systems_per_galaxy <= MAX_SYSTEMS or (cfg.control == "paired" and cfg.systems_per_galaxy > 1):
+            raise ValueError(f"dataset {name}: systems_per_galaxy must be 1..{MAX_SYSTEMS}, and 1 with paired controls "
+                             f"(a positive's control is its own galaxy), not {cfg.systems_per_galaxy}")
         if cfg.split not in SPLIT_SCHEMES:
             raise ValueError(f"dataset {name}: split must be one of {SPLIT_SCHEMES}")
         fr = cfg.split_fractions
@@ -217,6 +229,27 @@ def population_counts(m: pd.DataFrame) -> dict:
             for k, g in m.groupby("label")}
 
 
+def _galaxies_per_positive(cfg: DatasetConfig, candidates_per_positive: float) -> float:
+    """Galaxies a positive galaxy takes with it: itself, its share of unlensed-source galaxies
+    and of the control pool. With k systems per galaxy, a positive galaxy is k positive rows,
+    needing k x ``candidates_per_positive`` control rows, of which its unlensed-source
+    galaxies give k x ``unlensed_controls``; the pool gives the rest, one row per galaxy."""
+    k, unl = cfg.systems_per_galaxy, cfg.unlensed_controls
+    if k == 1:
+        return 1 + candidates_per_positive
+    return 1 + unl + k * max(candidates_per_positive - unl, 0.0)
+
+
+def with_systems(gal: pd.DataFrame, k: int) -> pd.DataFrame:
+    """``gal`` repeated ``k`` times, galaxy by galaxy, with a ``system`` column 0..k-1 (no
+    column for k = 1: a dataset's manifest is unchanged unless it asks for more systems)."""
+    if k == 1:
+        return gal
+    out = gal.loc[gal.index.repeat(k)].copy()
+    out["system"] = np.tile(np.arange(k, dtype=np.int16), len(gal))
+    return out
+
+
 def _unpaired(gal: pd.DataFrame, cfg: DatasetConfig, seed: int
               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """(positives, unlensed-source controls, other controls -- or phase 4d's candidates --,
@@ -228,7 +261,8 @@ def _unpaired(gal: pd.DataFrame, cfg: DatasetConfig, seed: int
     # Look-alikes (and past false positives) are kept for the negatives: an arc injected
     # around a ring galaxy would teach "ring = lens" as much as "ring = not a lens".
     easy = np.flatnonzero(gal["population"].isin(EASY_POPULATIONS).to_numpy())
-    n_pos = min(int(round(len(gal) / (1 + ctl_per_pos * factor))), int(len(easy) / (1 + cfg.unlensed_controls)))
+    n_pos = min(int(round(len(gal) / _galaxies_per_positive(cfg, ctl_per_pos * factor))),
+                int(len(easy) / (1 + cfg.unlensed_controls)))
     pos = gal.iloc[easy[:n_pos]]
     unlensed = gal.iloc[easy[n_pos:n_pos + int(round(n_pos * cfg.unlensed_controls))]]
     pool = take_controls(gal.drop(index=pos.index.union(unlensed.index)), cfg.hard_negative_fraction,
@@ -237,7 +271,8 @@ def _unpaired(gal: pd.DataFrame, cfg: DatasetConfig, seed: int
         ctl = pool  # matched_after_injection: phase 4d picks the controls from these
     else:
         ckey = seeding.row_keys(seed, cfg.name, "matching", pool["galaxy_id"].to_numpy())
-        n_ctl = max(int(round(n_pos * ctl_per_pos)) - len(unlensed), 0)
+        k = cfg.systems_per_galaxy
+        n_ctl = max(int(round(k * n_pos * ctl_per_pos)) - k * len(unlensed), 0)
         ctl = pool.iloc[np.sort(_matched_controls(pos, pool, n_ctl, ckey))]
     return pos, unlensed, ctl, {"pool": _standardised_mean_differences(pos, pool),
                                 "controls": _standardised_mean_differences(pos, pd.concat([unlensed, ctl]))}
@@ -273,6 +308,8 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
 
     pos, unlensed, ctl, matching = (gal, gal.iloc[:0], gal, None) if cfg.control == "paired" \
         else _unpaired(gal, cfg, seed)
+    # k systems per positive (and unlensed-control) galaxy: k rows, each its own draw
+    pos, unlensed = (with_systems(g, cfg.systems_per_galaxy) for g in (pos, unlensed))
     params = draw_parameters(cfg.priors, seed, cfg.name, pos)
     rows_pos = pos.assign(label=np.int8(1), **params)
     # an unlensed-source control's system is drawn exactly as a positive's (its own galaxy's
@@ -281,9 +318,13 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
                                **draw_parameters(cfg.priors, seed, cfg.name, unlensed))
     rows_ctl = ctl.assign(label=np.int8(0), **{k: np.nan for k in MANIFEST_PARAMS}, source_in_caustic=False)
     m = pd.concat([rows_pos, rows_unl, rows_ctl], ignore_index=True)
-    # sample_id: the galaxy id with the label as lowest bit (unique: a galaxy appears at
-    # most once per label), so ids are stable when other galaxies come or go.
+    # sample_id: the galaxy id with the label as lowest bit and the system number above the
+    # galaxy id (unique: a galaxy appears at most once per label and system), so ids are
+    # stable when other galaxies come or go.
     m["sample_id"] = (m["galaxy_id"].to_numpy() << 1) | m["label"].to_numpy().astype(np.int64)
+    if "system" in m:
+        m["system"] = m["system"].fillna(0).astype(np.int16)
+        m["sample_id"] |= m["system"].to_numpy().astype(np.int64) << SYSTEM_SHIFT
     m["twin_sample_id"] = np.int64(-1)
     if cfg.control == "paired":
         m["twin_sample_id"] = m["sample_id"].to_numpy() ^ 1
@@ -305,6 +346,7 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
         "matching_standardised_mean_difference": matching,
         "hard_negative_fraction": cfg.hard_negative_fraction, "n_marked_past_false_positive": n_past,
         "unlensed_controls_per_positive": cfg.unlensed_controls, "n_unlensed_controls": len(rows_unl),
+        "systems_per_galaxy": cfg.systems_per_galaxy,
         "populations": population_counts(m),
         "first_draws": first_draw_summary(rows_pos),
     })

@@ -126,14 +126,18 @@ DRAWN_COLUMNS = (*MANIFEST_PARAMS, "source_in_caustic")
 """Every manifest column a draw sets (what a redraw replaces in the stamps)."""
 
 
+def _names(gal) -> list[str]:
+    """Column names of an Arrow or pandas table."""
+    return list(gal.column_names) if hasattr(gal, "column_names") else list(gal.columns)
+
+
 def _einstein_radii(p: Priors, gal, uu: np.ndarray, scatter: np.ndarray):
     """(theta_E arcsec, sigma km/s, z_source) per row; theta_E NaN where the lens has no
     redshift (velocity_dispersion model). Uses draws uu[:, 0] and uu[:, 13]."""
     n = len(uu)
     if p.theta_e_model == "uniform":
         return p.theta_e[0] + (p.theta_e[1] - p.theta_e[0]) * uu[:, 0], np.full(n, np.nan), np.full(n, np.nan)
-    names = gal.column_names if hasattr(gal, "column_names") else list(gal.columns)  # Arrow or pandas
-    missing = [c for c in LENS_LIGHT_COLUMNS if c not in names]
+    missing = [c for c in LENS_LIGHT_COLUMNS if c not in _names(gal)]
     if missing:
         raise KeyError(f"theta_e_model velocity_dispersion needs the lens columns {missing} (phase-3 parent sample "
                        "with photo-z sweeps: sky.dr10.photoz_dir)")
@@ -178,18 +182,38 @@ def _knots(p: Priors, uu: np.ndarray, zz: np.ndarray, re: np.ndarray, q: np.ndar
     return out
 
 
+def system_keys(seed: int, dataset: str, stream: str, gid: np.ndarray, system: np.ndarray | None,
+                redraw: tuple = ()) -> np.ndarray:
+    """(N,) uint64 keys of one draw stream for galaxies ``gid``. System 0 of a galaxy (and
+    every galaxy of a dataset without ``systems_per_galaxy``) keeps the key of (seed,
+    dataset, stream, galaxy[, attempt]); system s > 0 -- the s-th independent lens system
+    drawn for the same galaxy -- adds s to it, so a dataset's first systems do not change
+    when more are asked for."""
+    keys = seeding.row_keys(seed, dataset, stream, gid, *redraw)
+    if system is None or not np.any(system):
+        return keys
+    return np.where(system == 0, keys, seeding.row_keys(seed, dataset, stream, gid, *redraw, "system", system))
+
+
 def draw_parameters(p: Priors, seed: int, dataset: str, gal, attempt: int = 0) -> dict[str, np.ndarray]:
     """Lens and source parameters for positive galaxies ``gal`` (a table with galaxy_id,
     shape_r, shape_e1, shape_e2 columns; one row each), as (N,) arrays keyed by
     MANIFEST_PARAMS plus ``source_in_caustic``. Draw ``attempt`` k > 0 is the k-th redraw of a
     system that was not recognisable (:mod:`lensfinder.detectability`): its own stream of
-    (seed, dataset, galaxy, k), so redraws are reproducible and independent of other rows."""
+    (seed, dataset, galaxy, k), so redraws are reproducible and independent of other rows.
+    An optional ``system`` column numbers several systems drawn for one galaxy
+    (:func:`system_keys`)."""
     gid = np.asarray(gal["galaxy_id"])
+    system = np.asarray(gal["system"]) if "system" in _names(gal) else None
     redraw = () if attempt == 0 else (attempt,)
-    keys = seeding.row_keys(seed, dataset, "lens-source", gid, *redraw)
+
+    def stream(name: str) -> np.ndarray:
+        return system_keys(seed, dataset, name, gid, system, redraw)
+
+    keys = stream("lens-source")
     uu = seeding.uniform(keys, 16)
     zz = seeding.normal(keys, 3)
-    scatter = seeding.normal(seeding.row_keys(seed, dataset, "lens-mass", gid, *redraw), 1)[:, 0]
+    scatter = seeding.normal(stream("lens-mass"), 1)[:, 0]
     theta_e, sigma, z_src = _einstein_radii(p, gal, uu, scatter)
     # mass follows light: the LRG's own axis ratio and position angle where it has a shape
     q_light, pa_light = axis_ratio_angle(np.asarray(gal["shape_e1"], np.float64), np.asarray(gal["shape_e2"], np.float64))
@@ -209,9 +233,8 @@ def draw_parameters(p: Priors, seed: int, dataset: str, gal, attempt: int = 0) -
     src_re = p.source_re[0] + (p.source_re[1] - p.source_re[0]) * uu[:, 10]
     src_q = p.source_q[0] + (p.source_q[1] - p.source_q[0]) * uu[:, 11]
     src_phi = np.pi * uu[:, 12]
-    knot_keys = seeding.row_keys(seed, dataset, "source-knots", gid, *redraw)
-    knots = _knots(p, seeding.uniform(knot_keys, 2 + 3 * KNOT_SLOTS),
-                   seeding.normal(seeding.row_keys(seed, dataset, "knot-colours", gid, *redraw), 2 * KNOT_SLOTS),
+    knots = _knots(p, seeding.uniform(stream("source-knots"), 2 + 3 * KNOT_SLOTS),
+                   seeding.normal(stream("knot-colours"), 2 * KNOT_SLOTS),
                    src_re, src_q, src_phi)
     return {
         "theta_e": theta_e,
