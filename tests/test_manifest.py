@@ -148,6 +148,41 @@ def test_several_systems_per_galaxy_are_independent_draws_with_unique_ids():
         cfg(control="unpaired", split="sky", systems_per_galaxy=0)
 
 
+def test_lensable_hosts_spend_no_galaxy_on_a_system_phase_4c_could_never_make():
+    """lensable_hosts: every positive / unlensed-control galaxy has a draw among the first
+    max_attempts that passes the geometric criteria; every easy galaxy left out has none;
+    the draws of a galaxy do not change."""
+    from lensfinder.detectability import Criteria, geometry_ok
+    from lensfinder.manifest import lensable
+    from lensfinder.population import UNLENSED_SOURCE, draw_parameters
+
+    crit = Criteria(min_theta_e_fwhm=1.0, max_attempts=5)
+    base = dict(control="matched_after_injection", split="sky", unlensed_controls=1.0)
+    parent = fake_parent(900)
+    m0, a0 = build_manifest(parent, cfg(**base), 1, NO_LENSES)
+    c = cfg(**base, lensable_hosts=True)
+    m, audit = build_manifest(parent, c, 1, NO_LENSES, criteria=crit)
+    hosts = m[(m.label == 1) | (m.population == UNLENSED_SOURCE)]
+    ok = lensable(parent.set_index("galaxy_id").loc[hosts.galaxy_id].reset_index(), c, 1, crit)
+    assert ok.all() and len(hosts) > 50
+    # the easy galaxies left out: none of their draws would pass
+    easy = parent[~parent.galaxy_id.isin(hosts.galaxy_id)].reset_index(drop=True)
+    out = easy[~lensable(easy, c, 1, crit)]
+    assert audit["n_unlensable_hosts"] == len(out) > 0 and a0["n_unlensable_hosts"] == 0
+    for attempt in range(crit.max_attempts):
+        p = draw_parameters(c.priors, 1, c.name, out, attempt)
+        assert not (np.isfinite(p["theta_e"]) & geometry_ok(p["theta_e"], p["src_re"], out.psfsize_r.to_numpy(), crit)).any()
+    # a galaxy's system is the same draw either way
+    both = m0[m0.label == 1].merge(m[m.label == 1], on="galaxy_id", suffixes=("", "_l"))
+    assert len(both) > 0 and (both.src_x == both.src_x_l).all()
+    # more positives: the unlensable ones no longer take a positive's place
+    assert (m.label == 1).sum() >= (m0.label == 1).sum()
+    with pytest.raises(ValueError, match="recognisability criteria"):
+        build_manifest(parent, c, 1, NO_LENSES)
+    with pytest.raises(ValueError, match="lensable_hosts"):
+        cfg(control="paired", split="row", lensable_hosts=True)
+
+
 def test_galaxies_near_known_lenses_are_never_controls():
     parent = fake_parent()
     known = pd.DataFrame({"ra": parent.ra.iloc[:5] + 3 / 3600, "dec": parent.dec.iloc[:5]})  # 3" away

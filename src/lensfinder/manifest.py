@@ -31,6 +31,13 @@ Several systems per galaxy
     ``systems_per_galaxy`` k (unpaired strategies): every positive and unlensed-control galaxy
     gets k independently drawn lens systems, one row each (column ``system``), so the same
     sky yields up to k times the lenses; a galaxy's rows share its split.
+Lensable hosts
+    ``lensable_hosts``: positives and unlensed-source controls only on galaxies for which at
+    least one of the ``max_attempts`` draws phase 4c would make passes the criteria that need
+    no rendering (resolved, theta_E >= min_theta_e_fwhm x FWHM). Draws are a pure function of
+    (seed, dataset, galaxy, attempt), so the others would be skipped as not recognisable
+    anyway: nothing kept changes, no galaxy is spent on a system that cannot be made, and the
+    galaxies left go to the control pool.
 Hard negatives
     ``hard_negative_fraction`` of the controls (or of the candidate pool) come from galaxies
     of a false-positive population: the mock's look-alikes, and on any sky the galaxies of a
@@ -58,6 +65,7 @@ from astropy_healpix import HEALPix
 from lensfinder import PIXSCALE, seeding
 from lensfinder.balance import standardised_mean_differences
 from lensfinder.bench_region import BenchRegion, in_bench
+from lensfinder.detectability import Criteria, geometry_ok
 from lensfinder.population import MANIFEST_PARAMS, UNLENSED_SOURCE, Priors, draw_parameters
 from lensfinder.sky.bricks import brick_center
 from lensfinder.sky.false_positives import ORDINARY, UNLABELLED
@@ -91,6 +99,7 @@ class DatasetConfig:
     past_false_positives: str | None = None  # CSV of past false positives (galaxy_id or ra, dec)
     max_galaxies: int | None = None
     systems_per_galaxy: int = 1      # lens systems drawn per positive / unlensed-control galaxy
+    lensable_hosts: bool = False     # systems only on galaxies whose draws can pass the geometric criteria
     priors: Priors = Priors()
 
     @classmethod
@@ -109,6 +118,9 @@ class DatasetConfig:
         if cfg.control == "paired" and cfg.hard_negative_fraction > 0:
             raise ValueError(f"dataset {name}: paired controls are the positives' own galaxies; "
                              "hard_negative_fraction needs an unpaired control strategy")
+        if cfg.lensable_hosts and cfg.control == "paired":
+            raise ValueError(f"dataset {name}: lensable_hosts needs an unpaired control strategy (paired: every galaxy "
+                             "is a positive and its own control)")
         if not 1 <= cfg.systems_per_galaxy <= MAX_SYSTEMS or (cfg.control == "paired" and cfg.systems_per_galaxy > 1):
             raise ValueError(f"dataset {name}: systems_per_galaxy must be 1..{MAX_SYSTEMS}, and 1 with paired controls "
                              f"(a positive's control is its own galaxy), not {cfg.systems_per_galaxy}")
@@ -250,10 +262,25 @@ def with_systems(gal: pd.DataFrame, k: int) -> pd.DataFrame:
     return out
 
 
-def _unpaired(gal: pd.DataFrame, cfg: DatasetConfig, seed: int
+def lensable(gal: pd.DataFrame, cfg: DatasetConfig, seed: int, criteria: Criteria) -> np.ndarray:
+    """(N,) bool: galaxies at least one of whose first ``criteria.max_attempts`` draws (of
+    system 0, as phase 4c draws them) has a finite theta_E passing
+    :func:`lensfinder.detectability.geometry_ok` at the galaxy's r-band PSF FWHM."""
+    ok = np.zeros(len(gal), bool)
+    fwhm = gal["psfsize_r"].to_numpy(float)
+    for attempt in range(criteria.max_attempts):
+        todo = np.flatnonzero(~ok)
+        if not len(todo):
+            break
+        p = draw_parameters(cfg.priors, seed, cfg.name, gal.iloc[todo], attempt)
+        ok[todo] = np.isfinite(p["theta_e"]) & geometry_ok(p["theta_e"], p["src_re"], fwhm[todo], criteria)
+    return ok
+
+
+def _unpaired(gal: pd.DataFrame, cfg: DatasetConfig, seed: int, criteria: Criteria | None
               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """(positives, unlensed-source controls, other controls -- or phase 4d's candidates --,
-    catalogue SMDs) of an unpaired strategy, from galaxies in hash order."""
+    catalogue SMDs and counts) of an unpaired strategy, from galaxies in hash order."""
     # rows: positives / (positives + controls) = pos_fraction. The matched strategies
     # keep a pool match_pool_factor times larger than the controls they need.
     ctl_per_pos = (1 - cfg.pos_fraction) / cfg.pos_fraction
@@ -261,6 +288,9 @@ def _unpaired(gal: pd.DataFrame, cfg: DatasetConfig, seed: int
     # Look-alikes (and past false positives) are kept for the negatives: an arc injected
     # around a ring galaxy would teach "ring = lens" as much as "ring = not a lens".
     easy = np.flatnonzero(gal["population"].isin(EASY_POPULATIONS).to_numpy())
+    n_easy = len(easy)
+    if cfg.lensable_hosts:
+        easy = easy[lensable(gal.iloc[easy], cfg, seed, criteria)]
     n_pos = min(int(round(len(gal) / _galaxies_per_positive(cfg, ctl_per_pos * factor))),
                 int(len(easy) / (1 + cfg.unlensed_controls)))
     pos = gal.iloc[easy[:n_pos]]
@@ -275,18 +305,22 @@ def _unpaired(gal: pd.DataFrame, cfg: DatasetConfig, seed: int
         n_ctl = max(int(round(k * n_pos * ctl_per_pos)) - k * len(unlensed), 0)
         ctl = pool.iloc[np.sort(_matched_controls(pos, pool, n_ctl, ckey))]
     return pos, unlensed, ctl, {"pool": _standardised_mean_differences(pos, pool),
-                                "controls": _standardised_mean_differences(pos, pd.concat([unlensed, ctl]))}
+                                "controls": _standardised_mean_differences(pos, pd.concat([unlensed, ctl])),
+                                "n_unlensable_hosts": n_easy - len(easy)}
 
 
 def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
                    known_lenses: pd.DataFrame, past_false_positives: pd.DataFrame | None = None,
-                   bench: BenchRegion | None = None) -> tuple[pd.DataFrame, dict]:
+                   bench: BenchRegion | None = None, criteria: Criteria | None = None) -> tuple[pd.DataFrame, dict]:
     """The manifest (one row per stamp, sorted by brick then sample_id) and its audit.
 
     ``parent`` is the phase-3 parent sample; ``known_lenses`` has ra, dec (degrees);
     ``past_false_positives`` (optional) has galaxy_id or ra, dec; no galaxy of the
-    ``bench`` region (:mod:`lensfinder.bench_region`) enters any split.
+    ``bench`` region (:mod:`lensfinder.bench_region`) enters any split; ``criteria``
+    (phase 4c's ``inject.recognisable``) is needed with ``lensable_hosts``.
     """
+    if cfg.lensable_hosts and criteria is None:
+        raise ValueError(f"dataset {cfg.name}: lensable_hosts needs phase 4c's recognisability criteria")
     gal = parent.loc[:, [c for c in PARENT_COLUMNS if c in parent.columns]].copy()
     if "population" not in gal:
         gal["population"] = UNLABELLED
@@ -307,7 +341,8 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
     gal = gal.reset_index(drop=True)
 
     pos, unlensed, ctl, matching = (gal, gal.iloc[:0], gal, None) if cfg.control == "paired" \
-        else _unpaired(gal, cfg, seed)
+        else _unpaired(gal, cfg, seed, criteria)
+    n_unlensable = matching.pop("n_unlensable_hosts") if matching else 0
     # k systems per positive (and unlensed-control) galaxy: k rows, each its own draw
     pos, unlensed = (with_systems(g, cfg.systems_per_galaxy) for g in (pos, unlensed))
     params = draw_parameters(cfg.priors, seed, cfg.name, pos)
@@ -346,7 +381,8 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
         "matching_standardised_mean_difference": matching,
         "hard_negative_fraction": cfg.hard_negative_fraction, "n_marked_past_false_positive": n_past,
         "unlensed_controls_per_positive": cfg.unlensed_controls, "n_unlensed_controls": len(rows_unl),
-        "systems_per_galaxy": cfg.systems_per_galaxy,
+        "systems_per_galaxy": cfg.systems_per_galaxy, "lensable_hosts": cfg.lensable_hosts,
+        "n_unlensable_hosts": n_unlensable,
         "populations": population_counts(m),
         "first_draws": first_draw_summary(rows_pos),
     })
@@ -455,14 +491,15 @@ def read_past_false_positives(path) -> pd.DataFrame:
 
 
 def write_manifest(parent_path, dataset: DatasetConfig, seed: int, known_lenses_path,
-                   manifest_path, audit_path, past_false_positives_path=None, bench: BenchRegion | None = None) -> dict:
+                   manifest_path, audit_path, past_false_positives_path=None, bench: BenchRegion | None = None,
+                   criteria: Criteria | None = None) -> dict:
     """Phase-4a rule body: read the parent sample, known lenses and (optional) past false
     positives, write the manifest Parquet and its audit JSON. Returns the audit. Raises
     :class:`EmptySplit` when a split has no positives or no controls."""
     parent = pd.read_parquet(parent_path)
     known = pd.read_csv(known_lenses_path, usecols=["ra", "dec"])
     past = read_past_false_positives(past_false_positives_path) if past_false_positives_path else None
-    m, audit = build_manifest(parent, dataset, seed, known, past, bench)
+    m, audit = build_manifest(parent, dataset, seed, known, past, bench, criteria)
     check_splits(audit)
     write_parquet(manifest_table(m), manifest_path)
     write_json(audit, audit_path)

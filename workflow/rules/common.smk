@@ -133,6 +133,14 @@ def inject_params(name):
     return canonical(merged)
 
 
+def lensable_criteria(name):
+    """Phase 4c's recognisability criteria for a dataset with ``lensable_hosts`` (its manifest
+    picks hosts by them), else None: other manifests do not rerun when the criteria change."""
+    if not config["datasets"][name].get("lensable_hosts"):
+        return None
+    return inject_params(name).get("recognisable", {})
+
+
 # Every impossible setting stops the workflow before any job, naming its key (issue 32): the
 # mock sky's ranges and each dataset's phase-4c settings (bands, sizes) are read here once.
 if SKY.mock:

@@ -19,6 +19,7 @@ rule manifest:
     params:
         dataset=lambda wc: dataset_params(wc.dataset),
         bench_region=BENCH_REGION_PARAMS,  # held out for the test bench: no row comes from it
+        lensable=lambda wc: lensable_criteria(wc.dataset),  # lensable_hosts only
         seed=config["seed"],
     conda:
         "../../envs/lensfinder.yaml"
