@@ -148,6 +148,27 @@ def test_several_systems_per_galaxy_are_independent_draws_with_unique_ids():
         cfg(control="unpaired", split="sky", systems_per_galaxy=0)
 
 
+def test_shared_hosts_carry_both_arcs_and_unlensed_sources():
+    """shared_hosts: every positive galaxy also carries round(k x unlensed_controls)
+    unlensed-source systems, numbered after its k lensed ones, each its own draw."""
+    from lensfinder.population import UNLENSED_SOURCE
+
+    c = cfg(control="matched_after_injection", split="sky", unlensed_controls=0.5, systems_per_galaxy=4,
+            match_pool_factor=1.0, shared_hosts=True)
+    m, audit = build_manifest(fake_parent(900), c, 1, NO_LENSES)
+    pos, unl = m[m.label == 1], m[m.population == UNLENSED_SOURCE]
+    assert set(unl.galaxy_id) == set(pos.galaxy_id) and m.sample_id.is_unique
+    assert (pos.groupby("galaxy_id").system.agg(sorted).map(tuple) == (0, 1, 2, 3)).all()
+    assert (unl.groupby("galaxy_id").system.agg(sorted).map(tuple) == (4, 5)).all()
+    both = pd.concat([pos, unl])
+    assert both.groupby("galaxy_id").src_x.nunique().eq(6).all()
+    assert (m.groupby("galaxy_id").split.nunique() == 1).all()
+    # candidates per positive row: 1 (0.5 unlensed rows + 0.5 pool galaxies)
+    assert abs((m.label == 0).sum() / len(pos) - 1.0) < 0.05
+    with pytest.raises(ValueError, match="shared_hosts"):
+        cfg(control="unpaired", split="sky", shared_hosts=True)
+
+
 def test_lensable_hosts_spend_no_galaxy_on_a_system_phase_4c_could_never_make():
     """lensable_hosts: every positive / unlensed-control galaxy has a draw among the first
     max_attempts that passes the geometric criteria; every easy galaxy left out has none;

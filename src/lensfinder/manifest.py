@@ -31,6 +31,11 @@ Several systems per galaxy
     ``systems_per_galaxy`` k (unpaired strategies): every positive and unlensed-control galaxy
     gets k independently drawn lens systems, one row each (column ``system``), so the same
     sky yields up to k times the lenses; a galaxy's rows share its split.
+Shared hosts
+    ``shared_hosts``: the unlensed-source controls are drawn on the positives' own galaxies
+    (systems numbered after the positives', so each is its own draw): with several systems
+    per galaxy, a galaxy that only ever appeared as a lens would teach its identity; here
+    every host appears with arcs and with unlensed sources, and only the arc tells them apart.
 Lensable hosts
     ``lensable_hosts``: positives and unlensed-source controls only on galaxies for which at
     least one of the ``max_attempts`` draws phase 4c would make passes the criteria that need
@@ -100,6 +105,7 @@ class DatasetConfig:
     max_galaxies: int | None = None
     systems_per_galaxy: int = 1      # lens systems drawn per positive / unlensed-control galaxy
     lensable_hosts: bool = False     # systems only on galaxies whose draws can pass the geometric criteria
+    shared_hosts: bool = False       # unlensed-source controls on the positives' own galaxies
     priors: Priors = Priors()
 
     @classmethod
@@ -121,9 +127,14 @@ class DatasetConfig:
         if cfg.lensable_hosts and cfg.control == "paired":
             raise ValueError(f"dataset {name}: lensable_hosts needs an unpaired control strategy (paired: every galaxy "
                              "is a positive and its own control)")
-        if not 1 <= cfg.systems_per_galaxy <= MAX_SYSTEMS or (cfg.control == "paired" and cfg.systems_per_galaxy > 1):
-            raise ValueError(f"dataset {name}: systems_per_galaxy must be 1..{MAX_SYSTEMS}, and 1 with paired controls "
-                             f"(a positive's control is its own galaxy), not {cfg.systems_per_galaxy}")
+        if not 1 <= cfg.systems_per_galaxy or (cfg.control == "paired" and cfg.systems_per_galaxy > 1) \
+                or cfg.systems_per_galaxy + unlensed_systems(cfg) * cfg.shared_hosts > MAX_SYSTEMS:
+            raise ValueError(f"dataset {name}: systems_per_galaxy must be >= 1 (with shared_hosts, plus the unlensed "
+                             f"ones, <= {MAX_SYSTEMS}), and 1 with paired controls (a positive's control is its own "
+                             f"galaxy), not {cfg.systems_per_galaxy}")
+        if cfg.shared_hosts and (cfg.control == "paired" or unlensed_systems(cfg) < 1):
+            raise ValueError(f"dataset {name}: shared_hosts puts unlensed-source controls on the positives' galaxies: "
+                             "it needs an unpaired control strategy and unlensed_controls x systems_per_galaxy >= 1")
         if cfg.split not in SPLIT_SCHEMES:
             raise ValueError(f"dataset {name}: split must be one of {SPLIT_SCHEMES}")
         fr = cfg.split_fractions
@@ -241,24 +252,34 @@ def population_counts(m: pd.DataFrame) -> dict:
             for k, g in m.groupby("label")}
 
 
+def unlensed_systems(cfg: DatasetConfig) -> int:
+    """Unlensed-source systems per unlensed-control galaxy: k, or with ``shared_hosts``
+    (they are the positives' galaxies) round(k x ``unlensed_controls``)."""
+    k = cfg.systems_per_galaxy
+    return int(round(k * cfg.unlensed_controls)) if cfg.shared_hosts else k
+
+
 def _galaxies_per_positive(cfg: DatasetConfig, candidates_per_positive: float) -> float:
     """Galaxies a positive galaxy takes with it: itself, its share of unlensed-source galaxies
     and of the control pool. With k systems per galaxy, a positive galaxy is k positive rows,
-    needing k x ``candidates_per_positive`` control rows, of which its unlensed-source
-    galaxies give k x ``unlensed_controls``; the pool gives the rest, one row per galaxy."""
+    needing k x ``candidates_per_positive`` control rows, of which the unlensed-source
+    systems give k x ``unlensed_controls`` (on galaxies of their own, or with
+    ``shared_hosts`` on the positive's); the pool gives the rest, one row per galaxy."""
     k, unl = cfg.systems_per_galaxy, cfg.unlensed_controls
+    if cfg.shared_hosts:
+        return 1 + k * max(candidates_per_positive - unl, 0.0)
     if k == 1:
         return 1 + candidates_per_positive
     return 1 + unl + k * max(candidates_per_positive - unl, 0.0)
 
 
-def with_systems(gal: pd.DataFrame, k: int) -> pd.DataFrame:
-    """``gal`` repeated ``k`` times, galaxy by galaxy, with a ``system`` column 0..k-1 (no
-    column for k = 1: a dataset's manifest is unchanged unless it asks for more systems)."""
-    if k == 1:
+def with_systems(gal: pd.DataFrame, k: int, first: int = 0) -> pd.DataFrame:
+    """``gal`` repeated ``k`` times, galaxy by galaxy, with a ``system`` column first..first+k-1
+    (no column for one system 0: a dataset's manifest is unchanged unless it asks for more)."""
+    if k == 1 and first == 0:
         return gal
     out = gal.loc[gal.index.repeat(k)].copy()
-    out["system"] = np.tile(np.arange(k, dtype=np.int16), len(gal))
+    out["system"] = np.tile(np.arange(first, first + k, dtype=np.int16), len(gal))
     return out
 
 
@@ -292,17 +313,16 @@ def _unpaired(gal: pd.DataFrame, cfg: DatasetConfig, seed: int, criteria: Criter
     if cfg.lensable_hosts:
         easy = easy[lensable(gal.iloc[easy], cfg, seed, criteria)]
     n_pos = min(int(round(len(gal) / _galaxies_per_positive(cfg, ctl_per_pos * factor))),
-                int(len(easy) / (1 + cfg.unlensed_controls)))
+                int(len(easy) / (1 if cfg.shared_hosts else 1 + cfg.unlensed_controls)))
     pos = gal.iloc[easy[:n_pos]]
-    unlensed = gal.iloc[easy[n_pos:n_pos + int(round(n_pos * cfg.unlensed_controls))]]
+    unlensed = pos if cfg.shared_hosts else gal.iloc[easy[n_pos:n_pos + int(round(n_pos * cfg.unlensed_controls))]]
     pool = take_controls(gal.drop(index=pos.index.union(unlensed.index)), cfg.hard_negative_fraction,
                          fill=cfg.control == "matched_after_injection")
     if cfg.control in ("unpaired", "matched_after_injection"):
         ctl = pool  # matched_after_injection: phase 4d picks the controls from these
     else:
         ckey = seeding.row_keys(seed, cfg.name, "matching", pool["galaxy_id"].to_numpy())
-        k = cfg.systems_per_galaxy
-        n_ctl = max(int(round(k * n_pos * ctl_per_pos)) - k * len(unlensed), 0)
+        n_ctl = max(int(round(cfg.systems_per_galaxy * n_pos * ctl_per_pos)) - unlensed_systems(cfg) * len(unlensed), 0)
         ctl = pool.iloc[np.sort(_matched_controls(pos, pool, n_ctl, ckey))]
     return pos, unlensed, ctl, {"pool": _standardised_mean_differences(pos, pool),
                                 "controls": _standardised_mean_differences(pos, pd.concat([unlensed, ctl])),
@@ -343,8 +363,10 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
     pos, unlensed, ctl, matching = (gal, gal.iloc[:0], gal, None) if cfg.control == "paired" \
         else _unpaired(gal, cfg, seed, criteria)
     n_unlensable = matching.pop("n_unlensable_hosts") if matching else 0
-    # k systems per positive (and unlensed-control) galaxy: k rows, each its own draw
-    pos, unlensed = (with_systems(g, cfg.systems_per_galaxy) for g in (pos, unlensed))
+    # k systems per positive (and unlensed-control) galaxy: k rows, each its own draw; on
+    # shared hosts the unlensed systems are numbered after the positives' (draws of their own)
+    k = cfg.systems_per_galaxy
+    pos, unlensed = with_systems(pos, k), with_systems(unlensed, unlensed_systems(cfg), k if cfg.shared_hosts else 0)
     params = draw_parameters(cfg.priors, seed, cfg.name, pos)
     rows_pos = pos.assign(label=np.int8(1), **params)
     # an unlensed-source control's system is drawn exactly as a positive's (its own galaxy's
