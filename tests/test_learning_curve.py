@@ -54,6 +54,9 @@ def test_the_curve_gathers_every_point_and_labels_its_trend_an_extrapolation(tmp
     t = out["trend"]["tpr@fpr0.001"]
     assert t["per_decade"] == pytest.approx(0.15) and t["at_10x_the_largest"] == pytest.approx(0.45333, abs=1e-4)
     assert "extrapolation" in t["assumes"]
+    # 0.5 is reached at log10 N = (0.5 + 0.1467) / 0.15 = 4.311; 650,000 lenses give 0.7305
+    assert t["lenses_to_reach_target"] == pytest.approx(10 ** 4.3111, rel=1e-3)
+    assert t["at_production"] == pytest.approx(0.15 * np.log10(650_000) - 0.14667, abs=1e-4)
     assert json.loads((tmp_path / "lc.json").read_text())["simulation"] is True
     assert (tmp_path / "lc.png").stat().st_size > 0
     bad = tmp_path / "bad_h.json"
