@@ -31,7 +31,8 @@ def readme_commands(pages=GUIDE) -> list[str]:
 
 
 # Commands whose real run takes minutes or more: executed with Snakemake's dry run.
-LONG = ("make demo", "make check", "compare report", "--profile workflow/profiles/slurm-gh200", "real_lenses")
+LONG = ("make demo", "make check", "compare report", "--profile workflow/profiles/slurm-gh200", "real_lenses",
+        "config/finder.yaml")
 
 
 def as_run(cmd: str) -> str:
