@@ -127,7 +127,7 @@ class DatasetConfig:
         if cfg.lensable_hosts and cfg.control == "paired":
             raise ValueError(f"dataset {name}: lensable_hosts needs an unpaired control strategy (paired: every galaxy "
                              "is a positive and its own control)")
-        if not 1 <= cfg.systems_per_galaxy or (cfg.control == "paired" and cfg.systems_per_galaxy > 1) \
+        if cfg.systems_per_galaxy < 1 or (cfg.control == "paired" and cfg.systems_per_galaxy > 1) \
                 or cfg.systems_per_galaxy + unlensed_systems(cfg) * cfg.shared_hosts > MAX_SYSTEMS:
             raise ValueError(f"dataset {name}: systems_per_galaxy must be >= 1 (with shared_hosts, plus the unlensed "
                              f"ones, <= {MAX_SYSTEMS}), and 1 with paired controls (a positive's control is its own "
@@ -299,9 +299,10 @@ def lensable(gal: pd.DataFrame, cfg: DatasetConfig, seed: int, criteria: Criteri
 
 
 def _unpaired(gal: pd.DataFrame, cfg: DatasetConfig, seed: int, criteria: Criteria | None
-              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict, int]:
     """(positives, unlensed-source controls, other controls -- or phase 4d's candidates --,
-    catalogue SMDs and counts) of an unpaired strategy, from galaxies in hash order."""
+    catalogue SMDs, ordinary galaxies left out as not lensable) of an unpaired strategy, from
+    galaxies in hash order."""
     # rows: positives / (positives + controls) = pos_fraction. The matched strategies
     # keep a pool match_pool_factor times larger than the controls they need.
     ctl_per_pos = (1 - cfg.pos_fraction) / cfg.pos_fraction
@@ -325,8 +326,8 @@ def _unpaired(gal: pd.DataFrame, cfg: DatasetConfig, seed: int, criteria: Criter
         n_ctl = max(int(round(cfg.systems_per_galaxy * n_pos * ctl_per_pos)) - unlensed_systems(cfg) * len(unlensed), 0)
         ctl = pool.iloc[np.sort(_matched_controls(pos, pool, n_ctl, ckey))]
     return pos, unlensed, ctl, {"pool": _standardised_mean_differences(pos, pool),
-                                "controls": _standardised_mean_differences(pos, pd.concat([unlensed, ctl])),
-                                "n_unlensable_hosts": n_easy - len(easy)}
+                                "controls": _standardised_mean_differences(pos, pd.concat([unlensed, ctl]))}, \
+        n_easy - len(easy)
 
 
 def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
@@ -360,9 +361,8 @@ def build_manifest(parent: pd.DataFrame, cfg: DatasetConfig, seed: int,
         gal = gal.iloc[: cfg.max_galaxies]
     gal = gal.reset_index(drop=True)
 
-    pos, unlensed, ctl, matching = (gal, gal.iloc[:0], gal, None) if cfg.control == "paired" \
+    pos, unlensed, ctl, matching, n_unlensable = (gal, gal.iloc[:0], gal, None, 0) if cfg.control == "paired" \
         else _unpaired(gal, cfg, seed, criteria)
-    n_unlensable = matching.pop("n_unlensable_hosts") if matching else 0
     # k systems per positive (and unlensed-control) galaxy: k rows, each its own draw; on
     # shared hosts the unlensed systems are numbered after the positives' (draws of their own)
     k = cfg.systems_per_galaxy

@@ -187,8 +187,8 @@ def system_keys(seed: int, dataset: str, stream: str, gid: np.ndarray, system: n
     """(N,) uint64 keys of one draw stream for galaxies ``gid``. System 0 of a galaxy (and
     every galaxy of a dataset without ``systems_per_galaxy``) keeps the key of (seed,
     dataset, stream, galaxy[, attempt]); system s > 0 -- the s-th independent lens system
-    drawn for the same galaxy -- adds s to it, so a dataset's first systems do not change
-    when more are asked for."""
+    drawn for the same galaxy -- hashes ("system", s) in after it, so a dataset's first
+    systems do not change when more are asked for."""
     keys = seeding.row_keys(seed, dataset, stream, gid, *redraw)
     if system is None or not np.any(system):
         return keys
