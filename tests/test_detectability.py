@@ -126,6 +126,14 @@ def test_gain_is_in_electrons_and_the_arc_noise_has_that_variance():
     assert abs(lag1_correlation(noise / np.sqrt(2.0 / gain[0])[None, :, None, None]) - DR10_LAG1) < 0.02
 
 
+def test_variance_of_a_sum_is_the_sum_over_pixel_pairs_of_the_autocorrelation():
+    """sum_variance's two 1-d passes equal the 2-d sum over pixel pairs sigma_i sigma_j rho(i - j)."""
+    from scipy.ndimage import correlate as correlate_2d
+    sigma = np.random.default_rng(1).uniform(0, 2, (3, 2, 20, 20)) * (np.random.default_rng(2).uniform(size=(20, 20)) > 0.5)
+    pairs = (sigma * correlate_2d(sigma, autocorrelation(DR10_LAG1)[None, None])).sum(axis=(-2, -1))
+    np.testing.assert_allclose(sum_variance(sigma, DR10_LAG1), pairs, rtol=1e-12)
+
+
 def test_variance_of_a_sum_of_correlated_pixels_matches_monte_carlo():
     rng = np.random.default_rng(0)
     draws = correlate(rng.normal(size=(20000, 12, 12)), DR10_LAG1)

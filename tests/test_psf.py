@@ -102,6 +102,14 @@ def test_the_interior_of_a_circular_convolution_equals_the_padded_one():
     np.testing.assert_allclose(inner, psf.convolve(img, k)[..., h:-h, h:-h], atol=1e-12)
 
 
+def test_moffat_kernels_of_repeated_sizes_are_those_of_each_size():
+    fwhm = np.array([[1.3, 1.2, 1.3], [1.1, 1.3, 1.2]])
+    one_by_one = np.stack([np.stack([psf.moffat_kernels(np.array(f), 3.5) for f in row]) for row in fwhm])
+    np.testing.assert_array_equal(psf.moffat_kernels(fwhm, 3.5), one_by_one)
+    many = np.random.default_rng(0).uniform(1.0, 1.6, (200, 3))  # more than one chunk, all distinct
+    np.testing.assert_array_equal(psf.moffat_kernels(many, 3.5)[150], np.stack([psf.moffat_kernels(f, 3.5) for f in many[150]]))
+
+
 def test_config_rejects_unknown_kind_and_infinite_flux_beta():
     with pytest.raises(ValueError, match="kind"):
         psf.PsfConfig.from_dict({"kind": "airy"})

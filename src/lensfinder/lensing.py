@@ -255,7 +255,8 @@ def lensed_images(sys: LensSystems, size: int = STAMP_SIZE, pixscale: float = PI
         x = np.broadcast_to(gx, (n, gx.size))
         y = np.broadcast_to(gy, (n, gy.size))
         sb, bx, by = _trace(x, y, lens, src, beta=True)
-        near = np.hypot(bx - _col(src["x0"]), by - _col(src["y0"])) < _col(3 * src["re"]) + 2 * pixscale
+        # squared distances: np.hypot costs ~10x a multiply-add per point
+        near = (bx - _col(src["x0"])) ** 2 + (by - _col(src["y0"])) ** 2 < (_col(3 * src["re"]) + 2 * pixscale) ** 2
         refine = (near | (sb > refine_threshold * sb.max(axis=1, keepdims=True))).reshape(n, size, size)
         grown = refine.copy()  # dilate by one pixel (8-connected)
         grown[:, 1:, :] |= refine[:, :-1, :]

@@ -11,7 +11,6 @@ correlation along either axis is ``lag1``: 2a / (1 + 2a^2) = lag1.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import correlate as correlate_nd
 from scipy.ndimage import correlate1d
 
 DR10_LAG1 = 0.11
@@ -45,9 +44,14 @@ def lag1_correlation(noise: np.ndarray) -> float:
 def autocorrelation(lag1: float) -> np.ndarray:
     """(5, 5) correlation between a pixel and its neighbours out to lag 2 of noise made by
     :func:`correlate` (centre 1; lag (1, 0) = ``lag1``; lag (1, 1) = lag1^2)."""
-    t = lag1_taps(lag1)
-    r = np.correlate(np.pad(t, 2), t, mode="valid")  # lags -2..2 of the 1-d taps
+    r = _autocorrelation_1d(lag1)
     return np.outer(r, r)
+
+
+def _autocorrelation_1d(lag1: float) -> np.ndarray:
+    """Lags -2..2 of the 1-d taps' autocorrelation (the 2-d one is its outer product)."""
+    t = lag1_taps(lag1)
+    return np.correlate(np.pad(t, 2), t, mode="valid")
 
 
 def sum_variance(sigma: np.ndarray, lag1: float) -> np.ndarray:
@@ -56,6 +60,7 @@ def sum_variance(sigma: np.ndarray, lag1: float) -> np.ndarray:
     pairs of sigma_i sigma_j rho(i - j). Reduces to sum(sigma^2) for white noise."""
     if lag1 == 0:
         return (sigma**2).sum(axis=(-2, -1))
-    kernel = autocorrelation(lag1)
-    shape = (1,) * (sigma.ndim - 2) + kernel.shape
-    return (sigma * correlate_nd(sigma, kernel.reshape(shape))).sum(axis=(-2, -1))
+    # the autocorrelation is the outer product of a 1-d one: two 5-tap passes, not one 25-tap
+    r = _autocorrelation_1d(lag1)
+    smoothed = correlate1d(correlate1d(sigma, r, axis=-1, mode="reflect"), r, axis=-2, mode="reflect")
+    return (sigma * smoothed).sum(axis=(-2, -1))

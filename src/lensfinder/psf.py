@@ -39,6 +39,7 @@ KERNEL_SIZE = 33
 its light outside that radius; the kernel is renormalised to unit sum, as the survey's own
 PSF images are."""
 
+_KERNEL_CHUNK = 256  # kernels integrated at once (bounds the oversampled profiles' memory)
 _OVERSAMPLE = 5  # sub-pixels per side when integrating a Moffat over pixels (<0.1% of peak)
 
 
@@ -84,6 +85,15 @@ def moffat_kernels(fwhm_arcsec, beta: float, size: int = KERNEL_SIZE, pixscale: 
     """Pixel-integrated circular Moffats of index ``beta``, (..., size, size), unit sum,
     one per FWHM (arcsec)."""
     fwhm = np.asarray(fwhm_arcsec, dtype=np.float64)
+    if fwhm.ndim:  # rows of a brick share a few PSF sizes: integrate each distinct one once
+        distinct, inverse = np.unique(fwhm, return_inverse=True)
+        if len(distinct) < fwhm.size:
+            return moffat_kernels(distinct, beta, size, pixscale)[inverse.reshape(fwhm.shape)]
+    if fwhm.size > _KERNEL_CHUNK:  # the oversampled profiles take ~220 kB per kernel: a few at a time
+        flat = fwhm.ravel()
+        parts = [moffat_kernels(flat[i:i + _KERNEL_CHUNK], beta, size, pixscale)
+                 for i in range(0, flat.size, _KERNEL_CHUNK)]
+        return np.concatenate(parts).reshape(*fwhm.shape, size, size)
     alpha = moffat_alpha(fwhm, beta)[..., None, None] / pixscale  # pixels
     sub = _offsets(size, _OVERSAMPLE)
     r2 = sub[:, None] ** 2 + sub[None, :] ** 2
