@@ -85,21 +85,18 @@ def moffat_kernels(fwhm_arcsec, beta: float, size: int = KERNEL_SIZE, pixscale: 
     """Pixel-integrated circular Moffats of index ``beta``, (..., size, size), unit sum,
     one per FWHM (arcsec)."""
     fwhm = np.asarray(fwhm_arcsec, dtype=np.float64)
-    if fwhm.ndim:  # rows of a brick share a few PSF sizes: integrate each distinct one once
-        distinct, inverse = np.unique(fwhm, return_inverse=True)
-        if len(distinct) < fwhm.size:
-            return moffat_kernels(distinct, beta, size, pixscale)[inverse.reshape(fwhm.shape)]
-    if fwhm.size > _KERNEL_CHUNK:  # the oversampled profiles take ~220 kB per kernel: a few at a time
-        flat = fwhm.ravel()
-        parts = [moffat_kernels(flat[i:i + _KERNEL_CHUNK], beta, size, pixscale)
-                 for i in range(0, flat.size, _KERNEL_CHUNK)]
-        return np.concatenate(parts).reshape(*fwhm.shape, size, size)
-    alpha = moffat_alpha(fwhm, beta)[..., None, None] / pixscale  # pixels
+    # rows of a brick share a few PSF sizes: each distinct one is integrated once, and at most
+    # _KERNEL_CHUNK at a time (the oversampled profiles take ~220 kB per kernel)
+    distinct, inverse = np.unique(fwhm, return_inverse=True)
     sub = _offsets(size, _OVERSAMPLE)
     r2 = sub[:, None] ** 2 + sub[None, :] ** 2
-    prof = (1.0 + r2 / alpha**2) ** (-beta)  # (..., size*os, size*os)
-    k = prof.reshape(*fwhm.shape, size, _OVERSAMPLE, size, _OVERSAMPLE).sum(axis=(-3, -1))
-    return k / k.sum(axis=(-2, -1), keepdims=True)
+    parts = []
+    for i in range(0, len(distinct), _KERNEL_CHUNK):
+        alpha = moffat_alpha(distinct[i:i + _KERNEL_CHUNK], beta)[:, None, None] / pixscale  # pixels
+        prof = (1.0 + r2 / alpha**2) ** (-beta)  # (n, size*os, size*os)
+        k = prof.reshape(-1, size, _OVERSAMPLE, size, _OVERSAMPLE).sum(axis=(-3, -1))
+        parts.append(k / k.sum(axis=(-2, -1), keepdims=True))
+    return np.concatenate(parts)[inverse.reshape(fwhm.shape)]
 
 
 def pixel_kernel(image: np.ndarray, where: str, size: int = KERNEL_SIZE) -> np.ndarray:
