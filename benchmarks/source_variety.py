@@ -31,7 +31,7 @@ from lensfinder.bench import NAME, BenchConfig, build_bench_manifest
 from lensfinder.bench_metrics import SELECTION_QUANTITIES, bench_metrics
 from lensfinder.bench_score import read_bench_rows
 from lensfinder.gen2.ablations import deep_merge
-from lensfinder.inject import InjectConfig, inject_shard
+from lensfinder.inject import NOT_STAMP_SETTINGS, InjectConfig, inject_shard
 from lensfinder.manifest import manifest_table
 from lensfinder.population import Population, Priors
 from lensfinder.sky.cutout_source import LocalCoadds
@@ -40,7 +40,6 @@ from lensfinder.tables import write_parquet
 from lensfinder.training.inference import SelectedModel
 
 REPO = Path(__file__).resolve().parents[1]
-NOT_INJECT = ("shards", "gallery_pairs", *InjectConfig.NOT_PARAMS)
 
 # Each variant changes the bench's source priors (lensfinder.population.Priors) and nothing
 # else. The bench's own (config/dr10.yaml's): r 22-25 from the counts, Sersic n 0.5-2.5,
@@ -83,7 +82,7 @@ def main():
     config = load_config(args.configfile)
     results, seed = Path(config["results_dir"]), int(config["seed"])
     bench = BenchConfig.from_dict(config.get("bench"))
-    inject = InjectConfig.from_dict({k: v for k, v in config.get("inject", {}).items() if k not in NOT_INJECT})
+    inject = InjectConfig.from_dict({k: v for k, v in config.get("inject", {}).items() if k not in NOT_STAMP_SETTINGS})
     coadds = LocalCoadds(sky_layout(config["sky"], str(results)).coadd_dir)
     parent = pd.read_parquet(results / "phase3/parent_lrg.parquet")
     known = pd.read_csv(REPO / "resources/known_lenses.csv.gz", usecols=["ra", "dec"])

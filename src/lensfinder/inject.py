@@ -111,6 +111,13 @@ class InjectConfig:
         return cls.from_dict({**params, **extra})
 
 
+NOT_STAMP_SETTINGS = ("shards", "gallery_pairs", *InjectConfig.NOT_PARAMS)
+"""Keys of the ``inject`` config section that cannot change a stamp: how the workflow splits
+and shows the work, and :attr:`InjectConfig.NOT_PARAMS`. The workflow leaves them out of
+rule params (changing them reruns nothing); a script that injects as phase 4c does leaves
+them out of its :class:`InjectConfig`."""
+
+
 def shard_bricks(bricknames: np.ndarray, n_shards: int) -> list[list[str]]:
     """Assign whole bricks to ``n_shards`` shards, balancing rows greedily (largest brick
     first, each to the shard with the fewest rows so far; ties by brick name and shard

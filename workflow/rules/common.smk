@@ -6,7 +6,7 @@ import os
 
 from lensfinder.sky.bricks import coadd_path
 from lensfinder.bench import BenchConfig
-from lensfinder.inject import InjectConfig
+from lensfinder.inject import NOT_STAMP_SETTINGS, InjectConfig
 from lensfinder.manifest import DatasetConfig, sky_split_pixels
 from lensfinder.parent_negatives import ParentNegativesConfig
 from lensfinder.sky.mock import MockSkyConfig, bricks_in_sweep
@@ -122,13 +122,10 @@ def past_false_positives_input(name):
     return [path] if path else []
 
 
-NOT_INJECT_PARAMS = ("shards", "gallery_pairs", *InjectConfig.NOT_PARAMS)  # not pixels: no rerun
-
-
 def inject_params(name):
     """Phase-4c settings of one dataset: the global inject section, overridden per dataset,
     less what cannot change a stamp (jobs read ``inject.batch`` from the config)."""
-    merged = {k: v for k, v in config["inject"].items() if k not in NOT_INJECT_PARAMS}
+    merged = {k: v for k, v in config["inject"].items() if k not in NOT_STAMP_SETTINGS}
     merged.update(config["datasets"][name].get("inject", {}))
     return canonical(merged)
 
@@ -146,8 +143,8 @@ def lensable_criteria(name):
 if SKY.mock:
     MockSkyConfig.from_dict(MOCK)
 for _name in DATASETS:
-    if set(config["datasets"][_name].get("inject", {})) & set(NOT_INJECT_PARAMS):
-        raise ValueError(f"datasets.{_name}.inject: {list(NOT_INJECT_PARAMS)} are global settings (inject.*)")
+    if set(config["datasets"][_name].get("inject", {})) & set(NOT_STAMP_SETTINGS):
+        raise ValueError(f"datasets.{_name}.inject: {list(NOT_STAMP_SETTINGS)} are global settings (inject.*)")
     try:
         InjectConfig.for_job(inject_params(_name), config["inject"])
     except (TypeError, ValueError) as exc:
@@ -162,7 +159,7 @@ BENCH_CFG = BenchConfig.from_dict(config.get("bench"))
 BENCH_REGION_PARAMS = canonical(BENCH_CFG.region.as_params())
 BENCH_MANIFEST_PARAMS = canonical(BENCH_CFG.manifest_params())
 BENCH_SCORING_PARAMS = canonical({k: getattr(BENCH_CFG, k) for k in ("sky_rates", "prevalence", "selection_fpr")})
-BENCH_INJECT_PARAMS = canonical({k: v for k, v in config["inject"].items() if k not in NOT_INJECT_PARAMS})
+BENCH_INJECT_PARAMS = canonical({k: v for k, v in config["inject"].items() if k not in NOT_STAMP_SETTINGS})
 if BENCH_INJECT_PARAMS.get("psf", {}).get("kind") == "pixel" and not BENCH_INJECT_PARAMS["psf"].get("pixel_dir"):
     raise ValueError("the test bench cuts its stamps with inject.psf; kind pixel needs a pixel_dir for it "
                      "(PSFs from the cutout service are not wired to the bench yet)")
