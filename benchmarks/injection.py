@@ -148,7 +148,7 @@ def main():
     ap.add_argument("--baseline", help="git revision whose package renders and solves the same systems too")
     args = ap.parse_args()
     s = draw(args.n)
-    ref = blur_crop(lensed_images(s, SIZE, supersample=32, refine_threshold=0.0, cusp_spread=np.inf, batch=1))
+    ref = blur_crop(lensed_images(s, SIZE, supersample=32, refine_threshold=-1.0, cusp_spread=np.inf, batch=1))
     t_ours, img = timed(ours, s)
     ours_err = errors(img, ref)
     t_solve, _ = timed(solve_images, s)

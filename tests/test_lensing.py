@@ -120,7 +120,7 @@ def test_clumpy_sources_match_lenstronomy():
     rng = np.random.default_rng(3)
     s.src_n = rng.uniform(0.5, 2.5, n)  # the priors' range: n ~ 3-4 cusps need > 16x in lenstronomy
     knots = Knots(x=s.src_x[:, None] + rng.uniform(-0.3, 0.3, (n, k)), y=s.src_y[:, None] + rng.uniform(-0.3, 0.3, (n, k)),
-                  flux=rng.uniform(0.05, 0.15, (n, k)), re=rng.uniform(0.06, 0.1, n))
+                  flux=rng.uniform(0.05, 0.15, (n, k)), re=rng.uniform(0.03, 0.1, n))
     knots.flux[0, 1:] = 0.0  # a source with one knot
     weights = np.concatenate([1 - knots.flux.sum(axis=1, keepdims=True), knots.flux], axis=1)  # unit total flux
     ours = np.einsum("nc,nchw->nhw", weights, source_components(s, knots))
@@ -169,14 +169,28 @@ def test_light_from_outside_the_stamp_is_blurred_in():
 
 
 @pytest.mark.slow  # >= 5 s on 2 cores: left out of `make check`
-def test_production_sampling_is_converged():
-    """Default adaptive sampling against a full 32x32 sub-pixel grid everywhere, for sources
-    of the default prior (Sersic n <= 2.5). (lenstronomy's own full 8x grid is *less*
-    converged than this -- up to ~4% of the peak on compact sources -- so the reference
-    is a brute-force grid of the same, lenstronomy-verified, physics.)"""
+@pytest.mark.parametrize("re_range, n_range", [
+    ((0.1, 0.6), (0.5, 2.5)),     # the realistic priors' Sersic sources
+    ((0.05, 0.2), (0.5, 4.0)),    # compact and cuspy ones (benchmarks/source_variety.py)
+    ((0.06, 0.1), (0.5, 0.5)),    # star-forming knots (round Gaussians) ...
+    ((0.03, 0.06), (0.5, 0.5)),   # ... down to 1/9 of a pixel
+])
+def test_production_sampling_is_converged(re_range, n_range):
+    """Default adaptive sampling against a full 32x32 sub-pixel grid in every pixel, for
+    sources from the priors' ranges (round for the knots). (lenstronomy's own full 8x grid
+    is *less* converged than this -- up to ~4% of the peak on compact sources -- so the
+    reference is a brute-force grid of the same, lenstronomy-verified, physics.) Sources
+    smaller than a sub-pixel, and images squeezed near the lens centre, were missed by the
+    refinement before its source-plane footprint criterion (a 0.04" knot lost 12% of its
+    flux); ``refine_threshold=-1`` makes the reference refine every pixel, even those whose
+    centre sample underflows to 0."""
+    rng = np.random.default_rng(5)
     systems = random_systems(30, seed=1)
-    systems.src_n[:] = np.random.default_rng(5).uniform(0.5, 2.5, 30)
-    ref = lensed_images(systems, supersample=32, refine_threshold=0.0, cusp_spread=np.inf, batch=1)
+    systems.src_n[:] = rng.uniform(*n_range, 30)
+    systems.src_re[:] = rng.uniform(*re_range, 30)
+    if n_range == (0.5, 0.5):
+        systems.src_e1[:] = systems.src_e2[:] = 0.0
+    ref = lensed_images(systems, supersample=32, refine_threshold=-1.0, cusp_spread=np.inf, batch=1)
     ours = lensed_images(systems)
     assert (np.abs(ours - ref).max(axis=(1, 2)) / ref.max(axis=(1, 2))).max() < 0.01
     assert np.abs(ours.sum(axis=(1, 2)) / ref.sum(axis=(1, 2)) - 1).max() < 0.005
