@@ -9,9 +9,14 @@ run's best checkpoint, and reads each variant's TPR against the run's own bench 
 at the same thresholds. The variant ``as_bench`` uses the bench's own priors: it rebuilds
 the bench's lens rows exactly and must reproduce the run's bench numbers.
 
+Several runs (``--run a b``) are scored on the same injected lenses, each at its own sky
+thresholds. ``--val-datasets`` also scores every run on those datasets' validation splits
+(AUC): the data a choice between runs may be made on, the bench being the test.
+
 Simulation only (the built-in mock sky). Prints JSON (and writes it with ``--out``).
 Usage: python benchmarks/source_variety.py --configfile config/finder.yaml [more.yaml ...]
-                                           --run finder [--variants smooth compact] [--out F.json]
+                                           --run finder [finder_mix ...] [--variants smooth compact]
+                                           [--val-datasets finder finder_mix] [--out F.json]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 import pyarrow.parquet as pq
 import yaml
 
@@ -72,11 +78,37 @@ def variant_lenses(parent: pd.DataFrame, bench: BenchConfig, seed: int, known: p
     return m.loc[m["bench_kind"] == 1].reset_index(drop=True), priors
 
 
+def variant_metrics(model: SelectedModel, sky: pd.DataFrame, stamps: Path, bench: BenchConfig) -> dict:
+    """One run's sky-prevalence metrics on a variant's lens stamps, at the thresholds of the
+    run's own bench sky rows ``sky``."""
+    sid, _, logits = model.score([str(stamps)], "test")
+    rows = read_bench_rows([stamps])
+    if not np.array_equal(rows["sample_id"].to_numpy(), sid):
+        raise RuntimeError(f"{stamps}: scored rows differ from the rows read")
+    kind = np.concatenate([np.zeros(len(sky), np.int8), np.ones(len(sid), np.int8)])
+    m = bench_metrics(np.concatenate([np.zeros(len(sky)), np.ones(len(sid))]),
+                      np.concatenate([sky["logit"].to_numpy(float), logits]), kind,
+                      np.concatenate([sky["population"].to_numpy(object), rows["population"].to_numpy(object)]),
+                      {q: rows[q].to_numpy(float) for q in SELECTION_QUANTITIES},
+                      bench.sky_rates, bench.prevalence, bench.selection_fpr)
+    return m["sky_prevalence"]
+
+
+def validation_auc(model: SelectedModel, config: dict, results: Path, dataset: str) -> dict:
+    """AUC of a run on a dataset's validation split (its stamp shards, as the workflow names
+    them)."""
+    n = int(config["inject"]["shards"])
+    paths = [str(results / "datasets" / dataset / "stamps" / f"part-{i}-of-{n}.parquet") for i in range(1, n + 1)]
+    _, labels, logits = model.score(paths, "val")
+    return {"n_val": int(len(labels)), "n_val_lenses": int(labels.sum()), "auc": float(roc_auc_score(labels, logits))}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configfile", nargs="+", required=True)
-    ap.add_argument("--run", required=True, help="the run whose best checkpoint scores the lenses")
+    ap.add_argument("--run", nargs="+", required=True, help="runs whose best checkpoints score the lenses")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--val-datasets", nargs="*", default=[], help="also score each run on these validation splits")
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args()
     config = load_config(args.configfile)
@@ -86,12 +118,15 @@ def main():
     coadds = LocalCoadds(sky_layout(config["sky"], str(results)).coadd_dir)
     parent = pd.read_parquet(results / "phase3/parent_lrg.parquet")
     known = pd.read_csv(REPO / "resources/known_lenses.csv.gz", usecols=["ra", "dec"])
-    run_dir = results / "runs" / args.run
-    model = SelectedModel(run_dir / "run_config.json", run_dir / "best.pt")
-    sky = pq.read_table(run_dir / "bench_scores.parquet").to_pandas()
-    sky = sky.loc[sky["bench_kind"] == 0]  # the run's own sky rows: the same thresholds for every variant
-    out = {"benchmark": "source_variety", "simulation": True, "run": args.run, "results_dir": str(results),
-           "n_sky_rows": int(len(sky)), "checkpoint_sha256": model.sha256, "variants": {}}
+    models, skies = {}, {}
+    out = {"benchmark": "source_variety", "simulation": True, "results_dir": str(results), "runs": {}, "variants": {}}
+    for run in args.run:
+        run_dir = results / "runs" / run
+        models[run] = SelectedModel(run_dir / "run_config.json", run_dir / "best.pt")
+        sky = pq.read_table(run_dir / "bench_scores.parquet").to_pandas()
+        skies[run] = sky.loc[sky["bench_kind"] == 0]  # the run's own sky rows: the same thresholds for every variant
+        out["runs"][run] = {"checkpoint_sha256": models[run].sha256, "n_sky_rows": int(len(skies[run])),
+                            "validation": {d: validation_auc(models[run], config, results, d) for d in args.val_datasets}}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.variants:
             lenses, priors = variant_lenses(parent, bench, seed, known, VARIANTS[name])
@@ -99,21 +134,13 @@ def main():
             write_parquet(manifest_table(lenses), manifest)
             report = inject_shard(manifest, coadds, 0, 1, stamps, Path(tmp) / f"{name}.json",
                                   Population(priors, seed, NAME), inject)
-            sid, _, logits = model.score([str(stamps)], "test")
-            rows = read_bench_rows([stamps])
-            if not np.array_equal(rows["sample_id"].to_numpy(), sid):
-                raise RuntimeError(f"{stamps}: scored rows differ from the rows read")
-            kind = np.concatenate([np.zeros(len(sky), np.int8), np.ones(len(sid), np.int8)])
-            m = bench_metrics(np.concatenate([np.zeros(len(sky)), np.ones(len(sid))]),
-                              np.concatenate([sky["logit"].to_numpy(float), logits]), kind,
-                              np.concatenate([sky["population"].to_numpy(object), rows["population"].to_numpy(object)]),
-                              {q: rows[q].to_numpy(float) for q in SELECTION_QUANTITIES},
-                              bench.sky_rates, bench.prevalence, bench.selection_fpr)
+            arc_snr = pq.read_table(stamps, columns=["arc_snr"])["arc_snr"].to_numpy()
             out["variants"][name] = {"priors_changed": VARIANTS[name], "lens_hosts": int(len(lenses)),
                                      "recognisable_lenses": report["n_positives_written"],
                                      "not_recognisable": report["skipped"]["not_recognisable"],
-                                     "sky_prevalence": m["sky_prevalence"],
-                                     "median_arc_snr": float(np.median(rows["arc_snr"]))}
+                                     "median_arc_snr": float(np.median(arc_snr)),
+                                     "by_run": {run: variant_metrics(models[run], skies[run], stamps, bench)
+                                                for run in args.run}}
     text = json.dumps(out, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")

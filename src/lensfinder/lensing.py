@@ -205,30 +205,48 @@ def _trace_subpixels(px, py, sx, sy, lens, src, stamp, beta: bool = False):
     return _trace(x, y, {k: v[stamp] for k, v in lens.items()}, {k: v[stamp] for k, v in src.items()}, beta)
 
 
-def _footprint(bx, by):
-    """Source-plane reach of each sample of a grid (..., R, C) of traced points: the largest
-    distance from a sample's source-plane position to that of a grid neighbour (arcsec),
-    i.e. how far across the source plane the cell around the sample extends. Same shape."""
+def _reach2(bx, by):
+    """Squared source-plane reach of each sample of a grid (..., R, C) of traced points: the
+    largest squared distance from a sample's source-plane position to that of a grid
+    neighbour (arcsec^2), i.e. how far across the source plane the cell around the sample
+    extends. Same shape."""
     out = np.zeros(bx.shape, bx.dtype)
     for axis in (-1, -2):
-        d = np.diff(bx, axis=axis) ** 2 + np.diff(by, axis=axis) ** 2
-        lo = [slice(None)] * bx.ndim
-        hi = [slice(None)] * bx.ndim
+        lo, hi = [slice(None)] * bx.ndim, [slice(None)] * bx.ndim
         lo[axis], hi[axis] = slice(None, -1), slice(1, None)
-        out[tuple(lo)] = np.maximum(out[tuple(lo)], d)
-        out[tuple(hi)] = np.maximum(out[tuple(hi)], d)
-    return np.sqrt(out)
+        lo, hi = tuple(lo), tuple(hi)
+        dx, dy = bx[hi] - bx[lo], by[hi] - by[lo]
+        d = dx * dx
+        d += dy * dy
+        np.maximum(out[lo], d, out=out[lo])
+        np.maximum(out[hi], d, out=out[hi])
+    return out
+
+
+def _reaching(bx, by, x0, y0, re, min_reach):
+    """(..., R, C) bool: samples of a grid of traced points (source-plane positions ``bx``,
+    ``by``) whose cell reaches further across the source plane than ``min_reach`` and comes
+    within 3 ``re`` of the source centre (``x0``, ``y0``); every parameter broadcasts against
+    ``bx`` (one value per system: shape (M, 1, 1)). Distances are computed only for the few
+    samples wide enough."""
+    reach2 = _reach2(bx, by)
+    idx = np.nonzero(reach2 > np.broadcast_to(min_reach, bx.shape) ** 2)
+
+    def pick(a):
+        return np.broadcast_to(a, bx.shape)[idx]
+    d2 = (bx[idx] - pick(x0)) ** 2 + (by[idx] - pick(y0)) ** 2
+    out = np.zeros(bx.shape, bool)
+    out[idx] = d2 < (3 * pick(re) + np.sqrt(reach2[idx])) ** 2
+    return out
 
 
 def _unresolved(bx, by, src, stamp):
-    """Samples (..., R, C) whose cell reaches further across the source plane than the
-    source's half-light radius and comes within 3 R_e of its centre: a centre sample cannot
-    represent the light there (a source smaller than the sampling, or an image squeezed
-    near the lens centre), however flat the samples around it look."""
-    reach = _footprint(bx, by)
-    re = src["re"][stamp].reshape(-1, *([1] * (bx.ndim - 1)))
-    d2 = (bx - src["x0"][stamp].reshape(re.shape)) ** 2 + (by - src["y0"][stamp].reshape(re.shape)) ** 2
-    return (reach > UNRESOLVED_REACH * re) & (d2 < (3 * re + reach) ** 2)
+    """Sub-pixel samples (M, ss, ss) whose cell reaches further across the source plane than
+    the source's half-light radius and comes within 3 R_e of its centre: a centre sample
+    cannot represent the light there (a source smaller than the sampling, or an image
+    squeezed near the lens centre), however flat the samples around it look."""
+    per = {k: src[k][stamp][:, None, None] for k in ("x0", "y0", "re")}
+    return _reaching(bx, by, per["x0"], per["y0"], per["re"], UNRESOLVED_REACH * per["re"])
 
 
 def _cusp_pixels(vals, unresolved, px, py, fx, fy, lens, src, stamp, tol, pixscale):
@@ -294,12 +312,7 @@ def lensed_images(sys: LensSystems, size: int = STAMP_SIZE, pixscale: float = PI
         y = np.broadcast_to(gy, (n, gy.size))
         sb, bx, by = _trace(x, y, lens, src, beta=True)
         # squared distances: np.hypot costs ~10x a multiply-add per point
-        d2 = (bx - _col(src["x0"])) ** 2 + (by - _col(src["y0"])) ** 2
-        near = d2 < (_col(3 * src["re"]) + 2 * pixscale) ** 2
-        # a pixel stretched across the source plane (near the lens centre) may hold an image
-        # its centre sample misses entirely
-        reach = _footprint(bx.reshape(n, size, size), by.reshape(n, size, size)).reshape(n, -1)
-        near |= (reach > 2 * pixscale) & (d2 < (_col(3 * src["re"]) + reach) ** 2)
+        near = (bx - _col(src["x0"])) ** 2 + (by - _col(src["y0"])) ** 2 < (_col(3 * src["re"]) + 2 * pixscale) ** 2
         refine = (near | (sb > refine_threshold * sb.max(axis=1, keepdims=True))).reshape(n, size, size)
         grown = refine.copy()  # dilate by one pixel (8-connected)
         grown[:, 1:, :] |= refine[:, :-1, :]
