@@ -223,30 +223,20 @@ def _reach2(bx, by):
     return out
 
 
-def _reaching(bx, by, x0, y0, re, min_reach):
-    """(..., R, C) bool: samples of a grid of traced points (source-plane positions ``bx``,
-    ``by``) whose cell reaches further across the source plane than ``min_reach`` and comes
-    within 3 ``re`` of the source centre (``x0``, ``y0``); every parameter broadcasts against
-    ``bx`` (one value per system: shape (M, 1, 1)). Distances are computed only for the few
-    samples wide enough."""
-    reach2 = _reach2(bx, by)
-    idx = np.nonzero(reach2 > np.broadcast_to(min_reach, bx.shape) ** 2)
-
-    def pick(a):
-        return np.broadcast_to(a, bx.shape)[idx]
-    d2 = (bx[idx] - pick(x0)) ** 2 + (by[idx] - pick(y0)) ** 2
-    out = np.zeros(bx.shape, bool)
-    out[idx] = d2 < (3 * pick(re) + np.sqrt(reach2[idx])) ** 2
-    return out
-
-
 def _unresolved(bx, by, src, stamp):
-    """Sub-pixel samples (M, ss, ss) whose cell reaches further across the source plane than
-    the source's half-light radius and comes within 3 R_e of its centre: a centre sample
-    cannot represent the light there (a source smaller than the sampling, or an image
-    squeezed near the lens centre), however flat the samples around it look."""
-    per = {k: src[k][stamp][:, None, None] for k in ("x0", "y0", "re")}
-    return _reaching(bx, by, per["x0"], per["y0"], per["re"], UNRESOLVED_REACH * per["re"])
+    """Sub-pixel samples (M, ss, ss), source-plane positions ``bx``, ``by``, whose cell reaches
+    further across the source plane than ``UNRESOLVED_REACH`` x the source's half-light radius
+    and comes within 3 R_e of its centre: a centre sample cannot represent the light there (a
+    source smaller than the sampling, or an image squeezed near the lens centre), however
+    flat the samples around it look. (M, ss, ss) bool."""
+    re, x0, y0 = (src[k][stamp] for k in ("re", "x0", "y0"))
+    reach2 = _reach2(bx, by)
+    # distances only for the samples whose cells are wide enough: few, but for tiny knots
+    c, i, j = np.nonzero(reach2 > (UNRESOLVED_REACH * re[:, None, None]) ** 2)
+    d2 = (bx[c, i, j] - x0[c]) ** 2 + (by[c, i, j] - y0[c]) ** 2
+    out = np.zeros(bx.shape, bool)
+    out[c, i, j] = d2 < (3 * re[c] + np.sqrt(reach2[c, i, j])) ** 2
+    return out
 
 
 def _cusp_pixels(vals, unresolved, px, py, fx, fy, lens, src, stamp, tol, pixscale):
