@@ -190,7 +190,7 @@ def make_arcs(p: dict[str, np.ndarray], rows: pa.Table, dx_pix, dy_pix, kernels:
     flux = flux[:, :, :1 + k]
     comp = source_components(systems, _knots(p, systems, k), STAMP_SIZE + 2 * pad, PIXSCALE, cfg.supersample,
                              cfg.core_supersample)  # (N, 1 + k, H, W), unit flux each
-    blurred = psf.convolve_interior(np.einsum("nbc,nchw->nbhw", flux, comp), kernels)  # (N, 3, 64, 64)
+    blurred = psf.convolve_interior(comp, kernels, flux)  # (N, 3, 64, 64)
     mu_total = np.einsum("nc,nc->n", flux[:, 1], comp.sum(axis=(2, 3))) / flux[:, 1].sum(axis=1)
     return blurred, mu_total
 

@@ -146,20 +146,49 @@ def convolve(images: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return full[..., h:h + n_y, h:h + n_x]
 
 
-def convolve_interior(images: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+def _weighted_spectra(images: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(N, B, H, W//2 + 1) complex64 spectra of sum_c weights[:, b, c] images[:, c] for
+    components (N, C, H, W) and weights (N, B, C). Only the components with a non-zero weight
+    are transformed, and each row's sum runs over its own components in a fixed order, so a
+    row's spectrum does not depend on the other rows of its batch (stamps must not:
+    tests/test_inject.py)."""
+    n, b, c = weights.shape
+    rows, comps = np.nonzero(np.any(weights != 0, axis=1))
+    parts = scipy.fft.rfft2(images[rows, comps].astype(np.float32))  # (P, H, W//2 + 1)
+    spec = np.zeros((n, b) + parts.shape[1:], np.complex64)
+    for k in range(c):
+        sel = comps == k  # at most one entry per row
+        spec[rows[sel]] += weights[rows[sel], :, k, None, None].astype(np.complex64) * parts[sel][:, None]
+    return spec
+
+
+def convolve_interior(images: np.ndarray, kernel: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Convolve (N, B, H, W) images with per-image kernels (N, B, K, K), K odd, and keep
-    the interior (N, B, H - K + 1, W - K + 1): the pixels at least K//2 from every edge,
-    which see the whole kernel. A circular FFT of the image's own size is exact there (its
-    wrap-around reaches only K//2 pixels in), so this needs (H, W) transforms where
-    :func:`convolve` needs (H + K - 1, W + K - 1): ~2x faster for a 64-px stamp padded by 16."""
+    the interior (N, B, H - K + 1, W - K + 1) float64: the pixels at least K//2 from every
+    edge, which see the whole kernel. A circular FFT of the image's own size is exact there
+    (its wrap-around reaches only K//2 pixels in), so this needs (H, W) transforms where
+    :func:`convolve` needs (H + K - 1, W + K - 1): ~2x faster for a 64-px stamp padded by 16.
+
+    With ``weights`` (N, B, C), ``images`` are (N, C, H, W) components and band b of the
+    result is the blur of sum_c weights[:, b, c] images[:, c]: the sum is taken after the
+    transform (it is linear), so a row costs one transform per component that carries light
+    rather than one per band.
+
+    The transforms are float32 (pocketfft's single precision is ~3x faster on 96x96): the
+    result errs by ~1e-7 of the image's peak, far below the photon noise of any arc."""
     n_y, n_x = images.shape[-2:]
     h = kernel.shape[-1] // 2
-    k = kernel.shape[-1]
-    padded = np.zeros(kernel.shape[:-2] + (n_y, n_x))
-    padded[..., :k, :k] = kernel
     # the kernel's centre moved to pixel (0, 0), as a circular convolution wants it
-    spec = scipy.fft.rfft2(images) * scipy.fft.rfft2(np.roll(padded, (-h, -h), axis=(-2, -1)))
-    return scipy.fft.irfft2(spec, s=(n_y, n_x))[..., h:n_y - h, h:n_x - h]
+    wrapped = np.zeros(kernel.shape[:-2] + (n_y, n_x), np.float32)
+    for ys, yk in ((slice(0, h + 1), slice(h, None)), (slice(n_y - h, None), slice(0, h))):
+        for xs, xk in ((slice(0, h + 1), slice(h, None)), (slice(n_x - h, None), slice(0, h))):
+            wrapped[..., ys, xs] = kernel[..., yk, xk]
+    if weights is None:
+        spec = scipy.fft.rfft2(images.astype(np.float32))
+    else:
+        spec = _weighted_spectra(images, weights)
+    spec *= scipy.fft.rfft2(wrapped)
+    return scipy.fft.irfft2(spec, s=(n_y, n_x))[..., h:n_y - h, h:n_x - h].astype(np.float64)
 
 
 @lru_cache(maxsize=8)
