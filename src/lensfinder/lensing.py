@@ -286,7 +286,8 @@ def _cusp_pixels(vals, unresolved, px, py, m_max, lens, src, stamp, tol, pixscal
     edge = np.pad(vals, ((0, 0), (1, 1), (1, 1)), mode="edge")
     curvature = (np.abs(edge[:, :-2, 1:-1] + edge[:, 2:, 1:-1] - 2 * vals)
                  + np.abs(edge[:, 1:-1, :-2] + edge[:, 1:-1, 2:] - 2 * vals))
-    ratio = np.where(unresolved, np.inf, curvature / tol[:, None, None])
+    with np.errstate(divide="ignore", invalid="ignore"):  # a stamp of peak 0: tol 0, nothing curved (nan)
+        ratio = np.where(unresolved, np.inf, curvature / tol[:, None, None])
     off = ((np.arange(ss) + 0.5) / ss - 0.5) * pixscale
     vals = vals.copy()
     lo, rays = 1.0, 2
