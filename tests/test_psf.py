@@ -107,7 +107,7 @@ def test_the_interior_of_a_circular_convolution_equals_the_padded_one():
 @pytest.mark.parametrize("n_components", [1, 2, 4])
 def test_weighted_components_blur_as_their_weighted_sum(n_components):
     """With weights, convolve_interior blurs each band's weighted sum of the components
-    (summed after the transform when there are fewer components than bands)."""
+    (summed after the transform, over the components that carry light)."""
     rng = np.random.default_rng(n_components)
     comp = rng.uniform(size=(5, n_components, 96, 96))
     w = rng.uniform(size=(5, 3, n_components))

@@ -156,28 +156,28 @@ _BLOCK = 32768
 _ROW_POINTS = 1024
 
 
-def _blocks(x: np.ndarray):
-    """Cache-sized blocks of a (P, N) points-major array, laid out for long inner loops:
-    (whether to slice the transpose -- one row per system --, the blocks' (row, column)
-    slices, and a function picking a block's per-system constants from (N,) arrays)."""
+def _blocks(x: np.ndarray, y: np.ndarray):
+    """Cache-sized blocks of (P, N) points-major arrays ``x``, ``y``, laid out for long inner
+    loops: (whether they were transposed to one row per system, ``x`` and ``y`` so laid out,
+    the blocks' (row, column) slices of them, and a function picking a block's per-system
+    constants from (N,) arrays)."""
     by_system = x.shape[0] >= _ROW_POINTS
-    a = x.T if by_system else x
-    width = max(1, min(a.shape[1], _BLOCK))
-    height = max(1, _BLOCK // width)
-    cuts = [(slice(r, r + height), slice(c, c + width)) for c in range(0, a.shape[1], width)
-            for r in range(0, a.shape[0], height)]
     if by_system:
-        return by_system, cuts, lambda v, rs, cs: v[rs, None]
-    return by_system, cuts, lambda v, rs, cs: v[cs]
+        x, y = x.T, y.T
+    width = max(1, min(x.shape[1], _BLOCK))
+    height = max(1, _BLOCK // width)
+    cuts = [(slice(r, r + height), slice(c, c + width)) for c in range(0, x.shape[1], width)
+            for r in range(0, x.shape[0], height)]
+    if by_system:
+        return by_system, x, y, cuts, lambda v, rs, cs: v[rs, None]
+    return by_system, x, y, cuts, lambda v, rs, cs: v[cs]
 
 
 def _trace(x, y, lens, src, beta: bool = False):
     """Surface brightness of ``src`` at image-plane points ``x``, ``y`` (P, N) -- column n
     traced through system n of ``lens`` (per-system constants, (N,) each) -- in cache-sized
     blocks; with ``beta`` also the source-plane positions (bx, by). (P, N) arrays."""
-    by_system, cuts, pick = _blocks(x)
-    if by_system:
-        x, y = x.T, y.T
+    by_system, x, y, cuts, pick = _blocks(x, y)
     sb = np.empty(x.shape, x.dtype)
     bx, by = (np.empty(x.shape, x.dtype), np.empty(x.shape, x.dtype)) if beta else (None, None)
     for rs, cs in cuts:
@@ -201,10 +201,7 @@ def deflection(x, y, sys: LensSystems, dtype=np.float64):
     (float32: 2-3x faster, 1e-7 relative, for first guesses)."""
     x, y = np.broadcast_arrays(np.asarray(x, dtype), np.asarray(y, dtype))
     t = {k: np.asarray(v, dtype) for k, v in _lens_terms(sys).items()}
-    x, y = x.T, y.T  # points-major
-    by_system, cuts, pick = _blocks(x)
-    if by_system:
-        x, y = x.T, y.T
+    by_system, x, y, cuts, pick = _blocks(x.T, y.T)  # from points-major
     ax, ay = np.empty(x.shape, dtype), np.empty(x.shape, dtype)
     for rs, cs in cuts:
         ax[rs, cs], ay[rs, cs] = _deflect(x[rs, cs], y[rs, cs], {k: pick(v, rs, cs) for k, v in t.items()})
@@ -266,7 +263,7 @@ def _unresolved(bx, by, src, stamp):
 
 def _fine_offsets(m: int, ss: int, pixscale: float) -> tuple[np.ndarray, np.ndarray]:
     """(m*m,) float32 x, y offsets (arcsec) of an m x m grid of rays across one sub-pixel of
-    an ss x ss pixel grid, around the sub-pixel's centre."""
+    an ss x ss pixel grid, around the sub-pixel's centre (ss = 1: across the pixel)."""
     sub = ((np.arange(m) + 0.5) / m - 0.5) / ss
     return tuple((a.ravel() * pixscale).astype(np.float32) for a in np.meshgrid(sub, sub))
 
@@ -330,8 +327,7 @@ def lensed_images(sys: LensSystems, size: int = STAMP_SIZE, pixscale: float = PI
     # 1e-7 relative precision is far below the accuracy that matters here.
     f32 = np.float32
     gx, gy = (a.astype(f32) for a in pixel_grid(size, pixscale, 1))
-    sub = (np.arange(ss) + 0.5) / ss - 0.5  # sub-pixel offsets, pixel units
-    sx, sy = [(a.ravel() * pixscale).astype(f32) for a in np.meshgrid(sub, sub)]
+    sx, sy = _fine_offsets(ss, 1, pixscale)  # the ss x ss sub-pixel centres of a pixel
     m_max = max(core_supersample // ss, 1)  # a cusp pixel's steep sub-pixels get up to m_max^2 rays each
     out = np.empty((len(sys), size, size))
     area = pixscale**2
